@@ -1,0 +1,154 @@
+"""Sign-up, sign-in and sign-out, for browsers (with or without htmx) and JSON clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, render_template, url_for
+from quart_auth import current_user
+
+from ..access import public, signed_in
+from ..accounts import (
+    canonical_email,
+    create_user,
+    delete_user,
+    find_user,
+    validate_sign_up,
+)
+from ..csrf import csrf_token
+from ..errors import AppError
+from ..forms import read_fields
+from ..models import User
+from ..hypermedia import htmx, navigate, wants_json
+from ..passwords import get_hasher
+from ..server_session import current_record, get_sessions, session_access
+from ..session_store import SessionRecord
+
+bp = Blueprint("auth", __name__)
+
+SIGN_IN_FAILED = "Incorrect email or password."
+
+
+async def render_form(page: str, status: int = 200, **context: Any) -> Response:
+    """The form alone for an htmx swap, or the whole page around it."""
+    template = f"auth/{page}.html"
+    if htmx().wants_fragment:
+        template = f"auth/_{page}_form.html"
+    return Response(await render_template(template, **context), status=status)
+
+
+def session_summary(record: SessionRecord) -> dict[str, Any]:
+    return {"id": record.public_id, "expires_in": record.time_left_ms // 1000}
+
+
+@bp.get("/")
+@public
+async def sign_in_page() -> Response:
+    if await current_user.is_authenticated:
+        return navigate(url_for("home.home"))
+    return await render_form("sign_in")
+
+
+@bp.get("/register")
+@public
+async def sign_up_page() -> Response:
+    if await current_user.is_authenticated:
+        return navigate(url_for("home.home"))
+    return await render_form("sign_up")
+
+
+@bp.get("/api/v1/csrf")
+@public
+@session_access("read")
+async def csrf() -> Response:
+    """A CSRF token for JSON clients, bound to their session or to a fresh cookie."""
+    return jsonify({"csrf_token": csrf_token()})
+
+
+@bp.post("/api/v1/signup")
+@public
+async def sign_up() -> Response:
+    fields = await read_fields("email", "password")
+    try:
+        credentials = validate_sign_up(fields["email"], fields["password"])
+        user = await create_user(credentials.email, await get_hasher().hash(credentials.password))
+        try:
+            record = await get_sessions().sign_in(user.id, user.email)
+        except Exception:
+            # Nothing half-written: an account nobody could sign in to right now goes again.
+            await delete_user(user.id)
+            raise
+    except AppError as error:
+        if wants_json():
+            raise
+        return await render_form(
+            "sign_up", status=error.status, error=error, email=fields["email"].strip()
+        )
+    if wants_json():
+        body = {"message": "new user created!", "email": user.email}
+        return Response(
+            jsonify({**body, "session": session_summary(record)}).get_data(),
+            status=201,
+            mimetype="application/json",
+        )
+    return navigate(url_for("home.home"))
+
+
+async def check_credentials(email: str, password: str) -> User:
+    """The account these credentials open, or a 401 that reads and costs the same for every
+    failure: an unknown email still pays for one bcrypt check."""
+    try:
+        email = canonical_email(email)
+    except ValueError:
+        email = ""
+    user = await find_user(email) if email else None
+    hashed = user.password_hash if user is not None else None
+    if not await get_hasher().verify(password, hashed) or user is None:
+        raise AppError(SIGN_IN_FAILED, status=401)
+    return user
+
+
+@bp.post("/api/v1/signin")
+@public
+async def sign_in() -> Response:
+    fields = await read_fields("email", "password")
+    try:
+        missing = {
+            name: f"Enter your {'email address' if name == 'email' else 'password'}."
+            for name in ("email", "password")
+            if not fields[name].strip()
+        }
+        if missing:
+            raise AppError("Please fill in both fields.", status=422, fields=missing)
+        user = await check_credentials(fields["email"], fields["password"])
+        record = await get_sessions().sign_in(user.id, user.email)
+    except AppError as error:
+        if wants_json():
+            raise
+        return await render_form(
+            "sign_in", status=error.status, error=error, email=fields["email"].strip()
+        )
+    if wants_json():
+        return jsonify(
+            {"message": "signed in", "email": record.email, "session": session_summary(record)}
+        )
+    return navigate(url_for("home.home"))
+
+
+@bp.get("/logout")
+@public
+@session_access("read")
+async def sign_out_page() -> Response:
+    if current_record() is None:
+        return navigate(url_for("auth.sign_in_page"))
+    return Response(await render_template("auth/sign_out.html"))
+
+
+@bp.post("/logout")
+@signed_in
+async def sign_out() -> Response:
+    await get_sessions().sign_out()
+    if wants_json():
+        return jsonify({"message": "signed out"})
+    return navigate(url_for("auth.sign_in_page"))
+

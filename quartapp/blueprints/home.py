@@ -1,0 +1,66 @@
+"""The signed-in page and its session countdown widget."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, current_app, jsonify, render_template, url_for
+
+from ..access import public, signed_in
+from ..hypermedia import htmx, navigate, wants_json
+from ..server_session import current_record, session_access
+from ..session_store import SessionRecord
+
+bp = Blueprint("home", __name__)
+
+
+def countdown_context(record: SessionRecord | None) -> dict[str, object]:
+    seconds_left = -(-record.time_left_ms // 1000) if record is not None else 0
+    return {
+        "seconds_left": seconds_left,
+        "warning": 0 < seconds_left <= int(current_app.config["SESSION_WARNING_AT"]),
+        "can_extend": record is not None and record.can_extend,
+    }
+
+
+async def countdown_fragment(record: SessionRecord | None) -> Response:
+    html = await render_template("home/_countdown.html", **countdown_context(record))
+    return Response(html)
+
+
+@bp.get("/home")
+@signed_in
+async def home() -> Response:
+    record = current_record()
+    assert record is not None
+    html = await render_template("home/home.html", record=record, **countdown_context(record))
+    return Response(html)
+
+
+@bp.get("/session/countdown")
+@public
+@session_access("read")
+async def countdown() -> Response:
+    """Time left in this session. Reading it never extends it: a page left open must not
+    keep its session alive. Without a session it answers the expired state, which stops
+    the widget's polling."""
+    record = current_record()
+    if wants_json():
+        seconds = countdown_context(record)["seconds_left"]
+        return jsonify({"expires_in": seconds, "expired": record is None})
+    return await countdown_fragment(record)
+
+
+@bp.post("/session/extend")
+@signed_in
+async def extend() -> Response:
+    """Slide the idle deadline now, on purpose (never past the absolute limit).
+
+    Loading the session for this request already did the sliding."""
+    record = current_record()
+    if wants_json():
+        assert record is not None
+        return jsonify({"expires_in": record.time_left_ms // 1000})
+    if htmx().request:
+        return await countdown_fragment(record)
+    return navigate(url_for("home.home"))
+
+

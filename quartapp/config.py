@@ -1,0 +1,72 @@
+"""Settings: defaults, then ``QUARTAPP_*`` environment variables, then explicit overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Quart
+
+DEFAULTS: dict[str, Any] = {
+    # "development" relaxes what a laptop over plain http needs; anything else is production.
+    "ENV": "production",
+    "SECRET_KEY": None,
+    "DATABASE_URL": "mysql://root:@127.0.0.1:3306/quartapp",
+    "DATABASE_POOL_SIZE": 10,
+    "DATABASE_CONNECT_TIMEOUT": 3,
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "REDIS_TIMEOUT": 2.0,
+    # Every Redis key the app writes starts with this, so one Redis can serve several apps.
+    "REDIS_PREFIX": "quartapp:",
+    "SESSION_IDLE_TIMEOUT": 600,
+    "SESSION_ABSOLUTE_TIMEOUT": 8 * 60 * 60,
+    # The countdown offers "Stay signed in" when fewer seconds than this are left.
+    "SESSION_WARNING_AT": 60,
+    "BCRYPT_ROUNDS": 12,
+    # Threads that hash passwords; bcrypt releases the GIL, so this bounds the CPU it takes.
+    "BCRYPT_THREADS": 2,
+    "COOKIE_SECURE": None,  # None: on, except in development
+    "CSRF_TOKEN_MAX_AGE": 2 * 60 * 60,
+    # Peers whose X-Forwarded-For is believed, e.g. ["127.0.0.1"] behind a local nginx.
+    "TRUSTED_PROXIES": [],
+    "MAX_CONTENT_LENGTH": 16 * 1024,
+    "MAX_FORM_PARTS": 20,
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says how to fix it."""
+
+
+def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("QUARTAPP")
+    if overrides:
+        app.config.update(overrides)
+
+    config = app.config
+    development = config["ENV"] == "development"
+    if not config["SECRET_KEY"]:
+        if not development:
+            raise ConfigError(
+                "QUARTAPP_SECRET_KEY is not set. Set it to a long random value, e.g. "
+                "export QUARTAPP_SECRET_KEY=$(python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        # A throwaway key: sessions then end when the process restarts, which is fine locally.
+        import secrets
+
+        config["SECRET_KEY"] = secrets.token_urlsafe(48)
+    if config["COOKIE_SECURE"] is None:
+        config["COOKIE_SECURE"] = not development
+
+    for name in ("SESSION_IDLE_TIMEOUT", "SESSION_ABSOLUTE_TIMEOUT", "BCRYPT_ROUNDS"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"QUARTAPP_{name} must be a positive number, not {value!r}")
+    if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
+        raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
+    if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:
+        raise ConfigError(
+            "QUARTAPP_SESSION_IDLE_TIMEOUT must not be longer than QUARTAPP_SESSION_ABSOLUTE_TIMEOUT"
+        )

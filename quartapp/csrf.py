@@ -1,0 +1,109 @@
+"""CSRF protection for every state-changing request.
+
+A token is a signed, timestamped value bound to something the browser holds: the session's
+key id when signed in, or, for the anonymous sign-in and sign-up forms, a random nonce in a
+short-lived cookie of its own (so anonymous visitors cost no Redis record). Forms send the
+token as ``csrf_token``; htmx and JSON clients send it as ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+from quart import Quart, Response, current_app, g, request
+
+from .errors import AppError
+from .server_session import current_record
+
+EXTENSION = "quartapp.csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+HEADER = "X-CSRF-Token"
+FIELD = "csrf_token"
+
+
+class CsrfError(AppError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This form has expired or did not come from this site. "
+            "Reload the page and try again.",
+            status=403,
+        )
+
+
+class CsrfProtection:
+    def __init__(self, app: Quart | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        secure = bool(app.config["COOKIE_SECURE"])
+        self.cookie_name = "__Host-quartapp_csrf" if secure else "quartapp_csrf"
+        self.secure = secure
+        self.max_age = int(app.config["CSRF_TOKEN_MAX_AGE"])
+        app.extensions[EXTENSION] = self
+        app.before_request(self._check)
+        app.after_request(self._set_cookie)
+        app.jinja_env.globals["csrf_token"] = csrf_token
+
+    def serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(current_app.secret_key, salt="quartapp csrf")
+
+    def anonymous_nonce(self, *, create: bool) -> str | None:
+        nonce: str | None = g.get("csrf_nonce") or request.cookies.get(self.cookie_name)
+        if nonce is None and create:
+            nonce = g.csrf_new_nonce = secrets.token_urlsafe(16)
+        if nonce is not None:
+            g.csrf_nonce = nonce
+        return nonce
+
+    def token(self) -> str:
+        record = current_record()
+        binding = record.key_id if record is not None else self.anonymous_nonce(create=True)
+        return str(self.serializer().dumps(binding))
+
+    async def _check(self) -> None:
+        if request.method in SAFE_METHODS:
+            return
+        submitted = request.headers.get(HEADER)
+        if submitted is None and request.mimetype in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            submitted = (await request.form).get(FIELD)
+        if not submitted:
+            raise CsrfError()
+        try:
+            binding = self.serializer().loads(submitted, max_age=self._max_age())
+        except BadData as error:
+            raise CsrfError() from error
+        record = current_record()
+        valid = {record.key_id} if record is not None else set()
+        nonce = self.anonymous_nonce(create=False)
+        if nonce is not None:
+            valid.add(nonce)
+        if binding not in valid:
+            raise CsrfError()
+
+    def _max_age(self) -> int:
+        # A signed-in page may stay open as long as its session can live.
+        return max(self.max_age, int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"]))
+
+    async def _set_cookie(self, response: Response) -> Response:
+        nonce = g.get("csrf_new_nonce")
+        if nonce is not None:
+            response.set_cookie(
+                self.cookie_name,
+                nonce,
+                max_age=self.max_age,
+                path="/",
+                secure=self.secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
+
+
+def csrf_token() -> str:
+    protection: CsrfProtection = current_app.extensions[EXTENSION]
+    return protection.token()

@@ -1,0 +1,108 @@
+"""MySQL through Tortoise ORM: configuration, creating the database, migrations, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiomysql
+from quart import Quart, current_app
+from tortoise import Tortoise, connections
+from tortoise.migrations.api.migrate import migrate as run_migrations
+
+EXTENSION = "quartapp.database"
+
+
+def connection_url(url: str, *, pool_size: int = 10, connect_timeout: float = 3) -> str:
+    """``url`` with pool and timeout settings added unless it names its own."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("minsize", "1")
+    query.setdefault("maxsize", str(pool_size))
+    query.setdefault("connect_timeout", str(connect_timeout))
+    # Connections idle longer than MySQL's wait_timeout are replaced before use.
+    query.setdefault("pool_recycle", "3600")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def tortoise_config(url: str, **options: Any) -> dict[str, Any]:
+    return {
+        "connections": {"default": connection_url(url, **options)},
+        "apps": {
+            "quartapp": {
+                "models": ["quartapp.models"],
+                "migrations": "quartapp.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def database_name(url: str) -> str:
+    name = urlsplit(url).path.lstrip("/")
+    if not name or not all(c.isalnum() or c == "_" for c in name):
+        raise ValueError(f"the database name in {url!r} must be letters, digits and '_'")
+    return name
+
+
+async def create_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist yet."""
+    parts = urlsplit(url)
+    conn = await aiomysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        connect_timeout=5,
+    )
+    try:
+        name = database_name(url)
+        async with conn.cursor() as cursor:
+            await cursor.execute(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
+            )
+            if not await cursor.fetchone():
+                await cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    finally:
+        conn.close()
+
+
+async def migrate(url: str) -> None:
+    """Create the database if needed and apply every migration not yet applied."""
+    await create_database(url)
+    try:
+        await run_migrations(config=tortoise_config(url))
+    finally:
+        await Tortoise.close_connections()
+
+
+class Database:
+    def __init__(self, app: Quart | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        app.extensions[EXTENSION] = self
+        app.before_serving(self._open)
+        app.after_serving(self._close)
+
+    async def _open(self) -> None:
+        config = current_app.config
+        await Tortoise.init(
+            config=tortoise_config(
+                config["DATABASE_URL"],
+                pool_size=int(config["DATABASE_POOL_SIZE"]),
+                connect_timeout=float(config["DATABASE_CONNECT_TIMEOUT"]),
+            ),
+            _enable_global_fallback=True,
+        )
+
+    async def _close(self) -> None:
+        await Tortoise.close_connections()
+
+    async def ping(self) -> None:
+        connection = connections.get("default")
+        await asyncio.wait_for(connection.execute_query("SELECT 1"), timeout=3)

@@ -1,0 +1,101 @@
+"""One error type, and one place that renders every error for the kind of request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from quart import Quart, Response, jsonify, render_template, request, url_for
+from quart_auth import Unauthorized
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tortoise.exceptions import DBConnectionError
+from werkzeug.exceptions import HTTPException
+
+from .hypermedia import htmx, navigate, wants_json
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """An answer for the user: a status, a message, and messages per form field."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        fields: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+
+class ServiceUnavailable(AppError):
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is not answering right now. Please try again in a moment.",
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+
+
+async def render_error(error: AppError) -> Response:
+    if wants_json():
+        body: dict[str, object] = {"error": error.message}
+        if error.fields:
+            body["fields"] = error.fields
+        response = jsonify(body)
+    elif htmx().request:
+        # Shown in the page's alert region; the element that asked is left as it was.
+        response = Response(await render_template("errors/alert.html", error=error))
+        response.headers["HX-Reswap"] = "none"
+    else:
+        response = Response(await render_template("errors/page.html", error=error))
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_HTTP_MESSAGES = {
+    400: "The request could not be understood.",
+    404: "There is no page at this address.",
+    405: "This address does not accept that kind of request.",
+    413: "The request is too large.",
+    415: "Send the form as a web form or as JSON.",
+}
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(AppError)
+    async def app_error(error: AppError) -> Response:
+        return await render_error(error)
+
+    @app.errorhandler(Unauthorized)
+    async def unauthorized(_: Unauthorized) -> Response:
+        if wants_json():
+            return await render_error(AppError("Sign in first.", status=401))
+        return navigate(url_for("auth.sign_in_page"))
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        message = _HTTP_MESSAGES.get(status, error.description or "That did not work.")
+        headers = dict(error.get_headers()) if status == 405 else {}
+        headers.pop("Content-Type", None)
+        return await render_error(AppError(message, status=status, headers=headers))
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    async def redis_down(error: Exception) -> Response:
+        log.warning("Redis unavailable during %s %s: %s", request.method, request.path, error)
+        return await render_error(ServiceUnavailable("The session service"))
+
+    @app.errorhandler(DBConnectionError)
+    async def database_down(error: Exception) -> Response:
+        log.warning("MySQL unavailable during %s %s: %s", request.method, request.path, error)
+        return await render_error(ServiceUnavailable("The account database"))

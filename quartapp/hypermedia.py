@@ -1,0 +1,58 @@
+"""What kind of answer a request wants, read from its headers in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Response, g, redirect, request
+
+
+@dataclass(frozen=True, slots=True)
+class HtmxDetails:
+    """The htmx request headers (https://htmx.org/reference/#request_headers)."""
+
+    request: bool
+    boosted: bool
+    history_restore: bool
+    target: str | None
+
+    @classmethod
+    def from_headers(cls) -> HtmxDetails:
+        headers = request.headers
+        return cls(
+            request=headers.get("HX-Request") == "true",
+            boosted=headers.get("HX-Boosted") == "true",
+            history_restore=headers.get("HX-History-Restore-Request") == "true",
+            target=headers.get("HX-Target"),
+        )
+
+    @property
+    def wants_fragment(self) -> bool:
+        """A partial swap: not a boosted navigation and not a history restore."""
+        return self.request and not self.boosted and not self.history_restore
+
+
+def htmx() -> HtmxDetails:
+    details: HtmxDetails | None = g.get("htmx")
+    if details is None:
+        details = g.htmx = HtmxDetails.from_headers()
+    return details
+
+
+def wants_json() -> bool:
+    """A JSON client: it sent JSON, or it prefers JSON to HTML."""
+    if htmx().request:
+        return False
+    if request.mimetype == "application/json":
+        return True
+    accept = request.accept_mimetypes
+    return accept.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def navigate(location: str) -> Response:
+    """Send the browser to ``location``: HX-Redirect for htmx, a 303 for everything else."""
+    if htmx().request:
+        response = Response("", status=204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=303)  # type: ignore[return-value]

@@ -1,0 +1,20 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+class Migration(migrations.Migration):
+    initial = True
+
+    operations = [
+        ops.CreateModel(
+            name='User',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('email', fields.CharField(unique=True, max_length=254)),
+                ('password_hash', fields.CharField(max_length=60)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'users', 'app': 'quartapp', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+    ]

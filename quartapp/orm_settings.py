@@ -1,0 +1,11 @@
+"""Settings for Tortoise's own command line (``tortoise makemigrations``, ``tortoise migrate``).
+
+The app itself never imports this module; it builds its configuration in ``create_app``.
+"""
+
+import os
+
+from .config import DEFAULTS
+from .database import tortoise_config
+
+TORTOISE_ORM = tortoise_config(os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"]))

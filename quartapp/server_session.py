@@ -1,0 +1,175 @@
+"""Quart's ``session`` and quart-auth's ``current_user``, both backed by one Redis record.
+
+quart-auth owns the only cookie; its ``auth_id`` is the session token. The session interface
+never sets a cookie: it reads the token quart-auth verified, and the record is loaded in a
+``before_request`` hook (not in ``open_session``, which runs before routing and outside the
+app's error handling) so that a Redis outage becomes a clean 503 and each route can say
+whether its requests count as activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from quart import Quart, Request, Response, current_app, request, session
+from quart.sessions import SessionInterface, SessionMixin
+from quart_auth import AuthUser, QuartAuth, login_user, logout_user
+from werkzeug.datastructures import CallbackDict
+
+from .redis_client import get_redis
+from .session_store import SessionRecord, SessionStore
+
+EXTENSION = "quartapp.sessions"
+
+SessionAccess = Literal["touch", "read", "none"]
+View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
+
+
+def session_access(mode: SessionAccess) -> Callable[[View], View]:
+    """Declare how a view uses the session: "touch" (the default) counts as activity and
+    slides the idle deadline; "read" loads it without extending it; "none" skips Redis."""
+
+    def decorate(view: View) -> View:
+        view.session_access = mode  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+class ServerSession(CallbackDict[str, Any], SessionMixin):
+    """The request's session: the free-form data plus the record it came from, if any."""
+
+    def __init__(self, token: str | None) -> None:
+        def on_update(_: CallbackDict[str, Any]) -> None:
+            self.modified = True
+
+        super().__init__(None, on_update)
+        self.token = token
+        self.record: SessionRecord | None = None
+        self.modified = False
+
+    def attach(self, token: str | None, record: SessionRecord | None) -> None:
+        self.token = token
+        self.record = record
+        self.clear()
+        if record is not None:
+            self.update(record.data)
+        self.modified = False
+
+
+class SessionUser(AuthUser):
+    """Authenticated exactly when this request holds a live record for the cookie's token."""
+
+    @property
+    async def is_authenticated(self) -> bool:
+        current = session._get_current_object()
+        return (
+            isinstance(current, ServerSession)
+            and current.record is not None
+            and self.auth_id is not None
+            and current.token == self.auth_id
+        )
+
+
+def current_session() -> ServerSession:
+    current = session._get_current_object()
+    assert isinstance(current, ServerSession)
+    return current
+
+
+def current_record() -> SessionRecord | None:
+    return current_session().record
+
+
+class RedisSessionInterface(SessionInterface):
+    def __init__(self, sessions: ServerSessions) -> None:
+        self.sessions = sessions
+
+    async def open_session(self, app: Quart, request: Request) -> ServerSession:
+        auth = self.sessions.auth
+        raw = request.cookies.get(auth.cookie_name or "")
+        return ServerSession(auth.load_token(raw, app) if raw else None)
+
+    async def save_session(  # type: ignore[override]
+        self, app: Quart, session: ServerSession, response: Response
+    ) -> None:
+        if session.modified and session.record is not None:
+            await self.sessions.store.save_data(session.record, dict(session))
+
+
+class ServerSessions:
+    """Wires the Redis session store, Quart's session interface and quart-auth together."""
+
+    def __init__(self, app: Quart | None = None) -> None:
+        self.auth = QuartAuth(user_class=SessionUser)
+        self._store: SessionStore | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        config = app.config
+        secure = bool(config["COOKIE_SECURE"])
+        # The __Host- prefix pins the cookie to this host over https with Path=/.
+        config.setdefault("QUART_AUTH_COOKIE_NAME", "__Host-quartapp_session" if secure else "quartapp_session")
+        config["QUART_AUTH_COOKIE_SECURE"] = secure
+        config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
+        config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
+        config["QUART_AUTH_COOKIE_PATH"] = "/"
+        # The signed cookie outlives no session: Redis ends it sooner, this bounds a stale one.
+        config["QUART_AUTH_DURATION"] = int(config["SESSION_ABSOLUTE_TIMEOUT"])
+        config["QUART_AUTH_SALT"] = "quartapp session token"
+        self.auth.init_app(app)
+        app.session_interface = RedisSessionInterface(self)
+        app.extensions[EXTENSION] = self
+        app.before_serving(self._open)
+        app.before_request(self._load_current)
+
+    async def _open(self) -> None:
+        config = current_app.config
+        self._store = SessionStore(
+            get_redis(),
+            prefix=str(config["REDIS_PREFIX"]),
+            idle_timeout=float(config["SESSION_IDLE_TIMEOUT"]),
+            absolute_timeout=float(config["SESSION_ABSOLUTE_TIMEOUT"]),
+        )
+
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            raise RuntimeError("sessions are used before the app started serving")
+        return self._store
+
+    async def _load_current(self) -> None:
+        current = current_session()
+        view = current_app.view_functions.get(request.endpoint or "")
+        access: SessionAccess = getattr(view, "session_access", "touch")
+        if access == "none":
+            return
+        if current.token is not None:
+            record = await self.store.load(current.token, touch=access == "touch")
+            current.attach(current.token if record else None, record)
+        if current.record is None and self.auth.cookie_name in request.cookies:
+            logout_user()  # expired, revoked or tampered: the browser drops the dead cookie
+
+    async def sign_in(self, user_id: int, email: str) -> SessionRecord:
+        """Start a brand-new session for this request, ending the one it had (if any)."""
+        current = current_session()
+        if current.record is not None:
+            await self.store.revoke(current.record)
+        token, record = await self.store.create(user_id, email)
+        current.attach(token, record)
+        login_user(SessionUser(token))
+        return record
+
+    async def sign_out(self) -> None:
+        current = current_session()
+        if current.record is not None:
+            await self.store.revoke(current.record)
+        current.attach(None, None)
+        logout_user()
+
+
+def get_sessions() -> ServerSessions:
+    sessions: ServerSessions = current_app.extensions[EXTENSION]
+    return sessions

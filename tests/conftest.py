@@ -1,0 +1,185 @@
+"""Fixtures: a fresh app per test against real Redis and MariaDB, isolated per test.
+
+Each test gets its own Redis key prefix (its keys are deleted afterwards) and an empty
+``users`` table in a test database that the migrations build once per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomysql
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+from redis.asyncio import Redis
+
+from quartapp import create_app
+from quartapp.database import database_name, migrate
+
+DATABASE_URL = os.environ.get(
+    "QUARTAPP_TEST_DATABASE_URL", "mysql://root:@127.0.0.1:3306/quartapp_test"
+)
+REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery"
+
+
+async def _mysql(url: str, *, select_db: bool = True) -> aiomysql.Connection:
+    parts = urlsplit(url)
+    return await aiomysql.connect(
+        db=database_name(url) if select_db else None,
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        autocommit=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[str]:
+    """A test database built from scratch by the committed migrations."""
+    conn = await _mysql(DATABASE_URL, select_db=False)
+    async with conn.cursor() as cursor:
+        with warnings.catch_warnings():  # MariaDB notes that the database did not exist
+            warnings.simplefilter("ignore")
+            await cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(DATABASE_URL)}`")
+    conn.close()
+    await migrate(DATABASE_URL)
+    yield DATABASE_URL
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "ENV": "production",
+        "SECRET_KEY": "test secret key, not for production",
+        "COOKIE_SECURE": False,
+        "DATABASE_URL": database,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": prefix,
+        "BCRYPT_ROUNDS": 4,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"quartapp-test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """Per-test config overrides; a test overrides this fixture or uses ``make_app``."""
+    return {}
+
+
+@pytest.fixture
+async def make_app(
+    database: str, redis: Redis, redis_prefix: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start apps with extra settings; all of them share this test's Redis prefix."""
+    started: list[Any] = []
+
+    async def start(**overrides: Any) -> Quart:
+        app = create_app(test_config(database, redis_prefix, **overrides))
+        context = app.test_app()
+        await context.__aenter__()
+        started.append(context)
+        return app
+
+    yield start
+    for context in reversed(started):
+        await context.__aexit__(None, None, None)
+    async for key in redis.scan_iter(match=f"{redis_prefix}*", count=1000):
+        await redis.delete(key)
+    conn = await _mysql(database)
+    async with conn.cursor() as cursor:
+        await cursor.execute("DELETE FROM users")
+    conn.close()
+
+
+@pytest.fixture
+async def app(make_app: Callable[..., Any], app_config: dict[str, Any]) -> Quart:
+    application: Quart = await make_app(**app_config)
+    return application
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_from(client: QuartClient, path: str = "/") -> str:
+    response = await client.get(path)
+    match = CSRF_FIELD.search(await response.get_data(as_text=True))
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+@dataclass
+class Auth:
+    """Signs users up and in through the real routes, the way a browser would."""
+
+    client: QuartClient
+
+    async def sign_up(
+        self, email: str = "ada@example.com", password: str = PASSWORD, **headers: str
+    ) -> Any:
+        token = await csrf_from(self.client, "/register")
+        return await self.client.post(
+            "/api/v1/signup",
+            form={"email": email, "password": password, "csrf_token": token},
+            headers=headers,
+        )
+
+    async def sign_in(
+        self, email: str = "ada@example.com", password: str = PASSWORD, **headers: str
+    ) -> Any:
+        token = await csrf_from(self.client, "/")
+        return await self.client.post(
+            "/api/v1/signin",
+            form={"email": email, "password": password, "csrf_token": token},
+            headers=headers,
+        )
+
+    async def page_token(self) -> str:
+        return await csrf_from(self.client, "/home")
+
+    async def post(self, path: str, data: Mapping[str, str] | None = None, **kw: Any) -> Any:
+        token = await self.page_token()
+        return await self.client.post(path, form={**(data or {}), "csrf_token": token}, **kw)
+
+
+@pytest.fixture
+def auth(client: QuartClient) -> Auth:
+    return Auth(client)
+
+
+def session_cookie(client: QuartClient) -> str | None:
+    jar = client.cookie_jar
+    assert jar is not None
+    for cookie in jar:
+        if cookie.name.endswith("quartapp_session"):
+            return cookie.value
+    return None
+
+
+__all__ = ["PASSWORD", "Auth", "asyncio", "csrf_from", "session_cookie"]
