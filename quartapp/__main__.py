@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
         try:
             asyncio.run(migrate(url))
-        except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+        except Exception as error:
             print(f"quartapp: cannot reach MySQL at {url.split('@')[-1]}: {error}", file=sys.stderr)
             return 1
         print("quartapp: database is up to date")

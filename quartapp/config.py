@@ -68,5 +68,6 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
     if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:
         raise ConfigError(
-            "QUARTAPP_SESSION_IDLE_TIMEOUT must not be longer than QUARTAPP_SESSION_ABSOLUTE_TIMEOUT"
+            "QUARTAPP_SESSION_IDLE_TIMEOUT must not be longer than "
+            "QUARTAPP_SESSION_ABSOLUTE_TIMEOUT"
         )

@@ -25,8 +25,7 @@ FIELD = "csrf_token"
 class CsrfError(AppError):
     def __init__(self) -> None:
         super().__init__(
-            "This form has expired or did not come from this site. "
-            "Reload the page and try again.",
+            "This form has expired or did not come from this site. Reload the page and try again.",
             status=403,
         )
 
@@ -47,7 +46,7 @@ class CsrfProtection:
         app.jinja_env.globals["csrf_token"] = csrf_token
 
     def serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(current_app.secret_key, salt="quartapp csrf")
+        return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="quartapp csrf")
 
     def anonymous_nonce(self, *, create: bool) -> str | None:
         nonce: str | None = g.get("csrf_nonce") or request.cookies.get(self.cookie_name)

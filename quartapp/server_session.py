@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-from quart import Quart, Request, Response, current_app, request, session
+from quart import Quart, Response, current_app, request, session
 from quart.sessions import SessionInterface, SessionMixin
+from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
@@ -63,7 +64,7 @@ class SessionUser(AuthUser):
 
     @property
     async def is_authenticated(self) -> bool:
-        current = session._get_current_object()
+        current = session
         return (
             isinstance(current, ServerSession)
             and current.record is not None
@@ -73,8 +74,8 @@ class SessionUser(AuthUser):
 
 
 def current_session() -> ServerSession:
-    current = session._get_current_object()
-    assert isinstance(current, ServerSession)
+    current = session
+    assert isinstance(current, ServerSession), "the app's session interface is not installed"
     return current
 
 
@@ -86,7 +87,7 @@ class RedisSessionInterface(SessionInterface):
     def __init__(self, sessions: ServerSessions) -> None:
         self.sessions = sessions
 
-    async def open_session(self, app: Quart, request: Request) -> ServerSession:
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSession:
         auth = self.sessions.auth
         raw = request.cookies.get(auth.cookie_name or "")
         return ServerSession(auth.load_token(raw, app) if raw else None)
@@ -111,7 +112,9 @@ class ServerSessions:
         config = app.config
         secure = bool(config["COOKIE_SECURE"])
         # The __Host- prefix pins the cookie to this host over https with Path=/.
-        config.setdefault("QUART_AUTH_COOKIE_NAME", "__Host-quartapp_session" if secure else "quartapp_session")
+        config.setdefault(
+            "QUART_AUTH_COOKIE_NAME", "__Host-quartapp_session" if secure else "quartapp_session"
+        )
         config["QUART_AUTH_COOKIE_SECURE"] = secure
         config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
         config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
@@ -120,7 +123,7 @@ class ServerSessions:
         config["QUART_AUTH_DURATION"] = int(config["SESSION_ABSOLUTE_TIMEOUT"])
         config["QUART_AUTH_SALT"] = "quartapp session token"
         self.auth.init_app(app)
-        app.session_interface = RedisSessionInterface(self)
+        app.session_interface = RedisSessionInterface(self)  # type: ignore[assignment]
         app.extensions[EXTENSION] = self
         app.before_serving(self._open)
         app.before_request(self._load_current)

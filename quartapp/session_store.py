@@ -125,7 +125,8 @@ class SessionStore:
         self, user_id: int, email: str, data: Mapping[str, Any] | None = None
     ) -> tuple[str, SessionRecord]:
         """Start a session with a brand-new token; returns the token and the record."""
-        # The user id travels as a string: Lua numbers are doubles and print big ids in exponent form.
+        # The user id travels as a string: Lua numbers are doubles, and cjson would print a
+        # big id in exponent form.
         body: dict[str, Any] = {"u": str(user_id), "e": email}
         if data:
             body["d"] = dict(data)
@@ -182,7 +183,8 @@ class SessionStore:
         }
         if data:
             body["d"] = dict(data)
-        await self.redis.set(self.record_key(record.key_id), json.dumps(body), xx=True, keepttl=True)
+        key = self.record_key(record.key_id)
+        await self.redis.set(key, json.dumps(body), xx=True, keepttl=True)
 
     async def revoke(self, record: SessionRecord) -> None:
         """End a session now: its cookie stops working on the next request."""

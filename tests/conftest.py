@@ -45,7 +45,7 @@ async def _mysql(url: str, *, select_db: bool = True) -> aiomysql.Connection:
 
 
 @pytest.fixture(scope="session")
-async def database() -> AsyncIterator[str]:
+async def database() -> str:
     """A test database built from scratch by the committed migrations."""
     conn = await _mysql(DATABASE_URL, select_db=False)
     async with conn.cursor() as cursor:
@@ -54,7 +54,7 @@ async def database() -> AsyncIterator[str]:
             await cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(DATABASE_URL)}`")
     conn.close()
     await migrate(DATABASE_URL)
-    yield DATABASE_URL
+    return DATABASE_URL
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from ..accounts import (
 from ..csrf import csrf_token
 from ..errors import AppError
 from ..forms import read_fields
-from ..models import User
 from ..hypermedia import htmx, navigate, wants_json
+from ..models import User
 from ..passwords import get_hasher
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
@@ -85,12 +85,15 @@ async def sign_up() -> Response:
             "sign_up", status=error.status, error=error, email=fields["email"].strip()
         )
     if wants_json():
-        body = {"message": "new user created!", "email": user.email}
-        return Response(
-            jsonify({**body, "session": session_summary(record)}).get_data(),
-            status=201,
-            mimetype="application/json",
+        response = jsonify(
+            {
+                "message": "new user created!",
+                "email": user.email,
+                "session": session_summary(record),
+            }
         )
+        response.status_code = 201
+        return response
     return navigate(url_for("home.home"))
 
 
@@ -151,4 +154,3 @@ async def sign_out() -> Response:
     if wants_json():
         return jsonify({"message": "signed out"})
     return navigate(url_for("auth.sign_in_page"))
-

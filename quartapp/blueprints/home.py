@@ -62,5 +62,3 @@ async def extend() -> Response:
     if htmx().request:
         return await countdown_fragment(record)
     return navigate(url_for("home.home"))
-
-
