@@ -66,8 +66,3 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
             raise ConfigError(f"QUARTAPP_{name} must be a positive number, not {value!r}")
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
-    if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:
-        raise ConfigError(
-            "QUARTAPP_SESSION_IDLE_TIMEOUT must not be longer than "
-            "QUARTAPP_SESSION_ABSOLUTE_TIMEOUT"
-        )

@@ -1,0 +1,353 @@
+"""The server-side session: cookie, Redis record, deadlines, countdown and extension."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from quart import Quart, session
+from quart.testing import QuartClient
+from redis.asyncio import Redis
+from tortoise import connections
+
+from quartapp.redis_client import get_redis
+from quartapp.session_store import key_id_for
+
+from .conftest import PASSWORD, Auth, csrf_from, session_cookie
+
+HTMX = {"HX-Request": "true"}
+
+
+def set_cookie_headers(response: Any) -> list[str]:
+    return list(response.headers.getlist("Set-Cookie"))
+
+
+async def live_keys(redis: Redis, prefix: str) -> dict[str, str]:
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    return {key: await redis.type(key) for key in keys}
+
+
+async def record_pttl(app: Quart, client: QuartClient, redis: Redis) -> int:
+    token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
+    store = get_sessions_store(app)
+    return int(await redis.pttl(store.record_key(key_id_for(token))))
+
+
+def get_sessions_store(app: Quart) -> Any:
+    return app.extensions["quartapp.sessions"].store
+
+
+async def test_cookie_is_http_only_lax_and_holds_no_user_id(auth: Auth) -> None:
+    response = await auth.sign_up()
+    [cookie] = [c for c in set_cookie_headers(response) if c.startswith("quartapp_session=")]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Path=/" in cookie
+    assert "Max-Age" not in cookie  # a browser-session cookie; Redis decides when it ends
+    assert "Secure" not in cookie  # this test app runs with COOKIE_SECURE off
+
+
+async def test_secure_cookie_uses_host_prefix(make_app: Callable[..., Any]) -> None:
+    app = await make_app(COOKIE_SECURE=True)
+    client = app.test_client()
+    page = await client.get("/register", scheme="https")
+    [csrf_cookie] = set_cookie_headers(page)
+    assert csrf_cookie.startswith("__Host-quartapp_csrf=")
+    assert "Secure" in csrf_cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.get_data(as_text=True))
+    assert token
+    response = await client.post(
+        "/api/v1/signup",
+        form={"email": "ada@example.com", "password": "a long password", "csrf_token": token[1]},
+        scheme="https",
+    )
+    assert response.status_code == 303
+    cookies = [c for c in set_cookie_headers(response) if c.startswith("__Host-quartapp_session=")]
+    assert len(cookies) == 1
+    assert "Secure" in cookies[0]
+    assert "Path=/" in cookies[0]
+    assert "Domain" not in cookies[0]
+
+
+async def test_redis_never_sees_the_token(
+    app: Quart, client: QuartClient, auth: Auth, redis: Redis, redis_prefix: str
+) -> None:
+    await auth.sign_up()
+    token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
+    assert len(token) >= 43  # 256 bits, base64url
+    keys = await live_keys(redis, redis_prefix)
+    assert sorted(keys.values()) == ["string", "zset"]
+    for key, kind in keys.items():
+        assert token not in key
+        if kind == "string":
+            assert token not in await redis.get(key)
+            digest = hashlib.sha256(token.encode()).digest()
+            assert key == get_sessions_store(app).record_key(key_id_for(token))
+            assert len(digest) == 32
+    home = await (await client.get("/home")).get_data(as_text=True)
+    assert token not in home
+
+
+async def test_every_sign_in_gets_a_new_token_and_ends_the_old_one(
+    app: Quart, client: QuartClient, auth: Auth
+) -> None:
+    await auth.sign_up()
+    first = session_cookie(client)
+    token = await csrf_from(client, "/home")  # signing in again from a signed-in page
+    response = await client.post(
+        "/api/v1/signin",
+        form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 303
+    second = session_cookie(client)
+    assert first and second and first != second
+    replay = app.test_client()
+    replay.set_cookie("localhost", "quartapp_session", first)
+    assert (await replay.get("/home")).status_code == 303
+
+
+async def test_copied_cookie_dies_at_sign_out(app: Quart, client: QuartClient, auth: Auth) -> None:
+    await auth.sign_up()
+    thief = app.test_client()
+    thief.set_cookie("localhost", "quartapp_session", session_cookie(client) or "")
+    assert (await thief.get("/home")).status_code == 200
+    await auth.post("/logout")
+    response = await thief.get("/home")
+    assert response.status_code == 303
+    # and the dead cookie is removed from the browser
+    assert any(
+        c.startswith("quartapp_session=;") or "Max-Age=0" in c for c in set_cookie_headers(response)
+    )
+
+
+async def test_tampered_cookie_is_refused_and_dropped(app: Quart, client: QuartClient) -> None:
+    client.set_cookie("localhost", "quartapp_session", "forged.value.signature")
+    response = await client.get("/home")
+    assert response.status_code == 303
+    assert any("quartapp_session=;" in c for c in set_cookie_headers(response))
+
+
+async def test_ttl_is_the_smaller_of_idle_and_absolute(
+    make_app: Callable[..., Any], redis: Redis
+) -> None:
+    app = await make_app(SESSION_IDLE_TIMEOUT=600, SESSION_ABSOLUTE_TIMEOUT=5)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    assert 4000 < await record_pttl(app, client, redis) <= 5000
+    countdown = await (await client.get("/session/countdown")).get_data(as_text=True)
+    assert "0:05" in countdown or "0:04" in countdown
+
+
+async def test_countdown_reads_without_extending_and_pages_slide(
+    make_app: Callable[..., Any], redis: Redis
+) -> None:
+    app = await make_app(SESSION_IDLE_TIMEOUT=3)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    await asyncio.sleep(1.2)
+    response = await client.get("/session/countdown", headers=HTMX)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert await record_pttl(app, client, redis) < 2000
+    await client.get("/home")
+    assert await record_pttl(app, client, redis) > 2800
+
+
+async def test_extend_slides_up_to_the_absolute_limit(
+    make_app: Callable[..., Any], redis: Redis
+) -> None:
+    app = await make_app(SESSION_IDLE_TIMEOUT=2, SESSION_ABSOLUTE_TIMEOUT=3, SESSION_WARNING_AT=60)
+    client = app.test_client()
+    auth = Auth(client)
+    await auth.sign_up()
+    home = await (await client.get("/home")).get_data(as_text=True)
+    assert "Stay signed in" in home
+    token = await csrf_from(client, "/home")
+    await asyncio.sleep(1.1)
+    response = await client.post(
+        "/session/extend", headers={**HTMX, "X-CSRF-Token": token}, form={}
+    )
+    fragment = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert fragment.lstrip().startswith('<section id="session-countdown"')
+    pttl = await record_pttl(app, client, redis)
+    assert 1800 < pttl <= 2000
+    await asyncio.sleep(1.2)
+    response = await client.post(
+        "/session/extend", headers={"Accept": "application/json", "X-CSRF-Token": token}
+    )
+    # capped by the absolute deadline (3 s after sign-in), not idle (2 s from now)
+    assert (await response.get_json())["expires_in"] <= 1
+    assert await record_pttl(app, client, redis) < 1000
+    assert "Stay signed in" not in await (await client.get("/session/countdown")).get_data(
+        as_text=True
+    )
+
+
+async def test_expired_session_stops_the_widget_and_redirects(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app(SESSION_IDLE_TIMEOUT=1)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    live = await (await client.get("/session/countdown", headers=HTMX)).get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' in live
+    await asyncio.sleep(1.3)
+    expired = await client.get("/session/countdown", headers=HTMX)
+    text = await expired.get_data(as_text=True)
+    assert expired.status_code == 200
+    assert "Your session has expired." in text
+    assert "hx-get" not in text and "hx-trigger" not in text
+    assert 'href="/"' in text
+    response = await client.post("/session/extend", headers=HTMX)
+    assert response.status_code in (204, 403)
+    home = await client.get("/home", headers=HTMX)
+    assert home.headers["HX-Redirect"] == "/"
+
+
+async def test_countdown_widget_warns_under_a_minute(make_app: Callable[..., Any]) -> None:
+    app = await make_app(SESSION_IDLE_TIMEOUT=45)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    text = await (await client.get("/session/countdown", headers=HTMX)).get_data(as_text=True)
+    assert re.search(r">0:4[45]<", text)
+    assert "Your session ends in under a minute." in text
+    assert "Stay signed in" in text
+    assert 'role="timer"' in text
+
+
+async def test_countdown_as_json(client: QuartClient, auth: Auth) -> None:
+    anonymous = await client.get("/session/countdown", headers={"Accept": "application/json"})
+    assert await anonymous.get_json() == {"expires_in": 0, "expired": True}
+    await auth.sign_up()
+    signed_in = await client.get("/session/countdown", headers={"Accept": "application/json"})
+    data = await signed_in.get_json()
+    assert data["expired"] is False
+    assert 598 <= data["expires_in"] <= 600
+
+
+async def test_per_user_index_tracks_sessions(
+    app: Quart, client: QuartClient, auth: Auth, redis: Redis
+) -> None:
+    await auth.sign_up()
+    store = get_sessions_store(app)
+    other = Auth(app.test_client())
+    await other.sign_in()
+    index = store.index_key(1)
+    members = {}
+    async for key in redis.scan_iter(match=f"{store.prefix}u:*"):
+        index = key
+        members = dict(await redis.zrange(key, 0, -1, withscores=True))
+    assert len(members) == 2
+    token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
+    record = await store.load(token, touch=False)
+    assert members[record.key_id] == record.absolute_deadline
+    await auth.post("/logout")
+    assert record.key_id not in dict(await redis.zrange(index, 0, -1, withscores=True))
+
+
+class Counter:
+    """Counts round trips to Redis and queries to MySQL made by one app."""
+
+    def __init__(self, app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.redis = 0
+        self.mysql = 0
+        self._app = app
+        self._monkeypatch = monkeypatch
+
+    async def install(self) -> None:
+        async with self._app.app_context():
+            client = get_redis()
+        connection = connections.get("default")
+        original_command = client.execute_command
+        pipeline_class = type(client.pipeline())
+        original_pipeline = pipeline_class.execute
+
+        async def count_command(*args: Any, **kwargs: Any) -> Any:
+            self.redis += 1
+            return await original_command(*args, **kwargs)
+
+        async def count_pipeline(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+            self.redis += 1
+            return await original_pipeline(pipe, *args, **kwargs)
+
+        self._monkeypatch.setattr(client, "execute_command", count_command)
+        self._monkeypatch.setattr(pipeline_class, "execute", count_pipeline)
+        for name in ("execute_query", "execute_insert", "execute_script", "execute_many"):
+            original = getattr(connection, name)
+
+            def counting(original: Any = original) -> Any:
+                async def run(*args: Any, **kwargs: Any) -> Any:
+                    self.mysql += 1
+                    return await original(*args, **kwargs)
+
+                return run
+
+            self._monkeypatch.setattr(connection, name, counting())
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/home", {}), ("/session/countdown", HTMX), ("/logout", {})],
+)
+async def test_authenticated_request_budget(
+    app: Quart,
+    client: QuartClient,
+    auth: Auth,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    await auth.sign_up()
+    counter = Counter(app, monkeypatch)
+    await counter.install()
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 200
+    assert (counter.redis, counter.mysql) == (1, 0)
+
+
+async def test_sign_in_makes_one_query(
+    app: Quart, client: QuartClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.sign_up()
+    await auth.post("/logout")
+    token = await csrf_from(client, "/")
+    counter = Counter(app, monkeypatch)
+    await counter.install()
+    response = await client.post(
+        "/api/v1/signin",
+        form={"email": "ada@example.com", "password": "correct horse battery", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    assert counter.mysql == 1
+
+
+async def test_session_data_round_trips(make_app: Callable[..., Any]) -> None:
+    app = await make_app()
+
+    @app.post("/test/remember")
+    async def remember() -> str:
+        session["theme"] = "dark"
+        return "ok"
+
+    @app.get("/test/recall")
+    async def recall() -> str:
+        return str(session.get("theme"))
+
+    remember.access = recall.access = "public"  # type: ignore[attr-defined]
+    client = app.test_client()
+    await Auth(client).sign_up()
+    token = await csrf_from(client, "/home")
+    assert (await client.post("/test/remember", headers={"X-CSRF-Token": token})).status_code == 200
+    assert await (await client.get("/test/recall")).get_data(as_text=True) == "dark"
+
+
+async def test_anonymous_visitors_cost_no_redis_record(
+    client: QuartClient, redis: Redis, redis_prefix: str
+) -> None:
+    for path in ("/", "/register", "/session/countdown", "/logout"):
+        await client.get(path)
+    assert await live_keys(redis, redis_prefix) == {}
