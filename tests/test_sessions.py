@@ -104,7 +104,9 @@ async def test_every_sign_in_gets_a_new_token_and_ends_the_old_one(
     )
     assert response.status_code == 303
     second = session_cookie(client)
-    assert first and second and first != second
+    assert first
+    assert second
+    assert first != second
     replay = app.test_client()
     replay.set_cookie("localhost", "quartapp_session", first)
     assert (await replay.get("/home")).status_code == 303
@@ -200,7 +202,8 @@ async def test_expired_session_stops_the_widget_and_redirects(
     text = await expired.get_data(as_text=True)
     assert expired.status_code == 200
     assert "Your session has expired." in text
-    assert "hx-get" not in text and "hx-trigger" not in text
+    assert "hx-get" not in text
+    assert "hx-trigger" not in text
     assert 'href="/"' in text
     response = await client.post("/session/extend", headers=HTMX)
     assert response.status_code in (204, 403)
