@@ -1,0 +1,155 @@
+"""Redis or MySQL going away: a clear 503, the process stays up, and it recovers by itself.
+
+The services are real; a TCP proxy in front of each one is what goes down and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from quartapp.models import User
+
+from .conftest import PASSWORD, REDIS_URL, Auth, csrf_from
+from .tcp_proxy import TcpProxy
+
+HTMX = {"HX-Request": "true"}
+JSON = {"Accept": "application/json"}
+# Far longer than any answer should take: only here so a hang fails instead of stalling CI.
+HANG = 30
+
+
+async def _proxy(url: str) -> TcpProxy:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    await proxy.start()
+    return proxy
+
+
+def _through(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = proxy.url_host
+    return parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host).geturl()
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[TcpProxy]:
+    proxy = await _proxy(REDIS_URL)
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def mysql_proxy(database: str) -> AsyncIterator[TcpProxy]:
+    proxy = await _proxy(database)
+    yield proxy
+    await proxy.stop()
+
+
+async def get(client: QuartClient, path: str, **headers: str) -> Any:
+    return await asyncio.wait_for(client.get(path, headers=headers), HANG)
+
+
+async def test_redis_down_gives_503_everywhere_and_recovers(
+    make_app: Callable[..., Any], redis_proxy: TcpProxy
+) -> None:
+    app: Quart = await make_app(REDIS_URL=_through(REDIS_URL, redis_proxy))
+    client = app.test_client()
+    auth = Auth(client)
+    await auth.sign_up()
+    await redis_proxy.stop()
+
+    page = await get(client, "/home")
+    assert page.status_code == 503
+    assert "The session service is not answering" in await page.get_data(as_text=True)
+    assert page.headers["Retry-After"] == "5"
+
+    fragment = await get(client, "/session/countdown", **HTMX)
+    assert fragment.status_code == 503
+    text = await fragment.get_data(as_text=True)
+    assert 'hx-swap-oob="true"' in text
+    assert "<html" not in text
+
+    api = await get(client, "/home", **JSON)
+    assert api.status_code == 503
+    assert "session service" in (await api.get_json())["error"]
+
+    ready = await get(client, "/readyz")
+    assert ready.status_code == 503
+    assert (await ready.get_json())["redis"].startswith("unavailable")
+    assert (await get(client, "/healthz")).status_code == 200
+
+    await redis_proxy.start()
+    assert (await get(client, "/home")).status_code == 200  # the same session, still valid
+    assert (await get(client, "/readyz")).status_code == 200
+
+
+async def test_sign_up_with_redis_down_leaves_no_user(
+    make_app: Callable[..., Any], redis_proxy: TcpProxy
+) -> None:
+    app: Quart = await make_app(REDIS_URL=_through(REDIS_URL, redis_proxy))
+    client = app.test_client()
+    token = await csrf_from(client, "/register")
+    await redis_proxy.stop()
+    response = await asyncio.wait_for(
+        client.post(
+            "/api/v1/signup",
+            form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token},
+        ),
+        HANG,
+    )
+    assert response.status_code == 503
+    assert "not answering" in await response.get_data(as_text=True)
+    assert await User.filter(email="ada@example.com").count() == 0
+
+
+async def test_hung_redis_times_out_into_503(
+    make_app: Callable[..., Any], redis_proxy: TcpProxy
+) -> None:
+    app: Quart = await make_app(REDIS_URL=_through(REDIS_URL, redis_proxy), REDIS_TIMEOUT=0.5)
+    client = app.test_client()
+    auth = Auth(client)
+    await auth.sign_up()
+    await redis_proxy.stop()
+    redis_proxy.blackhole = True
+    await redis_proxy.start()
+    assert (await get(client, "/home")).status_code == 503
+    await redis_proxy.stop()
+    redis_proxy.blackhole = False
+    await redis_proxy.start()
+    assert (await get(client, "/home")).status_code == 200
+
+
+async def test_mysql_down_keeps_signed_in_pages_and_recovers(
+    make_app: Callable[..., Any], mysql_proxy: TcpProxy, database: str
+) -> None:
+    app: Quart = await make_app(DATABASE_URL=_through(database, mysql_proxy))
+    client = app.test_client()
+    auth = Auth(client)
+    await auth.sign_up()
+    visitor = Auth(app.test_client())
+    await mysql_proxy.stop()
+
+    assert (await get(client, "/home")).status_code == 200  # needs no MySQL
+    assert (await get(client, "/session/countdown", **HTMX)).status_code == 200
+
+    response = await asyncio.wait_for(visitor.sign_in(), HANG)
+    assert response.status_code == 503
+    assert "account database" in await response.get_data(as_text=True)
+    response = await asyncio.wait_for(visitor.sign_up("grace@example.com"), HANG)
+    assert response.status_code == 503
+    ready = await get(client, "/readyz")
+    assert ready.status_code == 503
+    assert (await ready.get_json())["mysql"].startswith("unavailable")
+
+    await mysql_proxy.start()
+    response = await asyncio.wait_for(visitor.sign_in(), HANG)
+    assert response.status_code == 303
+    assert (await get(client, "/readyz")).status_code == 200
