@@ -9,6 +9,7 @@ token as ``csrf_token``; htmx and JSON clients send it as ``X-CSRF-Token``.
 from __future__ import annotations
 
 import secrets
+import time
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from quart import Quart, Response, current_app, g, request
@@ -62,8 +63,8 @@ class CsrfProtection:
         return str(self.serializer().dumps(binding))
 
     async def _check(self) -> None:
-        if request.method in SAFE_METHODS:
-            return
+        if request.method in SAFE_METHODS or request.routing_exception is not None:
+            return  # nothing to protect; a 404 or 405 answers for itself
         submitted = request.headers.get(HEADER)
         if submitted is None and request.mimetype in (
             "application/x-www-form-urlencoded",
@@ -72,21 +73,23 @@ class CsrfProtection:
             submitted = (await request.form).get(FIELD)
         if not submitted:
             raise CsrfError()
+        # A signed-in page may stay open as long as its session lives; an anonymous form
+        # only as long as its cookie.
+        session_age = int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"])
         try:
-            binding = self.serializer().loads(submitted, max_age=self._max_age())
+            binding, signed_at = self.serializer().loads(
+                submitted, max_age=max(self.max_age, session_age), return_timestamp=True
+            )
         except BadData as error:
             raise CsrfError() from error
+        age = time.time() - signed_at.timestamp()
         record = current_record()
-        valid = {record.key_id} if record is not None else set()
+        if record is not None and binding == record.key_id and age <= session_age:
+            return
         nonce = self.anonymous_nonce(create=False)
-        if nonce is not None:
-            valid.add(nonce)
-        if binding not in valid:
-            raise CsrfError()
-
-    def _max_age(self) -> int:
-        # A signed-in page may stay open as long as its session can live.
-        return max(self.max_age, int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"]))
+        if nonce is not None and binding == nonce and age <= self.max_age:
+            return
+        raise CsrfError()
 
     async def _set_cookie(self, response: Response) -> Response:
         nonce = g.get("csrf_new_nonce")
