@@ -65,6 +65,9 @@ class CsrfProtection:
     async def _check(self) -> None:
         if request.method in SAFE_METHODS or request.routing_exception is not None:
             return  # nothing to protect; a 404 or 405 answers for itself
+        view = current_app.view_functions.get(request.endpoint or "")
+        if getattr(view, "access", None) == "signed_in" and current_record() is None:
+            return  # no session, so nothing can change: the view sends the browser to sign in
         submitted = request.headers.get(HEADER)
         if submitted is None and request.mimetype in (
             "application/x-www-form-urlencoded",

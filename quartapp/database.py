@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiomysql
+import pymysql
 from quart import Quart, current_app
 from tortoise import Tortoise, connections
 from tortoise.migrations.api.migrate import migrate as run_migrations
@@ -74,7 +76,10 @@ async def migrate(url: str) -> None:
     """Create the database if needed and apply every migration not yet applied."""
     await create_database(url)
     try:
-        await run_migrations(config=tortoise_config(url))
+        with warnings.catch_warnings():
+            # MySQL's notes such as "table already exists" are expected, not actionable.
+            warnings.simplefilter("ignore", pymysql.Warning)
+            await run_migrations(config=tortoise_config(url))
     finally:
         await Tortoise.close_connections()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from quart import request
 
 from .errors import AppError
@@ -12,9 +14,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 async def read_fields(*names: str) -> dict[str, str]:
     """The named fields as strings ("" when absent); other content is refused with a 4xx."""
     if request.mimetype == "application/json":
-        data = await request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise AppError("The body must be a JSON object.", status=400)
+        data = _json_object(await request.get_data())
         values: dict[str, str] = {}
         for name in names:
             value = data.get(name, "")
@@ -24,9 +24,36 @@ async def read_fields(*names: str) -> dict[str, str]:
                     status=422,
                     fields={name: "This must be a string."},
                 )
+            if not _encodable(value):
+                raise AppError(
+                    "Please correct the fields below.",
+                    status=422,
+                    fields={name: "This contains characters that are not valid text."},
+                )
             values[name] = value
         return values
     if request.mimetype in FORM_TYPES:
         form = await request.form
         return {name: form.get(name, "") for name in names}
     raise AppError("Send the form as a web form or as JSON.", status=415)
+
+
+def _json_object(raw: str | bytes) -> dict[str, object]:
+    # Parsed here rather than with request.get_json(silent=True), which lets invalid UTF-8
+    # and deeply nested arrays escape as 500s.
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise AppError("The body must be a JSON object.", status=400)
+    return data
+
+
+def _encodable(value: str) -> bool:
+    """False for strings JSON can carry but UTF-8 cannot, such as lone surrogates."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

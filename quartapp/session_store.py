@@ -22,25 +22,27 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-# Record fields, kept short because every session pays for them in Redis memory:
-# u user id, e email, c created (ms), a absolute deadline (ms), d free-form session data.
+# A record is compact JSON that always starts with {"c":<created ms>,"a":<absolute deadline
+# ms>, so the scripts read the deadline with a pattern instead of decoding (and re-encoding,
+# which would alter) the rest. Field names are short because every session pays for them in
+# Redis memory: u user id, e email, d free-form session data.
 
+# ARGV[1] is the record's JSON without c and a; the script puts them first.
 _CREATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local record = cjson.decode(ARGV[1])
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
-record.c = now
-record.a = now + absolute
+local deadline = now + absolute
+local record = string.format('{"c":%d,"a":%d,', now, deadline) .. string.sub(ARGV[1], 2)
 local ttl = math.min(idle, absolute)
-if not redis.call('SET', KEYS[1], cjson.encode(record), 'NX', 'PX', ttl) then
+if not redis.call('SET', KEYS[1], record, 'NX', 'PX', ttl) then
   return false
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], record.a, ARGV[4])
+redis.call('ZADD', KEYS[2], deadline, ARGV[4])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
-return {now, record.a, now + ttl}
+return {now, deadline, now + ttl}
 """
 
 # ARGV[1] = '1' slides the idle deadline (never past the absolute one), '0' only reads.
@@ -52,7 +54,8 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == '1' then
-  local deadline = math.min(now + tonumber(ARGV[2]), cjson.decode(value).a)
+  local absolute = tonumber(string.match(value, '^{"c":%d+,"a":(%d+)'))
+  local deadline = math.min(now + tonumber(ARGV[2]), absolute)
   if deadline <= now then
     redis.call('DEL', KEYS[1])
     return false
@@ -66,6 +69,10 @@ if left <= 0 then
 end
 return {value, now, now + left}
 """
+
+
+def _dumps(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def key_id_for(token: str) -> str:
@@ -135,7 +142,7 @@ class SessionStore:
             key_id = key_id_for(token)
             result = await self._create(
                 keys=[self.record_key(key_id), self.index_key(user_id)],
-                args=[json.dumps(body), self.idle_ms, self.absolute_ms, key_id],
+                args=[_dumps(body), self.idle_ms, self.absolute_ms, key_id],
             )
             if result:  # a 256-bit collision is not going to happen, but SET NX makes sure
                 break
@@ -176,15 +183,15 @@ class SessionStore:
     async def save_data(self, record: SessionRecord, data: Mapping[str, Any]) -> None:
         """Replace the free-form data of a live session, keeping its deadlines."""
         body: dict[str, Any] = {
-            "u": str(record.user_id),
-            "e": record.email,
             "c": record.created_at,
             "a": record.absolute_deadline,
+            "u": str(record.user_id),
+            "e": record.email,
         }
         if data:
             body["d"] = dict(data)
         key = self.record_key(record.key_id)
-        await self.redis.set(key, json.dumps(body), xx=True, keepttl=True)
+        await self.redis.set(key, _dumps(body), xx=True, keepttl=True)
 
     async def revoke(self, record: SessionRecord) -> None:
         """End a session now: its cookie stops working on the next request."""

@@ -1,0 +1,447 @@
+"""Fixtures for the real-browser tests: the app served by granian, and headless Chromium.
+
+Each server is a granian subprocess started the way the product is served, against the
+test database (built by the ``database`` fixture) and Redis under a key prefix of its own,
+which is deleted when the browser tests are done. Chromium is Debian's (``/usr/bin/chromium``); no
+browser is ever downloaded.
+
+Every browser context is watched for Content Security Policy problems (console reports,
+``securitypolicyviolation`` events, a missing or permissive policy header) and for
+uncaught page errors; a test that caused any of them fails at teardown.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pymysql
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Response,
+    WebError,
+    expect,
+    sync_playwright,
+)
+from playwright.sync_api import (
+    Error as PlaywrightError,
+)
+from redis import Redis
+
+from ..conftest import PASSWORD, REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+DOCS_IMAGES = ROOT / "docs" / "images"
+AXE_SOURCE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+VIEWPORT = {"width": 1000, "height": 700}
+# Long enough for a loaded machine, short enough that a real failure shows up quickly.
+TIMEOUT_MS = 10_000
+SERVER_START_TIMEOUT = 30.0
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+# --- the app, served -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running app: ``server.url("/home")`` is an absolute address on it."""
+
+    base_url: str
+    redis_prefix: str
+    settings: dict[str, Any]
+    log: Path
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def granian() -> list[str]:
+    """The granian next to this interpreter (the project's venv), else ``-m granian``."""
+    script = Path(sys.executable).with_name("granian")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "granian"]
+
+
+def healthy(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def delete_redis_keys(prefix: str) -> None:
+    with Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@contextmanager
+def serve(database_url: str, name: str, **settings: Any) -> Iterator[Server]:
+    """Run the app in granian, as production does, until the block ends."""
+    port = free_port()
+    prefix = f"quartapp-e2e:{uuid.uuid4().hex[:12]}:"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QUARTAPP_")}
+    env.update(
+        {
+            "QUARTAPP_ENV": "production",
+            "QUARTAPP_SECRET_KEY": secrets.token_urlsafe(48),
+            "QUARTAPP_COOKIE_SECURE": "false",
+            "QUARTAPP_DATABASE_URL": database_url,
+            "QUARTAPP_REDIS_URL": REDIS_URL,
+            "QUARTAPP_REDIS_PREFIX": prefix,
+            "QUARTAPP_BCRYPT_ROUNDS": "4",
+        }
+    )
+    env.update({f"QUARTAPP_{key}": json.dumps(value) for key, value in settings.items()})
+    command = [
+        *granian(),
+        "--interface", "asgi",
+        "--factory", "quartapp:create_app",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--loop", "uvloop",
+    ]  # fmt: skip
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"server-{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - a fixed command line
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while not healthy(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    output = log_path.read_text(errors="replace")[-4000:]
+                    pytest.fail(
+                        f"the {name} server did not answer /healthz "
+                        f"(exit code {process.poll()}):\n{output}"
+                    )
+                time.sleep(0.05)
+            yield Server(f"http://127.0.0.1:{port}", prefix, settings, log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            delete_redis_keys(prefix)
+
+
+@pytest.fixture(scope="package")
+def server(database: str) -> Iterator[Server]:
+    """The app with its production settings."""
+    with serve(database, "default") as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def short_idle_server(database: str) -> Iterator[Server]:
+    """Sessions end after 5 idle seconds, so a test can watch one expire."""
+    with serve(database, "short-idle", SESSION_IDLE_TIMEOUT=5) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def warning_server(database: str) -> Iterator[Server]:
+    """The warning threshold is above the idle timeout: "Stay signed in" shows at once."""
+    with serve(database, "warning", SESSION_WARNING_AT=600) as running:
+        yield running
+
+
+# --- accounts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str = PASSWORD
+
+
+def new_email(label: str = "e2e", digits: int = 10) -> str:
+    return f"{label}.{uuid.uuid4().hex[:digits]}@example.com"
+
+
+@pytest.fixture(scope="package")
+def created_emails(database: str) -> Iterator[set[str]]:
+    """Every account the browser tests make; they are deleted when the tests are done."""
+    emails: set[str] = set()
+    yield emails
+    if not emails:
+        return
+    parts = urlsplit(database)
+    connection = pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        database=parts.path.lstrip("/"),
+        autocommit=True,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM users WHERE email IN %s", (sorted(emails),))
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def fresh_email(created_emails: set[str]) -> Callable[..., str]:
+    """A new, unique email address, remembered for the clean-up."""
+
+    def make(label: str = "e2e", digits: int = 10) -> str:
+        email = new_email(label, digits)
+        created_emails.add(email)
+        return email
+
+    return make
+
+
+@pytest.fixture
+def make_account(playwright: Playwright, fresh_email: Callable[..., str]) -> Callable[..., Account]:
+    """An account made through the JSON API, for tests about what comes after sign-up."""
+
+    def make(server: Server, label: str = "e2e", digits: int = 10) -> Account:
+        account = Account(fresh_email(label, digits))
+        api = playwright.request.new_context(base_url=server.base_url)
+        try:
+            token = api.get("/api/v1/csrf").json()["csrf_token"]
+            response = api.post(
+                "/api/v1/signup",
+                data={"email": account.email, "password": account.password},
+                headers={"X-CSRF-Token": token},
+            )
+            assert response.status == 201, response.text()
+        finally:
+            api.dispose()
+        return account
+
+    return make
+
+
+# --- the browser ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def playwright(database: str) -> Iterator[Playwright]:
+    # Playwright's sync API keeps an event loop of its own running in this thread, and
+    # while it does, pytest-asyncio cannot run anything: the async ``database`` fixture
+    # is built first, and Playwright stops when the browser tests are done (package
+    # scope), before any async test elsewhere runs.
+    manager = sync_playwright().start()
+    yield manager
+    manager.stop()
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+# Reports every violation through the console, where the monitor below collects it.
+# An init script runs through the DevTools protocol, so the page's own CSP does not block it.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`securitypolicyviolation: ${event.violatedDirective} blocked `
+    + `${event.blockedURI || "inline code"} at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+PERMISSIVE_SOURCES = ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*")
+
+
+@dataclass
+class PageMonitor:
+    """What went wrong while pages were shown: CSP reports, bad policies, page errors."""
+
+    base_url: str
+    problems: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type in ("error", "warning") and (
+            "Content Security Policy" in text or "securitypolicyviolation" in text
+        ):
+            where = message.page.url if message.page else message.location.get("url")
+            self.problems.append(f"console {message.type} on {where}: {text}")
+
+    def on_response(self, response: Response) -> None:
+        if response.request.resource_type != "document":
+            return
+        if not response.url.startswith(self.base_url):
+            return
+        self.documents.append(response.url)
+        policy = response.headers.get("content-security-policy")
+        if not policy:
+            self.problems.append(f"no Content-Security-Policy on {response.url}")
+            return
+        for directive in filter(str.strip, policy.split(";")):
+            name, *sources = directive.split()
+            permissive = [s for s in sources if s in PERMISSIVE_SOURCES]
+            if permissive:
+                self.problems.append(
+                    f"Content-Security-Policy of {response.url} allows {permissive} in {name}"
+                )
+
+    def on_web_error(self, error: WebError) -> None:
+        page = error.page.url if error.page else "?"
+        self.problems.append(f"uncaught error on {page}: {error.error}")
+
+    def take(self) -> list[str]:
+        problems, self.problems = self.problems, []
+        return problems
+
+
+class Browse:
+    """Opens pages in fresh browser contexts, each watched by a ``PageMonitor``."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[tuple[BrowserContext, PageMonitor]] = []
+
+    def __call__(self, server: Server, *, javascript: bool = True) -> Page:
+        context = self.browser.new_context(
+            base_url=server.base_url, viewport=VIEWPORT, java_script_enabled=javascript
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        monitor = PageMonitor(server.base_url)
+        context.add_init_script(script=REPORT_VIOLATIONS)
+        context.on("console", monitor.on_console)
+        context.on("response", monitor.on_response)
+        context.on("weberror", monitor.on_web_error)
+        self.contexts.append((context, monitor))
+        return context.new_page()
+
+    def monitor(self, page: Page) -> PageMonitor:
+        for context, monitor in self.contexts:
+            if page.context is context:
+                return monitor
+        raise LookupError("this page was not opened by browse()")
+
+    def pages(self) -> Iterator[Page]:
+        for context, _ in self.contexts:
+            yield from context.pages
+
+    def close(self) -> list[str]:
+        problems: list[str] = []
+        for context, monitor in self.contexts:
+            context.close()
+            problems.extend(monitor.take())
+        self.contexts.clear()
+        return problems
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture
+def browse(browser: Browser, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Browse]:
+    """``browse(server)`` opens a page; CSP problems or page errors fail the test.
+    When the test failed, every page it left open is saved as a screenshot."""
+    opened = Browse(browser)
+    yield opened
+    if request.node.stash.get(CALL_FAILED, False):
+        for number, page in enumerate(opened.pages(), start=1):
+            with suppress(PlaywrightError):  # a crashed page has nothing to show
+                capture(page, artifacts / f"failure-{number}.png", full_page=True)
+    problems = opened.close()
+    if problems:
+        pytest.fail("pages reported problems:\n" + "\n".join(problems), pytrace=False)
+
+
+# --- screenshots ---------------------------------------------------------------------
+
+
+def capture(page: Page, path: Path, *, full_page: bool = False) -> None:
+    # caret="initial": hiding the caret leaves an empty style attribute on the focused
+    # input, which htmx copies onto the swapped-in input with setAttribute, and the CSP
+    # (rightly) blocks and reports that: a false alarm made by the screenshot.
+    page.screenshot(path=path, full_page=full_page, caret="initial")
+
+
+def update_docs() -> bool:
+    return os.environ.get("QUARTAPP_UPDATE_DOCS_SCREENSHOTS") == "1"
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """This test's folder under test-artifacts/e2e/, emptied of an earlier run's images."""
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
+
+
+@pytest.fixture
+def screenshot(artifacts: Path) -> Callable[..., Path]:
+    """``screenshot(page, "name")`` saves into test-artifacts/e2e/<test>/; with
+    ``docs="x.png"`` and QUARTAPP_UPDATE_DOCS_SCREENSHOTS=1 also into docs/images/."""
+    taken = 0
+
+    def take(page: Page, name: str, *, docs: str | None = None) -> Path:
+        nonlocal taken
+        taken += 1
+        path = artifacts / f"{taken:02d}-{name}.png"
+        capture(page, path, full_page=True)
+        if docs and update_docs():
+            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+            capture(page, DOCS_IMAGES / docs)
+        return path
+
+    return take

@@ -1,0 +1,117 @@
+"""axe-core finds no accessibility violations on any page or state of the widget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import Account, Browse, Server
+from .pages import assert_accessible, countdown, fill_credentials, sign_in
+
+pytestmark = pytest.mark.e2e
+
+Screenshot = Callable[..., Path]
+
+
+@dataclass
+class Setup:
+    """Opens a page on the right server and brings it to the state under test."""
+
+    request: pytest.FixtureRequest
+    browse: Browse
+    make_account: Callable[..., Account]
+
+    def page(self, server_fixture: str = "server") -> tuple[Page, Server]:
+        server: Server = self.request.getfixturevalue(server_fixture)
+        return self.browse(server), server
+
+    def signed_in(self, server_fixture: str = "server") -> Page:
+        page, server = self.page(server_fixture)
+        sign_in(page, self.make_account(server))
+        return page
+
+
+def sign_in_page(setup: Setup) -> Page:
+    page, _ = setup.page()
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    return page
+
+
+def sign_in_error(setup: Setup) -> Page:
+    page, server = setup.page()
+    account = setup.make_account(server)
+    page.goto("/")
+    fill_credentials(page, account.email, "not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".form-error")).to_be_visible()
+    return page
+
+
+def sign_up_page(setup: Setup) -> Page:
+    page, _ = setup.page()
+    page.goto("/register")
+    expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
+    return page
+
+
+def sign_up_errors(setup: Setup) -> Page:
+    page = sign_up_page(setup)
+    fill_credentials(page, "not-an-email", "short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator(".field-error")).to_have_count(2)
+    return page
+
+
+def home_live(setup: Setup) -> Page:
+    page = setup.signed_in()
+    expect(countdown(page)).to_have_attribute("hx-trigger", "every 1s")
+    return page
+
+
+def home_warning(setup: Setup) -> Page:
+    page = setup.signed_in("warning_server")
+    expect(page.get_by_role("button", name="Stay signed in")).to_be_visible()
+    return page
+
+
+def session_expired(setup: Setup) -> Page:
+    page = setup.signed_in("short_idle_server")
+    expect(countdown(page)).to_contain_text("Your session has expired.", timeout=9000)
+    return page
+
+
+def sign_out_confirm(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/logout")
+    expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
+    return page
+
+
+STATES = {
+    "sign-in": sign_in_page,
+    "sign-in-error": sign_in_error,
+    "sign-up": sign_up_page,
+    "sign-up-errors": sign_up_errors,
+    "home-live": home_live,
+    "home-warning": home_warning,
+    "session-expired": session_expired,
+    "sign-out-confirm": sign_out_confirm,
+}
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_no_axe_violations(
+    state: str,
+    request: pytest.FixtureRequest,
+    browse: Browse,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    page = STATES[state](Setup(request, browse, make_account))
+    screenshot(page, state)
+    assert_accessible(page, state)

@@ -1,0 +1,95 @@
+"""Everything works with JavaScript off: plain forms, full pages and 303 redirects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, Response, expect
+
+from .conftest import Account, Browse, Server
+from .pages import clock, fill_credentials, path_of, seconds
+
+pytestmark = pytest.mark.e2e
+
+Screenshot = Callable[..., Path]
+
+
+def answer_to(method: str, path: str) -> Callable[[Response], bool]:
+    return lambda r: r.request.method == method and r.url.endswith(path)
+
+
+def submit(page: Page, button: str, path: str, lands_on: str) -> Response:
+    """Click a form's button, wait for the page at ``lands_on`` and return the server's
+    first answer to the POST."""
+    with page.expect_response(answer_to("POST", path)) as answered:
+        page.get_by_role("button", name=button).click()
+    page.wait_for_url(f"**{lands_on}")
+    return answered.value
+
+
+def expect_home(page: Page, email: str) -> None:
+    assert path_of(page) == "/home"
+    expect(page.locator("h1 .email")).to_have_text(email)
+    expect(clock(page)).to_have_text(re.compile(r"^\d+:\d{2}$"))
+    assert 590 <= seconds(clock(page).inner_text()) <= 600
+
+
+def test_sign_up_in_and_out_without_javascript(
+    browse: Browse, server: Server, fresh_email: Callable[..., str], screenshot: Screenshot
+) -> None:
+    page = browse(server, javascript=False)
+    account = Account(fresh_email("nojs"))
+
+    # A bad password: the whole page comes back with the error, the email kept.
+    page.goto("/register")
+    fill_credentials(page, account.email, "short")
+    answer = submit(page, "Create account", "/api/v1/signup", "/api/v1/signup")
+    assert answer.status == 422
+    assert answer.request.headers.get("hx-request") is None
+    expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
+    expect(page.locator("#password-error.field-error")).to_have_text("Use at least 8 characters.")
+    expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Email")).to_have_value(account.email)
+    screenshot(page, "sign-up-error")
+
+    # Correct it: a 303 to /home, which shows the time left (without polling it).
+    page.get_by_label("Password").fill(account.password)
+    answer = submit(page, "Create account", "/api/v1/signup", "/home")
+    assert answer.status == 303
+    assert answer.headers["location"] == "/home"
+    expect_home(page, account.email)
+    screenshot(page, "home-after-sign-up")
+
+    # Sign out with the form in the header: POST /logout, 303 to /.
+    answer = submit(page, "Sign out", "/logout", "/")
+    assert answer.status == 303
+    assert answer.headers["location"] == "/"
+    assert path_of(page) == "/"
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    screenshot(page, "signed-out")
+
+    # A wrong password is a full page with the message, then the right one signs in.
+    fill_credentials(page, account.email, "wrong password")
+    answer = submit(page, "Sign in", "/api/v1/signin", "/api/v1/signin")
+    assert answer.status == 401
+    expect(page.locator(".form-error")).to_have_text("Incorrect email or password.")
+    expect(page.get_by_label("Email")).to_have_value(account.email)
+    screenshot(page, "sign-in-error")
+    page.get_by_label("Password").fill(account.password)
+    answer = submit(page, "Sign in", "/api/v1/signin", "/home")
+    assert answer.status == 303
+    expect_home(page, account.email)
+
+    # GET /logout asks first, with one button.
+    page.goto("/logout")
+    expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
+    expect(page.get_by_role("button")).to_have_count(1)
+    screenshot(page, "sign-out-confirm")
+    answer = submit(page, "Sign out", "/logout", "/")
+    assert answer.status == 303
+    assert path_of(page) == "/"
+    page.goto("/home")
+    assert path_of(page) == "/", "a signed-out browser still sees /home"

@@ -1,0 +1,439 @@
+"""The Redis session store against a model of it, with real Redis and real (short) time.
+
+A hypothesis state machine creates, reads, touches, extends, revokes and rewrites sessions
+while real time passes, and checks every answer against a small model. Timeouts are scaled
+down to milliseconds (idle 300 ms, absolute 750 ms) so sessions really expire during a run.
+
+Time is Redis's: the model keeps the deadlines the store reported (which come from Redis's
+clock) and brackets every operation between two readings of Redis's ``TIME``. Near a
+deadline the outcome depends on scheduling, so there is a tolerance band: a session whose
+deadline had passed by more than ``MARGIN_MS`` before the operation started must be gone,
+one with more than ``MARGIN_MS`` left after it finished must be alive, and in between
+either answer is accepted and the model follows what was observed. Bracketing keeps the
+band narrow without making the test depend on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from redis.asyncio import Redis
+
+from quartapp.session_store import SessionRecord, SessionStore, key_id_for
+
+REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+IDLE_MS = 300
+ABSOLUTE_MS = 750
+# Real sleeping per example, at most (one rule may overshoot it): enough to outlive the
+# absolute timeout, small enough to keep the whole run well under a minute.
+SLEEP_BUDGET_MS = 1200
+# Redis expires keys on access with millisecond precision; the band only has to absorb
+# rounding between TIME (microseconds) and key expiry (milliseconds).
+MARGIN_MS = 15
+# Two readings of the same deadline (a script's TIME plus PTTL) may differ by rounding.
+SAME_DEADLINE_MS = 10
+
+# A big id checks that ids survive Lua, whose numbers are doubles (2**53 + 1 is not one).
+USER_IDS = (1, 2, 3, 2**53 + 1)
+EMAILS = {
+    1: "ada@example.com",
+    2: "zoë@exämple.com",  # non-ASCII goes through Lua's cjson and back
+    3: 'o\'brien/"x"@example.com',  # characters that JSON escapes
+    2**53 + 1: "big@example.com",
+}
+
+T = TypeVar("T")
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**62), max_value=2**62)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+# Any JSON value; save_data serialises with Python's json, so all of these must round-trip.
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+session_data = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+
+# Data passed at creation goes through Lua's cjson, which keeps 14 significant digits and
+# turns an empty array into an empty object (see test_create_keeps_data_exactly below), so
+# the machine creates sessions only with data that cjson carries unchanged.
+cjson_safe_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.text(max_size=20)
+)
+cjson_safe_values = st.recursive(
+    cjson_safe_scalars,
+    lambda children: (
+        st.lists(children, min_size=1, max_size=3)
+        | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+creation_data = st.none() | st.dictionaries(st.text(max_size=8), cjson_safe_values, max_size=3)
+
+
+@dataclass
+class ModelSession:
+    """What the model believes about one session."""
+
+    token: str
+    user_id: int
+    email: str
+    key_id: str
+    created_at: int
+    absolute_deadline: int
+    expires_at: int  # the model's idle-or-absolute deadline, Redis clock, ms
+    data: dict[str, Any] = field(default_factory=dict)
+    record: SessionRecord | None = None  # the latest record the store handed out
+    revoked: bool = False
+    gone: bool = False  # observed expired: it must never come back
+
+    @property
+    def dead(self) -> bool:
+        return self.revoked or self.gone
+
+    def __repr__(self) -> str:  # short, for hypothesis's step log
+        return f"<session {self.key_id[:6]} user={self.user_id}>"
+
+
+class SessionStoreMachine(RuleBasedStateMachine):
+    sessions = Bundle("sessions")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.redis = Redis.from_url(REDIS_URL)
+        self.prefix = f"quartapp-test:machine:{uuid.uuid4().hex[:12]}:"
+        self.store = SessionStore(
+            self.redis,
+            prefix=self.prefix,
+            idle_timeout=IDLE_MS / 1000,
+            absolute_timeout=ABSOLUTE_MS / 1000,
+        )
+        self.model: list[ModelSession] = []
+        self.slept_ms = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def redis_now(self) -> int:
+        seconds, microseconds = self.run(self.redis.time())
+        return int(seconds) * 1000 + int(microseconds) // 1000
+
+    def sleep(self, milliseconds: float) -> None:
+        self.slept_ms += int(milliseconds)
+        self.run(asyncio.sleep(milliseconds / 1000))
+
+    def may_sleep(self) -> bool:
+        return self.slept_ms < SLEEP_BUDGET_MS
+
+    def timed(self, awaitable: Awaitable[T]) -> tuple[int, T, int]:
+        """Redis's clock just before and just after ``awaitable`` runs, and its result."""
+        before = self.redis_now()
+        result = self.run(awaitable)
+        return before, result, self.redis_now()
+
+    def teardown(self) -> None:
+        async def clean() -> None:
+            keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=500)]
+            if keys:
+                await self.redis.delete(*keys)
+            await self.redis.aclose()
+
+        try:
+            self.run(clean())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+
+    def expectation(self, session: ModelSession, before: int, after: int) -> str:
+        """ "alive", "dead" or "either", for an operation run between ``before`` and ``after``."""
+        if session.dead or session.expires_at + MARGIN_MS <= before:
+            return "dead"
+        if session.expires_at - MARGIN_MS >= after:
+            return "alive"
+        return "either"
+
+    def observe(
+        self, session: ModelSession, record: SessionRecord | None, before: int, after: int
+    ) -> None:
+        """Check that the store's answer is possible, then let the model follow it."""
+        expected = self.expectation(session, before, after)
+        event(f"{expected}: {'gone' if record is None else 'alive'}")
+        if record is None:
+            assert expected != "alive", (
+                f"{session} vanished with {session.expires_at - after} ms left"
+            )
+            if not session.revoked:
+                session.gone = True
+            return
+        assert expected != "dead", f"{session} answered although it " + (
+            "was revoked"
+            if session.revoked
+            else "had expired"
+            if session.gone
+            else f"passed its deadline {before - session.expires_at} ms before"
+        )
+        assert record.key_id == session.key_id
+        assert record.user_id == session.user_id
+        assert record.email == session.email
+        assert record.created_at == session.created_at
+        assert record.absolute_deadline == session.absolute_deadline
+        assert record.data == session.data
+        assert before <= record.read_at <= after
+        assert 0 < record.time_left_ms <= IDLE_MS
+        assert record.expires_at <= record.absolute_deadline
+        assert record.can_extend == (record.expires_at < record.absolute_deadline)
+        session.record = record
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @initialize(target=sessions, user_id=st.sampled_from(USER_IDS))
+    def first_session(self, user_id: int) -> ModelSession:
+        """Start with one session, so that every rule has something to work on."""
+        assert self.run(self.redis.exists(self.store.index_key(user_id))) == 0
+        return cast(ModelSession, self.create(user_id, None))
+
+    @rule(
+        target=sessions,
+        user_id=st.sampled_from(USER_IDS),
+        data=creation_data,
+    )
+    def create(self, user_id: int, data: dict[str, Any] | None) -> ModelSession:
+        email = EMAILS[user_id]
+        token, record = self.run(self.store.create(user_id, email, data))
+        assert key_id_for(token) == record.key_id
+        assert token not in record.key_id
+        assert record.public_id == record.key_id[:12]
+        assert record.read_at == record.created_at
+        assert record.absolute_deadline == record.created_at + ABSOLUTE_MS
+        assert record.expires_at == record.created_at + min(IDLE_MS, ABSOLUTE_MS)
+        assert record.time_left_ms == IDLE_MS
+        assert record.data == (data or {})
+        session = ModelSession(
+            token=token,
+            user_id=user_id,
+            email=email,
+            key_id=record.key_id,
+            created_at=record.created_at,
+            absolute_deadline=record.absolute_deadline,
+            expires_at=record.expires_at,
+            data=dict(data or {}),
+            record=record,
+        )
+        self.model.append(session)
+        # What create stored is what load gives back (cjson rewrote the JSON on the way in).
+        before, stored, after = self.timed(self.store.load(token, touch=False))
+        self.observe(session, stored, before, after)
+        return session
+
+    @rule(session=sessions)
+    def read(self, session: ModelSession) -> None:
+        """load(touch=False), as the countdown poll does: it must not move the deadline."""
+        before, record, after = self.timed(self.store.load(session.token, touch=False))
+        self.observe(session, record, before, after)
+        if record is not None:
+            assert abs(record.expires_at - session.expires_at) <= SAME_DEADLINE_MS, (
+                f"a read moved the deadline by {record.expires_at - session.expires_at} ms"
+            )
+
+    def slide(self, session: ModelSession) -> None:
+        before, record, after = self.timed(self.store.load(session.token, touch=True))
+        self.observe(session, record, before, after)
+        if record is None and not session.revoked and before >= session.absolute_deadline:
+            event("ended by the absolute deadline")
+        if record is not None:
+            assert record.expires_at == min(record.read_at + IDLE_MS, record.absolute_deadline)
+            assert record.expires_at >= session.expires_at - SAME_DEADLINE_MS
+            if record.expires_at == record.absolute_deadline:
+                event("slide capped at the absolute deadline")
+            session.expires_at = record.expires_at
+
+    @rule(session=sessions)
+    def touch(self, session: ModelSession) -> None:
+        """load(touch=True), as a page load does: the idle deadline slides."""
+        self.slide(session)
+
+    @rule(session=sessions)
+    def extend(self, session: ModelSession) -> None:
+        """ "Stay signed in": the same sliding, never past the absolute deadline."""
+        self.slide(session)
+
+    @precondition(may_sleep)
+    @rule(
+        session=sessions,
+        pauses=st.lists(st.integers(min_value=40, max_value=150), min_size=1, max_size=5),
+    )
+    def stay_busy(self, session: ModelSession, pauses: list[int]) -> None:
+        """A user clicking around: touches with short pauses, which keeps the session going
+        until its absolute deadline ends it whatever the activity."""
+        for pause in pauses:
+            self.sleep(pause)
+            self.slide(session)
+
+    @rule(session=sessions)
+    def revoke(self, session: ModelSession) -> None:
+        assert session.record is not None
+        self.run(self.store.revoke(session.record))
+        session.revoked = True
+        assert self.run(self.redis.exists(self.store.record_key(session.key_id))) == 0
+        index = self.store.index_key(session.user_id)
+        assert self.run(self.redis.zscore(index, session.key_id)) is None
+        assert self.run(self.store.load(session.token, touch=True)) is None
+
+    @rule(session=sessions, data=session_data)
+    def save_data(self, session: ModelSession, data: dict[str, Any]) -> None:
+        assert session.record is not None
+        start, _, end = self.timed(self.store.save_data(session.record, data))
+        key = self.store.record_key(session.key_id)
+        if self.expectation(session, start, end) == "dead":
+            # SET XX: a dead session is not written back into existence.
+            assert self.run(self.redis.exists(key)) == 0, f"save_data revived {session}"
+            return
+        before, record, after = self.timed(self.store.load(session.token, touch=False))
+        if record is None:
+            expected = self.expectation(session, before, after)
+            assert expected != "alive", f"save_data ended {session}"
+            session.gone = True
+            return
+        # SET XX either wrote or found no key, and nothing brings a key back: a session that
+        # is still there now was there for the write, so it holds the new data.
+        session.data = json.loads(json.dumps(data))
+        self.observe(session, record, before, after)
+        assert abs(record.expires_at - session.expires_at) <= SAME_DEADLINE_MS, (
+            f"save_data moved the deadline by {record.expires_at - session.expires_at} ms"
+        )
+
+    @precondition(may_sleep)
+    @rule(milliseconds=st.integers(min_value=0, max_value=IDLE_MS + 50))
+    def let_time_pass(self, milliseconds: int) -> None:
+        self.sleep(milliseconds)
+
+    @precondition(may_sleep)
+    @rule()
+    def wait_for_the_last_deadline(self) -> None:
+        """Jump past every deadline: everything not revoked must have expired."""
+        last = max((s.expires_at for s in self.model if not s.dead), default=0)
+        now = self.redis_now()
+        if last + MARGIN_MS > now:
+            self.sleep(last + MARGIN_MS - now + 5)
+
+    # -- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def redis_matches_the_model(self) -> None:
+        if not self.model:
+            return
+
+        async def snapshot() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.time()
+                for session in self.model:
+                    key = self.store.record_key(session.key_id)
+                    pipe.exists(key)
+                    pipe.pttl(key)
+                    pipe.pexpiretime(key)
+                    pipe.zscore(self.store.index_key(session.user_id), session.key_id)
+                    pipe.pexpiretime(self.store.index_key(session.user_id))
+                return list(await pipe.execute())
+
+        results = self.run(snapshot())
+        seconds, microseconds = results[0]
+        now = int(seconds) * 1000 + int(microseconds) // 1000
+        for index, session in enumerate(self.model):
+            exists, pttl, expire_at, score, index_expire_at = results[1 + 5 * index : 6 + 5 * index]
+            expected = self.expectation(session, now, now)
+            if not exists:
+                assert expected != "alive", f"{session} vanished with time left"
+                if not session.revoked:
+                    session.gone = True  # from now on it must stay gone
+                continue
+            assert expected != "dead", (
+                f"{session} is in Redis although it should be dead "
+                f"(revoked={session.revoked}, gone={session.gone})"
+            )
+            # Its key id is in its user's index, scored with its absolute deadline.
+            assert score is not None, f"{session} is missing from user {session.user_id}'s index"
+            assert int(score) == session.absolute_deadline
+            # The key never outlives the absolute deadline, and never outlives idle time.
+            assert pttl <= session.absolute_deadline - now + 1
+            assert pttl <= IDLE_MS
+            assert expire_at <= session.absolute_deadline
+            assert abs(expire_at - session.expires_at) <= SAME_DEADLINE_MS
+            # The index lives at least as long as every session in it.
+            assert index_expire_at >= expire_at
+
+    @invariant()
+    def no_unknown_records(self) -> None:
+        """Every record key under the prefix is a session the model knows and did not end."""
+
+        async def record_keys() -> set[str]:
+            pattern = f"{self.prefix}s:*"
+            return {key.decode() async for key in self.redis.scan_iter(match=pattern, count=500)}
+
+        keys = self.run(record_keys())
+        known = {self.store.record_key(s.key_id): s for s in self.model}
+        for key in keys:
+            assert key in known, f"unexpected record {key}"
+            assert not known[key].revoked, f"revoked {known[key]} came back"
+
+
+SessionStoreMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSessionStoreMachine = SessionStoreMachine.TestCase
+
+
+# -- one known defect, kept as an exact example ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"tags": []}, id="empty-array"),
+        pytest.param({"visits": 12345678901234567}, id="big-int"),
+    ],
+)
+async def test_create_keeps_data_exactly(
+    redis: Redis, redis_prefix: str, data: dict[str, Any]
+) -> None:
+    store = SessionStore(redis, prefix=redis_prefix, idle_timeout=60, absolute_timeout=120)
+    token, record = await store.create(7, "ada@example.com", data)
+    try:
+        loaded = await store.load(token, touch=False)
+        assert loaded is not None
+        assert loaded.data == data
+    finally:
+        await store.revoke(record)
