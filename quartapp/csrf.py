@@ -85,7 +85,7 @@ class CsrfProtection:
             )
         except BadData as error:
             raise CsrfError() from error
-        age = time.time() - signed_at.timestamp()
+        age = int(time.time()) - int(signed_at.timestamp())  # whole seconds, as signed
         record = current_record()
         if record is not None and binding == record.key_id and age <= session_age:
             return
