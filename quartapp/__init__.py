@@ -13,6 +13,7 @@ from quart import Quart
 from . import security_headers
 from .blueprints import auth, health, home
 from .config import load_config
+from .countdown import CountdownPoll
 from .csrf import CsrfProtection
 from .database import Database
 from .errors import register_error_handlers
@@ -52,7 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     Database(app)
     PasswordHasher(app)
     # Order matters: the session is loaded before CSRF checks the token bound to it.
-    ServerSessions(app)
+    sessions = ServerSessions(app)
     CsrfProtection(app)
     security_headers.init_app(app)
     register_error_handlers(app)
@@ -62,4 +63,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
+    CountdownPoll(app, sessions)
     return app

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, Response, current_app, jsonify, render_template, url_for
 
 from ..access import public, signed_in
+from ..countdown import TEMPLATE, countdown_context
 from ..hypermedia import htmx, navigate, wants_json
 from ..server_session import current_record, session_access
 from ..session_store import SessionRecord
@@ -12,18 +15,16 @@ from ..session_store import SessionRecord
 bp = Blueprint("home", __name__)
 
 
-def countdown_context(record: SessionRecord | None) -> dict[str, object]:
-    seconds_left = -(-record.time_left_ms // 1000) if record is not None else 0
-    return {
-        "seconds_left": seconds_left,
-        "warning": 0 < seconds_left <= int(current_app.config["SESSION_WARNING_AT"]),
-        "can_extend": record is not None and record.can_extend,
-    }
+def widget_context(record: SessionRecord | None) -> dict[str, Any]:
+    return countdown_context(
+        record,
+        warning_at=int(current_app.config["SESSION_WARNING_AT"]),
+        poll_url=url_for("home.countdown"),
+    )
 
 
 async def countdown_fragment(record: SessionRecord | None) -> Response:
-    html = await render_template("home/_countdown.html", **countdown_context(record))
-    return Response(html)
+    return Response(await render_template(TEMPLATE, **widget_context(record)))
 
 
 @bp.get("/home")
@@ -31,7 +32,7 @@ async def countdown_fragment(record: SessionRecord | None) -> Response:
 async def home() -> Response:
     record = current_record()
     assert record is not None
-    html = await render_template("home/home.html", record=record, **countdown_context(record))
+    html = await render_template("home/home.html", record=record, **widget_context(record))
     return Response(html)
 
 
@@ -41,10 +42,10 @@ async def home() -> Response:
 async def countdown() -> Response:
     """Time left in this session. Reading it never extends it: a page left open must not
     keep its session alive. Without a session it answers the expired state, which stops
-    the widget's polling."""
+    the widget's polling. (The common case is answered before Quart: quartapp.countdown.)"""
     record = current_record()
     if wants_json():
-        seconds = countdown_context(record)["seconds_left"]
+        seconds = widget_context(record)["seconds_left"]
         return jsonify({"expires_in": seconds, "expired": record is None})
     return await countdown_fragment(record)
 
