@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_CONNECT_TIMEOUT": 3,
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_TIMEOUT": 2.0,
+    "REDIS_MAX_CONNECTIONS": 64,
     # Every Redis key the app writes starts with this, so one Redis can serve several apps.
     "REDIS_PREFIX": "quartapp:",
     "SESSION_IDLE_TIMEOUT": 600,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Quart, current_app
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -40,12 +40,18 @@ class RedisClient:
             # A short, bounded retry rides out a reconnect without ever hanging a request.
             "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
             "health_check_interval": 30,
+            # Past this many requests talking to Redis at once, the next one waits (up to
+            # the timeout) for a free connection instead of failing at once.
+            "max_connections": int(config["REDIS_MAX_CONNECTIONS"]),
+            "timeout": timeout,
         }
-        self._redis = Redis.from_url(config["REDIS_URL"], **options)
+        pool = BlockingConnectionPool.from_url(config["REDIS_URL"], **options)
+        self._redis = Redis(connection_pool=pool)
 
     async def _close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+            await self._redis.connection_pool.disconnect()
             self._redis = None
 
 

@@ -356,3 +356,13 @@ async def test_anonymous_visitors_cost_no_redis_record(
     for path in ("/", "/register", "/session/countdown", "/logout"):
         await client.get(path)
     assert await live_keys(redis, redis_prefix) == {}
+
+
+async def test_more_concurrent_requests_than_redis_connections_wait_their_turn(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app(REDIS_MAX_CONNECTIONS=4)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    responses = await asyncio.gather(*(client.get("/home") for _ in range(150)))
+    assert {response.status_code for response in responses} == {200}
