@@ -11,7 +11,7 @@ from markupsafe import Markup
 from quart import Quart
 
 from . import security_headers
-from .blueprints import auth, health, home
+from .blueprints import account, auth, health, home
 from .config import load_config
 from .countdown import CountdownPoll
 from .csrf import CsrfProtection
@@ -62,6 +62,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.jinja_env.filters["timestamp"] = timestamp
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(health.bp)
     CountdownPoll(app, sessions)
     return app

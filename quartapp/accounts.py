@@ -1,4 +1,4 @@
-"""Accounts: what a valid sign-up is, and the two MySQL queries the app makes."""
+"""Accounts: what a valid sign-up is, and the MySQL queries the app makes."""
 
 from __future__ import annotations
 
@@ -87,6 +87,14 @@ async def create_user(email: str, password_hash: str) -> User:
 
 async def find_user(email: str) -> User | None:
     return await _database(User.get_or_none(email=email))
+
+
+async def find_user_by_id(user_id: int) -> User | None:
+    return await _database(User.get_or_none(id=user_id))
+
+
+async def update_password_hash(user_id: int, password_hash: str) -> None:
+    await _database(User.filter(id=user_id).update(password_hash=password_hash))
 
 
 async def delete_user(user_id: int) -> None:

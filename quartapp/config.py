@@ -7,6 +7,8 @@ from typing import Any
 
 from quart import Quart
 
+from .client_address import trusted_networks
+
 DEFAULTS: dict[str, Any] = {
     # "development" relaxes what a laptop over plain http needs; anything else is production.
     "ENV": "production",
@@ -23,12 +25,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_ABSOLUTE_TIMEOUT": 8 * 60 * 60,
     # The countdown offers "Stay signed in" when fewer seconds than this are left.
     "SESSION_WARNING_AT": 60,
+    # A session's "last active" time is rewritten at most this often (seconds), so an active
+    # user costs no extra Redis write per request.
+    "SESSION_ACTIVITY_RESOLUTION": 60,
     "BCRYPT_ROUNDS": 12,
     # Threads that hash passwords; bcrypt releases the GIL, so this bounds the CPU it takes.
     "BCRYPT_THREADS": 2,
     "COOKIE_SECURE": None,  # None: on, except in development
     "CSRF_TOKEN_MAX_AGE": 2 * 60 * 60,
-    # Peers whose X-Forwarded-For is believed, e.g. ["127.0.0.1"] behind a local nginx.
+    # Peers whose X-Forwarded-For is believed: addresses or networks, e.g. ["127.0.0.1"]
+    # behind a local nginx, or ["10.0.0.0/8"].
     "TRUSTED_PROXIES": [],
     "MAX_CONTENT_LENGTH": 16 * 1024,
     "MAX_FORM_PARTS": 20,
@@ -61,9 +67,21 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
     if config["COOKIE_SECURE"] is None:
         config["COOKIE_SECURE"] = not development
 
-    for name in ("SESSION_IDLE_TIMEOUT", "SESSION_ABSOLUTE_TIMEOUT", "BCRYPT_ROUNDS"):
+    for name in (
+        "SESSION_IDLE_TIMEOUT",
+        "SESSION_ABSOLUTE_TIMEOUT",
+        "SESSION_ACTIVITY_RESOLUTION",
+        "BCRYPT_ROUNDS",
+    ):
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"QUARTAPP_{name} must be a positive number, not {value!r}")
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
+    try:
+        trusted_networks(config["TRUSTED_PROXIES"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"QUARTAPP_TRUSTED_PROXIES: {error}. Give a JSON list of addresses or networks, "
+            'e.g. QUARTAPP_TRUSTED_PROXIES=\'["127.0.0.1", "10.0.0.0/8"]\''
+        ) from error

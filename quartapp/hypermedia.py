@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from quart import Response, g, redirect, request
+from quart import Response, g, redirect, render_template, request
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,9 @@ def navigate(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, code=303)  # type: ignore[return-value]
+
+
+async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
+    """``fragment`` alone for an htmx swap, else the whole ``page``, which includes it."""
+    template = fragment if htmx().wants_fragment else page
+    return Response(await render_template(template, **context), status=status)

@@ -21,6 +21,8 @@ from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
+from .client_address import client_ip, trusted_networks
+from .devices import describe_device
 from .redis_client import get_redis
 from .session_store import SessionRecord, SessionStore
 
@@ -130,6 +132,7 @@ class ServerSessions:
         # processor, which Quart runs in a worker thread on every render. The templates
         # never use it, and that thread hop was the largest cost of the countdown poll.
         app.template_context_processors[None].remove(self.auth._template_context)
+        self._trusted_proxies = trusted_networks(config["TRUSTED_PROXIES"])
         keys = [*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"]]
         self._serializer = self.auth.serializer_class(keys, str(self.auth.salt))
         self._verify_cookie = functools.lru_cache(maxsize=4096)(self._verify_signature)
@@ -163,6 +166,7 @@ class ServerSessions:
             prefix=str(config["REDIS_PREFIX"]),
             idle_timeout=float(config["SESSION_IDLE_TIMEOUT"]),
             absolute_timeout=float(config["SESSION_ABSOLUTE_TIMEOUT"]),
+            activity_resolution=float(config["SESSION_ACTIVITY_RESOLUTION"]),
         )
 
     @property
@@ -186,12 +190,30 @@ class ServerSessions:
         elif self.auth.cookie_name in request.cookies:
             logout_user()  # expired, revoked or tampered: the browser drops the dead cookie
 
-    async def sign_in(self, user_id: int, email: str) -> SessionRecord:
-        """Start a brand-new session for this request, ending the one it had (if any)."""
+    def client_ip(self) -> str:
+        """The address of this request's client (see quartapp.client_address)."""
+        # The ASGI server's word for the socket's peer. (Quart's remote_addr passes through
+        # the request's headers on its way, where a client can add one of the same name.)
+        peer = request.scope.get("client")
+        forwarded = request.headers.getlist("X-Forwarded-For")
+        return client_ip(peer[0] if peer else None, forwarded, self._trusted_proxies)
+
+    async def sign_in(
+        self, user_id: int, email: str, *, end_other_sessions: bool = False
+    ) -> SessionRecord:
+        """Start a brand-new session for this request, ending the one it had (if any) and,
+        with ``end_other_sessions``, every other session of the user too."""
         current = current_session()
-        if current.record is not None:
+        if end_other_sessions:
+            await self.store.revoke_all(user_id)
+        elif current.record is not None:
             await self.store.revoke(current.record)
-        token, record = await self.store.create(user_id, email)
+        token, record = await self.store.create(
+            user_id,
+            email,
+            ip=self.client_ip(),
+            device=describe_device(request.headers.get("User-Agent")),
+        )
         current.attach(token, record)
         login_user(SessionUser(token))
         return record
@@ -200,7 +222,17 @@ class ServerSessions:
         current = current_session()
         if current.record is not None:
             await self.store.revoke(current.record)
-        current.attach(None, None)
+        self.forget()
+
+    async def sign_out_everywhere(self, user_id: int) -> int:
+        """End every session of this user, this request's included; how many live ones."""
+        ended = await self.store.revoke_all(user_id)
+        self.forget()
+        return ended
+
+    def forget(self) -> None:
+        """Treat this request as signed out from here on, and drop the browser's cookie."""
+        current_session().attach(None, None)
         logout_user()
 
 

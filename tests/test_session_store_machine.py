@@ -1,7 +1,9 @@
 """The Redis session store against a model of it, with real Redis and real (short) time.
 
-A hypothesis state machine creates, reads, touches, extends, revokes and rewrites sessions
-while real time passes, and checks every answer against a small model. Timeouts are scaled
+A hypothesis state machine creates, reads, touches, extends, lists, revokes (one, all of a
+user's but one, or all of a user's) and rewrites sessions while real time passes, and checks
+every answer against a small model, and that the per-user indexes and the records never
+disagree. Timeouts are scaled
 down to milliseconds (idle 300 ms, absolute 750 ms) so sessions really expire during a run.
 
 Time is Redis's: the model keeps the deadlines the store reported (which come from Redis's
@@ -97,6 +99,9 @@ cjson_safe_values = st.recursive(
     max_leaves=8,
 )
 creation_data = st.none() | st.dictionaries(st.text(max_size=8), cjson_safe_values, max_size=3)
+# Stored by string concatenation in Lua: quotes, backslashes and non-ASCII must survive.
+client_ips = st.sampled_from(["", "192.0.2.1", "2001:db8::1"])
+devices = st.sampled_from(["", "Firefox 128 on Linux", 'Odd "quoted" \\ name ü'])
 
 
 @dataclass
@@ -111,6 +116,8 @@ class ModelSession:
     absolute_deadline: int
     expires_at: int  # the model's idle-or-absolute deadline, Redis clock, ms
     data: dict[str, Any] = field(default_factory=dict)
+    ip: str = ""
+    device: str = ""
     record: SessionRecord | None = None  # the latest record the store handed out
     revoked: bool = False
     gone: bool = False  # observed expired: it must never come back
@@ -209,6 +216,10 @@ class SessionStoreMachine(RuleBasedStateMachine):
         assert record.created_at == session.created_at
         assert record.absolute_deadline == session.absolute_deadline
         assert record.data == session.data
+        assert (record.ip, record.device) == (session.ip, session.device)
+        # Last active is kept to the second after the start, and never lies ahead.
+        assert record.created_at <= record.last_active <= record.read_at
+        assert (record.last_active - record.created_at) % 1000 == 0
         assert before <= record.read_at <= after
         assert 0 < record.time_left_ms <= IDLE_MS
         assert record.expires_at <= record.absolute_deadline
@@ -221,16 +232,20 @@ class SessionStoreMachine(RuleBasedStateMachine):
     def first_session(self, user_id: int) -> ModelSession:
         """Start with one session, so that every rule has something to work on."""
         assert self.run(self.redis.exists(self.store.index_key(user_id))) == 0
-        return cast(ModelSession, self.create(user_id, None))
+        return cast(ModelSession, self.create(user_id, None, "", ""))
 
     @rule(
         target=sessions,
         user_id=st.sampled_from(USER_IDS),
         data=creation_data,
+        ip=client_ips,
+        device=devices,
     )
-    def create(self, user_id: int, data: dict[str, Any] | None) -> ModelSession:
+    def create(
+        self, user_id: int, data: dict[str, Any] | None, ip: str, device: str
+    ) -> ModelSession:
         email = EMAILS[user_id]
-        token, record = self.run(self.store.create(user_id, email, data))
+        token, record = self.run(self.store.create(user_id, email, data, ip=ip, device=device))
         assert key_id_for(token) == record.key_id
         assert token not in record.key_id
         assert record.public_id == record.key_id[:12]
@@ -248,6 +263,8 @@ class SessionStoreMachine(RuleBasedStateMachine):
             absolute_deadline=record.absolute_deadline,
             expires_at=record.expires_at,
             data=dict(data or {}),
+            ip=ip,
+            device=device,
             record=record,
         )
         self.model.append(session)
@@ -309,6 +326,90 @@ class SessionStoreMachine(RuleBasedStateMachine):
         index = self.store.index_key(session.user_id)
         assert self.run(self.redis.zscore(index, session.key_id)) is None
         assert self.run(self.store.load(session.token, touch=True)) is None
+
+    def assert_ended(self, session: ModelSession) -> None:
+        """A revoked session: no record, no index entry, and its token opens nothing."""
+        assert self.run(self.redis.exists(self.store.record_key(session.key_id))) == 0
+        index = self.store.index_key(session.user_id)
+        assert self.run(self.redis.zscore(index, session.key_id)) is None
+        assert self.run(self.store.load(session.token, touch=True)) is None
+
+    def count_ended(
+        self, ended: int, sessions: list[ModelSession], before: int, after: int
+    ) -> None:
+        """``ended`` live sessions among ``sessions``: at least those surely alive."""
+        expected = [self.expectation(s, before, after) for s in sessions]
+        assert expected.count("alive") <= ended <= len(expected) - expected.count("dead"), (
+            f"ended {ended} of {expected}"
+        )
+
+    @rule(session=sessions)
+    def revoke_one(self, session: ModelSession) -> None:
+        """By public id, as the sessions page does."""
+        before, ended, after = self.timed(
+            self.store.revoke_by_public_id(session.user_id, session.key_id[:12])
+        )
+        expected = self.expectation(session, before, after)
+        if ended is None:
+            assert expected != "alive", f"{session} was alive but not ended"
+        else:
+            assert expected != "dead", f"{session} was ended twice"
+            assert ended == session.key_id
+        session.revoked = True
+        self.assert_ended(session)
+
+    @rule(session=sessions, user_id=st.sampled_from(USER_IDS))
+    def revoke_someone_elses(self, session: ModelSession, user_id: int) -> None:
+        """A user never finds another user's session by its public id."""
+        if user_id == session.user_id:
+            return
+        ended = self.run(self.store.revoke_by_public_id(user_id, session.key_id[:12]))
+        assert ended is None, f"user {user_id} ended {session}"
+        self.read(session)
+
+    @rule(session=sessions)
+    def revoke_others(self, session: ModelSession) -> None:
+        """Sign out everywhere else: every other session of the user ends, this one stays."""
+        others = [s for s in self.model if s.user_id == session.user_id and s is not session]
+        before, ended, after = self.timed(self.store.revoke_others(session.user_id, session.key_id))
+        self.count_ended(ended, others, before, after)
+        for other in others:
+            other.revoked = True
+            self.assert_ended(other)
+        self.read(session)
+
+    @rule(user_id=st.sampled_from(USER_IDS))
+    def revoke_all(self, user_id: int) -> None:
+        mine = [s for s in self.model if s.user_id == user_id]
+        before, ended, after = self.timed(self.store.revoke_all(user_id))
+        self.count_ended(ended, mine, before, after)
+        for session in mine:
+            session.revoked = True
+            self.assert_ended(session)
+        assert self.run(self.redis.exists(self.store.index_key(user_id))) == 0
+
+    @rule(user_id=st.sampled_from(USER_IDS))
+    def list_sessions(self, user_id: int) -> None:
+        """The sessions page: every live session of the user, and nothing else."""
+        before, records, after = self.timed(self.store.list_sessions(user_id))
+        listed = {record.key_id: record for record in records}
+        assert len(listed) == len(records), "a session was listed twice"
+        mine = {s.key_id: s for s in self.model if s.user_id == user_id}
+        assert set(listed) <= set(mine), f"user {user_id} got others' sessions"
+        for key_id, session in mine.items():
+            record = listed.get(key_id)
+            self.observe(session, record, before, after)
+            if record is not None:
+                assert abs(record.expires_at - session.expires_at) <= SAME_DEADLINE_MS
+        # Pruned as it was read: the index now holds what was listed (unless the whole
+        # index expired since, with its last absolute deadline).
+        now = self.redis_now()
+        members = {
+            m.decode() for m in self.run(self.redis.zrange(self.store.index_key(user_id), 0, -1))
+        }
+        assert members <= set(listed), f"ended sessions left in the index: {members - set(listed)}"
+        for key_id in set(listed) - members:
+            assert listed[key_id].absolute_deadline <= now + MARGIN_MS, f"{key_id} left the index"
 
     @rule(session=sessions, data=session_data)
     def save_data(self, session: ModelSession, data: dict[str, Any]) -> None:
@@ -391,6 +492,24 @@ class SessionStoreMachine(RuleBasedStateMachine):
             assert abs(expire_at - session.expires_at) <= SAME_DEADLINE_MS
             # The index lives at least as long as every session in it.
             assert index_expire_at >= expire_at
+
+    @invariant()
+    def indexes_hold_only_their_users_sessions(self) -> None:
+        """An index entry is a session of that user that was never revoked; it may outlive
+        its record by idle expiry until the next listing or creation prunes it."""
+
+        async def indexes() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for user_id in USER_IDS:
+                    pipe.zrange(self.store.index_key(user_id), 0, -1)
+                return list(await pipe.execute())
+
+        known = {(s.user_id, s.key_id): s for s in self.model}
+        for user_id, members in zip(USER_IDS, self.run(indexes()), strict=True):
+            for member in members:
+                session = known.get((user_id, member.decode()))
+                assert session is not None, f"user {user_id}'s index holds a stranger {member!r}"
+                assert not session.revoked, f"revoked {session} is still in the index"
 
     @invariant()
     def no_unknown_records(self) -> None:

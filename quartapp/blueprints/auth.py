@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, render_template, url_for
@@ -13,28 +14,27 @@ from ..accounts import (
     create_user,
     delete_user,
     find_user,
+    update_password_hash,
     validate_sign_up,
 )
 from ..csrf import csrf_token
-from ..errors import AppError
+from ..errors import AppError, ServiceUnavailable
 from ..forms import read_fields
-from ..hypermedia import htmx, navigate, wants_json
+from ..hypermedia import navigate, render, wants_json
 from ..models import User
 from ..passwords import get_hasher
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 SIGN_IN_FAILED = "Incorrect email or password."
 
 
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
     """The form alone for an htmx swap, or the whole page around it."""
-    template = f"auth/{page}.html"
-    if htmx().wants_fragment:
-        template = f"auth/_{page}_form.html"
-    return Response(await render_template(template, **context), status=status)
+    return await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
 
 
 def session_summary(record: SessionRecord) -> dict[str, Any]:
@@ -108,7 +108,22 @@ async def check_credentials(email: str, password: str) -> User:
     hashed = user.password_hash if user is not None else None
     if not await get_hasher().verify(password, hashed) or user is None:
         raise AppError(SIGN_IN_FAILED, status=401)
+    await upgrade_hash(user, password)
     return user
+
+
+async def upgrade_hash(user: User, password: str) -> None:
+    """Re-hash at today's cost when the stored hash was made with another one.
+
+    Sign-in is the only moment the password is at hand. It costs one UPDATE, and only
+    when needed; if MySQL fails just then, the sign-in goes ahead and the next one retries."""
+    hasher = get_hasher()
+    if not hasher.needs_rehash(user.password_hash):
+        return
+    try:
+        await update_password_hash(user.id, await hasher.hash(password))
+    except ServiceUnavailable:
+        log.warning("could not upgrade the password hash of user %s", user.id)
 
 
 @bp.post("/api/v1/signin")

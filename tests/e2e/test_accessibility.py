@@ -92,6 +92,61 @@ def sign_out_confirm(setup: Setup) -> Page:
     return page
 
 
+def sessions_page(setup: Setup) -> Page:
+    page, server = setup.page()
+    account = setup.make_account(server)
+    sign_in(setup.browse(server), account)
+    sign_in(page, account)
+    page.goto("/sessions")
+    expect(page.locator('#sessions tr[aria-current="true"]')).to_be_visible()
+    # End one in place, so the status region has news too.
+    page.locator("#sessions tbody tr:not([aria-current])").first.get_by_role("button").click()
+    expect(page.locator("#sessions-status")).to_contain_text("ended.")
+    return page
+
+
+def change_password_errors(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/password")
+    page.get_by_label("Current password", exact=True).fill("not the password")
+    page.get_by_label("New password", exact=True).fill("short")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".field-error")).to_have_count(1)
+    return page
+
+
+def password_changed(setup: Setup) -> Page:
+    page, server = setup.page()
+    account = setup.make_account(server)
+    sign_in(page, account)
+    page.goto("/account/password")
+    page.get_by_label("Current password", exact=True).fill(account.password)
+    page.get_by_label("New password", exact=True).fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Your password has been changed")).to_be_visible()
+    return page
+
+
+def delete_account_error(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/delete")
+    page.get_by_label("Your password").fill("not the password")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.locator(".field-error")).to_be_visible()
+    return page
+
+
+def account_deleted(setup: Setup) -> Page:
+    page, server = setup.page()
+    account = setup.make_account(server)
+    sign_in(page, account)
+    page.goto("/account/delete")
+    page.get_by_label("Your password").fill(account.password)
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_role("heading", name="Your account has been deleted")).to_be_visible()
+    return page
+
+
 STATES = {
     "sign-in": sign_in_page,
     "sign-in-error": sign_in_error,
@@ -101,6 +156,11 @@ STATES = {
     "home-warning": home_warning,
     "session-expired": session_expired,
     "sign-out-confirm": sign_out_confirm,
+    "sessions": sessions_page,
+    "change-password-errors": change_password_errors,
+    "password-changed": password_changed,
+    "delete-account-error": delete_account_error,
+    "account-deleted": account_deleted,
 }
 
 

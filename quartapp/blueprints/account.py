@@ -1,0 +1,276 @@
+"""Your sessions and your account: every signed-in device, ending any of them, a new
+password, and deleting the account. For browsers (with or without htmx) and JSON clients."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from markupsafe import Markup
+from quart import Blueprint, Response, jsonify, render_template, request, url_for
+from quart_auth import Unauthorized
+from redis.exceptions import RedisError
+
+from ..access import public, signed_in
+from ..accounts import delete_user, find_user_by_id, password_problem, update_password_hash
+from ..csrf import csrf_token
+from ..devices import UNKNOWN_BROWSER
+from ..errors import AppError
+from ..forms import read_fields
+from ..hypermedia import htmx, navigate, render, wants_json
+from ..models import User
+from ..passwords import get_hasher
+from ..server_session import current_record, get_sessions, session_access
+from ..session_store import SessionRecord
+from .auth import session_summary
+
+bp = Blueprint("account", __name__)
+log = logging.getLogger(__name__)
+
+# A public id is the first 12 characters of a key id (base64url). Anything else names no
+# session, and is answered without asking Redis.
+PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{12}")
+# One answer whether the id is unknown, ended, or another user's: ids cannot be probed.
+NO_SUCH_SESSION = "There is no such session. It may have ended already."
+FIX_FIELDS = "Please correct the fields below."
+ASK_CURRENT = "Enter your current password."
+NOT_CURRENT = "This is not your current password."
+
+
+def signed_in_record() -> SessionRecord:
+    record = current_record()
+    assert record is not None, "only for @signed_in views"
+    return record
+
+
+def this_device_first(records: list[SessionRecord], current: SessionRecord) -> list[SessionRecord]:
+    """This session first, then the others, the most recently active first."""
+    return sorted(
+        records,
+        key=lambda record: (record.key_id != current.key_id, -record.last_active, record.key_id),
+    )
+
+
+def iso_time(milliseconds: int) -> str:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+def how_long_ago(milliseconds: int) -> str:
+    """A duration as people say it: "just now", "5 min ago", "2 h 10 min ago", "3 days ago"."""
+    minutes = max(0, milliseconds) // 60_000
+    if minutes < 1:
+        return "just now"  # last active moves once a minute at most anyway
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
+    days = hours // 24
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+@bp.app_template_filter("ago")
+def ago(milliseconds: int, now: int) -> Markup:
+    """A Redis-clock time as a ``<time>`` reading "5 min ago", exact in its tooltip."""
+    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"),
+        moment.strftime("%d %b %Y, %H:%M:%S UTC"),
+        how_long_ago(now - milliseconds),
+    )
+
+
+def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": record.public_id,
+        "current": record.key_id == current.key_id,
+        "device": record.device or UNKNOWN_BROWSER,
+        "ip": record.ip or None,
+        "started_at": iso_time(record.created_at),
+        "last_active_at": iso_time(record.last_active),
+        "expires_in": record.time_left_ms // 1000,
+    }
+
+
+async def render_sessions(
+    records: list[SessionRecord], current: SessionRecord, status: str | None = None
+) -> Response:
+    """The sessions page, or for htmx the list alone (with ``status`` announced)."""
+    return await render(
+        "account/sessions.html",
+        "account/_sessions.html",
+        sessions=records,
+        current=current,
+        status_message=status,
+    )
+
+
+@bp.get("/sessions")
+@signed_in
+async def sessions_page() -> Response:
+    current = signed_in_record()
+    records = await get_sessions().store.list_sessions(current.user_id)
+    records = this_device_first(records, current)
+    if wants_json():
+        return jsonify({"sessions": [session_json(record, current) for record in records]})
+    return await render_sessions(records, current)
+
+
+@bp.post("/sessions/<public_id>/revoke")
+@signed_in
+async def revoke_session(public_id: str) -> Response:
+    """End one of your sessions now: its cookie is dead on its next request, and its
+    countdown shows the expired state on its next poll. Ending this one is signing out."""
+    current = signed_in_record()
+    sessions = get_sessions()
+    if public_id == current.public_id:
+        await sessions.sign_out()
+        if wants_json():
+            return jsonify({"message": "signed out"})
+        return navigate(url_for("auth.sign_in_page"))
+    ended = None
+    if PUBLIC_ID.fullmatch(public_id):
+        ended = await sessions.store.revoke_by_public_id(current.user_id, public_id)
+    if ended is None:
+        raise AppError(NO_SUCH_SESSION, status=404)
+    if wants_json():
+        return jsonify({"message": "session ended", "id": public_id})
+    if htmx().request:
+        # An empty row (the row swaps itself out) and the news for the status region.
+        html = await render_template(
+            "account/_status.html", status_message=f"Session {public_id} ended."
+        )
+        return Response(html)
+    return navigate(url_for("account.sessions_page"))
+
+
+@bp.post("/sessions/revoke-others")
+@signed_in
+async def revoke_other_sessions() -> Response:
+    """Sign out everywhere else: every other session of this user ends; this one stays."""
+    current = signed_in_record()
+    ended = await get_sessions().store.revoke_others(current.user_id, current.key_id)
+    if wants_json():
+        return jsonify({"message": "other sessions ended", "ended": ended})
+    if htmx().request:
+        if ended == 0:
+            status = "There were no other sessions."
+        else:
+            status = f"Signed out {ended} other session{'s' if ended != 1 else ''}."
+        return await render_sessions([current], current, status)
+    return navigate(url_for("account.sessions_page"))
+
+
+async def confirm_password(password: str, field: str) -> User:
+    """The signed-in user's account, once they have typed its password again."""
+    record = signed_in_record()
+    user = await find_user_by_id(record.user_id)
+    if user is None:  # deleted while this session lived on: it ends here too
+        await get_sessions().sign_out_everywhere(record.user_id)
+        raise Unauthorized()
+    if not await get_hasher().verify(password, user.password_hash):
+        raise AppError(FIX_FIELDS, status=403, fields={field: NOT_CURRENT})
+    return user
+
+
+async def render_password_form(status: int = 200, **context: Any) -> Response:
+    return await render("account/password.html", "account/_password_form.html", status, **context)
+
+
+@bp.get("/account/password")
+@signed_in
+async def password_page() -> Response:
+    return await render_password_form(changed=request.args.get("changed") == "1")
+
+
+@bp.post("/account/password")
+@signed_in
+async def change_password() -> Response:
+    """A new password ends every other session, and this one goes on under a new token, so
+    a cookie copied before the change is dead too."""
+    fields = await read_fields("current_password", "new_password")
+    try:
+        problems: dict[str, str] = {}
+        if not fields["current_password"]:
+            problems["current_password"] = ASK_CURRENT
+        if problem := password_problem(fields["new_password"]):
+            problems["new_password"] = problem
+        if problems:
+            raise AppError(FIX_FIELDS, status=422, fields=problems)
+        user = await confirm_password(fields["current_password"], "current_password")
+        new_hash = await get_hasher().hash(fields["new_password"])
+        # The hash first: from here on the old password opens nothing new.
+        await update_password_hash(user.id, new_hash)
+        record = await get_sessions().sign_in(user.id, user.email, end_other_sessions=True)
+    except AppError as error:
+        if wants_json():
+            raise
+        return await render_password_form(error.status, error=error)
+    if wants_json():
+        # The old session's CSRF token died with it; here is one for the new session.
+        return jsonify(
+            {
+                "message": "password changed",
+                "session": session_summary(record),
+                "csrf_token": csrf_token(),
+            }
+        )
+    # A full page load: the page's CSRF token was bound to the session that just ended.
+    return navigate(url_for("account.password_page", changed=1))
+
+
+async def render_delete_form(email: str, status: int = 200, **context: Any) -> Response:
+    return await render(
+        "account/delete.html", "account/_delete_form.html", status, email=email, **context
+    )
+
+
+@bp.get("/account/delete")
+@signed_in
+async def delete_page() -> Response:
+    return await render_delete_form(signed_in_record().email)
+
+
+async def close_account(user_id: int) -> None:
+    """Delete the account and every session of it.
+
+    Sessions go first: if MySQL then fails, the user is signed out everywhere but keeps an
+    account to sign in to, never a live session of an account that is gone. After the row,
+    a second sweep ends a session that a sign-in started in between."""
+    sessions = get_sessions()
+    await sessions.sign_out_everywhere(user_id)
+    await delete_user(user_id)
+    try:
+        await sessions.store.revoke_all(user_id)
+    except RedisError:
+        log.warning("account %s deleted; the second sweep of its sessions failed", user_id)
+
+
+@bp.post("/account/delete")
+@signed_in
+async def delete_account() -> Response:
+    email = signed_in_record().email
+    fields = await read_fields("password")
+    try:
+        if not fields["password"]:
+            raise AppError(FIX_FIELDS, status=422, fields={"password": "Enter your password."})
+        user = await confirm_password(fields["password"], "password")
+        await close_account(user.id)
+    except AppError as error:
+        if wants_json():
+            raise
+        # The sessions may be gone by now (MySQL failed after them): the form still shows.
+        return await render_delete_form(email, error.status, error=error)
+    if wants_json():
+        return jsonify({"message": "account deleted"})
+    return navigate(url_for("account.deleted_page"))
+
+
+@bp.get("/account/deleted")
+@public
+@session_access("none")
+async def deleted_page() -> Response:
+    """Where a deleted account's browser lands; it shows nothing personal."""
+    return Response(await render_template("account/deleted.html"))

@@ -1,0 +1,268 @@
+"""Your sessions and your account in a real browser: two browsers of one user, one ending
+the other, signing out everywhere else, a new password, deleting the account, and all of it
+without JavaScript too."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, Response, expect
+
+from .conftest import Account, Browse, Server
+from .pages import countdown, path_of, sign_in
+from .test_content_security_policy import policy_of
+
+pytestmark = pytest.mark.e2e
+
+Screenshot = Callable[..., Path]
+COUNTDOWN_PATH = "/session/countdown"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#sessions tbody tr")
+
+
+def row(page: Page, public_id: str) -> Locator:
+    return page.locator(f'#sessions tbody tr[data-session="{public_id}"]')
+
+
+def this_row(page: Page) -> Locator:
+    return page.locator('#sessions tbody tr[aria-current="true"]')
+
+
+def is_post(path: str) -> Callable[[Response], bool]:
+    return lambda r: r.request.method == "POST" and r.url.split("?")[0].endswith(path)
+
+
+class Polls:
+    """When the countdown's poll answers arrived on a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.times: list[float] = []
+        page.on("response", self._seen)
+
+    def _seen(self, response: Response) -> None:
+        if response.url.endswith(COUNTDOWN_PATH):
+            self.times.append(time.monotonic())
+
+    def since(self, moment: float) -> int:
+        return sum(1 for seen in self.times if seen > moment)
+
+
+def public_id(page: Page) -> str:
+    """The session id that /home shows."""
+    page.goto("/home")
+    return page.locator(".session-facts code").inner_text()
+
+
+# Every account here also has the session its sign-up through the JSON API started.
+
+
+def test_ending_a_session_from_another_browser_expires_its_countdown(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    first = browse(server)
+    sign_in(first, account)
+    polls = Polls(first)
+    expect(countdown(first)).to_have_attribute("hx-trigger", "every 1s")
+    first_id = first.locator(".session-facts code").inner_text()
+
+    second = browse(server)
+    sign_in(second, account)
+    second.get_by_role("link", name="Your sessions").click()
+    second.wait_for_url("**/sessions")
+    expect(rows(second)).to_have_count(3)
+    expect(this_row(second)).to_contain_text("This device")
+    expect(this_row(second)).to_contain_text("Headless Chrome")
+    expect(this_row(second)).to_contain_text("127.0.0.1")
+    expect(row(second, first_id)).not_to_have_attribute("aria-current", "true")
+    screenshot(second, "sessions")
+
+    with second.expect_response(is_post(f"/sessions/{first_id}/revoke")) as answered:
+        row(second, first_id).get_by_role("button", name=f"End session {first_id}").click()
+    ended_at = time.monotonic()
+    assert answered.value.status == 200
+    assert answered.value.request.headers.get("hx-request") == "true"
+    expect(row(second, first_id)).to_have_count(0)  # the row went, in place
+    expect(rows(second)).to_have_count(2)
+    expect(second.locator("#sessions-status")).to_have_text(f"Session {first_id} ended.")
+    assert path_of(second) == "/sessions"
+    screenshot(second, "one-session")
+
+    expect(countdown(first)).to_contain_text("Your session has expired.", timeout=5000)
+    assert polls.since(ended_at) <= 2, "the widget took more than two polls to expire"
+    assert countdown(first).get_attribute("hx-trigger") is None
+    screenshot(first, "ended-elsewhere")
+    first.goto("/home")
+    assert path_of(first) == "/", "the ended session still opens /home"
+
+
+def test_sign_out_everywhere_else(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    others = [browse(server) for _ in range(2)]
+    for page in others:
+        sign_in(page, account)
+    page = browse(server)
+    sign_in(page, account)
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(4)
+
+    with page.expect_response(is_post("/sessions/revoke-others")) as answered:
+        page.get_by_role("button", name="Sign out everywhere else").click()
+    assert answered.value.status == 200
+    expect(rows(page)).to_have_count(1)
+    expect(this_row(page)).to_contain_text("This device")
+    expect(page.locator("#sessions-status")).to_have_text("Signed out 3 other sessions.")
+    expect(page.get_by_text("This is your only session.")).to_be_visible()
+    screenshot(page, "signed-out-elsewhere")
+    for other in others:
+        expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+
+    # This one goes on.
+    page.goto("/home")
+    assert path_of(page) == "/home"
+
+
+def test_change_password_then_delete_the_account(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    other = browse(server)
+    sign_in(other, account)
+    page = browse(server)
+    sign_in(page, account)
+    page.goto("/sessions")
+    page.get_by_role("link", name="Change your password").first.click()
+    page.wait_for_url("**/account/password")
+    current = page.get_by_label("Current password", exact=True)
+    new = page.get_by_label("New password", exact=True)
+
+    # A wrong current password: the error shows next to the field, nothing else changes.
+    current.fill("not the password")
+    new.fill(NEW_PASSWORD)
+    with page.expect_response(is_post("/account/password")) as answered:
+        page.get_by_role("button", name="Change password").click()
+    assert answered.value.status == 403
+    expect(page.locator("#current_password-error")).to_have_text(
+        "This is not your current password."
+    )
+    expect(current).to_have_attribute("aria-invalid", "true")
+    assert path_of(page) == "/account/password"
+    screenshot(page, "wrong-current-password")
+
+    current.fill(account.password)
+    new.fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_url("**/account/password?changed=1")
+    expect(page.get_by_text("Your password has been changed")).to_be_visible()
+    screenshot(page, "password-changed")
+    expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+
+    # The page carries a token for the new session: the next action works.
+    page.goto("/account/delete")
+    page.get_by_label("Your password").fill(account.password)
+    with page.expect_response(is_post("/account/delete")) as answered:
+        page.get_by_role("button", name="Delete my account").click()
+    assert answered.value.status == 403  # the old password is no more
+    expect(page.locator("#password-error")).to_have_text("This is not your current password.")
+    page.get_by_label("Your password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Delete my account").click()
+    page.wait_for_url("**/account/deleted")
+    expect(page.get_by_role("heading", name="Your account has been deleted")).to_be_visible()
+    screenshot(page, "deleted")
+    page.goto("/home")
+    assert path_of(page) == "/"
+
+
+def submit(page: Page, button: Locator, path: str) -> Response:
+    with page.expect_response(is_post(path)) as answered:
+        button.click()
+    page.wait_for_load_state()
+    return answered.value
+
+
+def test_sessions_and_password_without_javascript(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    other = browse(server, javascript=False)
+    sign_in_without_javascript(other, account)
+    other_id = public_id(other)
+    page = browse(server, javascript=False)
+    sign_in_without_javascript(page, account)
+
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(3)
+    answer = submit(page, row(page, other_id).get_by_role("button"), "/revoke")
+    assert answer.status == 303
+    assert answer.request.headers.get("hx-request") is None
+    page.wait_for_url("**/sessions")
+    expect(rows(page)).to_have_count(2)
+    expect(row(page, other_id)).to_have_count(0)
+    screenshot(page, "ended")
+    other.goto("/home")
+    assert path_of(other) == "/"
+
+    page.goto("/account/password")
+    page.get_by_label("Current password", exact=True).fill("wrong password")
+    page.get_by_label("New password", exact=True).fill("short")
+    answer = submit(page, page.get_by_role("button", name="Change password"), "/account/password")
+    assert answer.status == 422
+    expect(page.locator("#new_password-error")).to_have_text("Use at least 8 characters.")
+    page.get_by_label("Current password", exact=True).fill(account.password)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    answer = submit(page, page.get_by_role("button", name="Change password"), "/account/password")
+    assert answer.status == 303
+    page.wait_for_url("**/account/password?changed=1")
+    expect(page.get_by_text("Your password has been changed")).to_be_visible()
+    screenshot(page, "password-changed")
+
+    # This session's own row signs it out.
+    page.goto("/sessions")
+    answer = submit(page, this_row(page).get_by_role("button"), "/revoke")
+    assert answer.status == 303
+    page.wait_for_url(re.compile(r".*/$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def sign_in_without_javascript(page: Page, account: Account) -> None:
+    page.goto("/")
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(account.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/home")
+
+
+def test_the_new_pages_send_the_strict_policy(
+    browse: Browse, server: Server, make_account: Callable[..., Account]
+) -> None:
+    """Each page is watched for violations anyway (see PageMonitor); here its policy too."""
+    page = browse(server)
+    sign_in(page, make_account(server))
+    for path in ("/sessions", "/account/password", "/account/delete", "/account/deleted"):
+        policy = policy_of(page, path)
+        assert policy["script-src"] == ["'self'"], (path, policy)
+        assert policy["style-src"] == ["'self'"], (path, policy)
+        assert policy["default-src"] == ["'none'"], (path, policy)
+    monitor = browse.monitor(page)
+    assert not monitor.problems, monitor.problems
