@@ -20,6 +20,7 @@ from .errors import register_error_handlers
 from .passwords import PasswordHasher
 from .redis_client import RedisClient
 from .server_session import ServerSessions
+from .throttle import Throttling
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     PasswordHasher(app)
     # Order matters: the session is loaded before CSRF checks the token bound to it.
     sessions = ServerSessions(app)
+    Throttling(app)
     CsrfProtection(app)
     security_headers.init_app(app)
     register_error_handlers(app)

@@ -30,6 +30,12 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+THROTTLE_RULES = (
+    "THROTTLE_SIGN_IN_PER_ACCOUNT_IP",
+    "THROTTLE_SIGN_IN_PER_IP",
+    "THROTTLE_SIGN_IN_PER_ACCOUNT",
+    "THROTTLE_SIGN_UP_PER_IP",
+)
 
 
 async def _mysql(url: str, *, select_db: bool = True) -> aiomysql.Connection:
@@ -73,6 +79,9 @@ def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": prefix,
         "BCRYPT_ROUNDS": 4,
+        # Tests sign in and fail far more often than people do; tests/test_throttle_routes.py
+        # turns the limits on.
+        **dict.fromkeys(THROTTLE_RULES),
         **overrides,
     }
 

@@ -27,7 +27,8 @@ def set_cookie_headers(response: Any) -> list[str]:
 
 
 async def live_keys(redis: Redis, prefix: str) -> dict[str, str]:
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    """The session records and indexes under ``prefix`` (not the throttle's keys)."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}[su]:*")]
     return {key: await redis.type(key) for key in keys}
 
 

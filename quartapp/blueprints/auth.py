@@ -25,6 +25,7 @@ from ..models import User
 from ..passwords import get_hasher
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
+from ..throttle import get_throttle, too_many_attempts
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -34,7 +35,11 @@ SIGN_IN_FAILED = "Incorrect email or password."
 
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
     """The form alone for an htmx swap, or the whole page around it."""
-    return await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
+    response = await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
+    error = context.get("error")
+    if isinstance(error, AppError):
+        response.headers.update(error.headers)  # e.g. Retry-After on a 429
+    return response
 
 
 def session_summary(record: SessionRecord) -> dict[str, Any]:
@@ -71,6 +76,10 @@ async def sign_up() -> Response:
     fields = await read_fields("email", "password")
     try:
         credentials = validate_sign_up(fields["email"], fields["password"])
+        client = get_sessions().client_ip()
+        decision = await get_throttle().attempt_sign_up(client)
+        if not decision.allowed:
+            raise too_many_attempts(decision)
         user = await create_user(credentials.email, await get_hasher().hash(credentials.password))
         try:
             record = await get_sessions().sign_in(user.id, user.email)
@@ -78,6 +87,7 @@ async def sign_up() -> Response:
             # Nothing half-written: an account nobody could sign in to right now goes again.
             await delete_user(user.id)
             raise
+        await get_throttle().record_sign_in(user.email, client)
     except AppError as error:
         if wants_json():
             raise
@@ -112,6 +122,28 @@ async def check_credentials(email: str, password: str) -> User:
     return user
 
 
+async def throttled_check(email: str, password: str) -> User:
+    """``check_credentials`` behind the sign-in throttle: a refused attempt is a 429 that
+    costs no bcrypt work; a failure counts against the account and the client."""
+    throttle = get_throttle()
+    try:
+        account = canonical_email(email)
+    except ValueError:
+        account = email.strip()  # unknown and malformed emails are throttled all the same
+    client = get_sessions().client_ip()
+    decision = await throttle.check_sign_in(account, client)
+    if not decision.allowed:
+        raise too_many_attempts(decision)
+    try:
+        user = await check_credentials(email, password)
+    except AppError as error:
+        if error.status == 401:  # not when MySQL was down: that was nobody's guess
+            await throttle.record_failed_sign_in(account, client)
+        raise
+    await throttle.record_sign_in(account, client)
+    return user
+
+
 async def upgrade_hash(user: User, password: str) -> None:
     """Re-hash at today's cost when the stored hash was made with another one.
 
@@ -138,7 +170,7 @@ async def sign_in() -> Response:
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        user = await check_credentials(fields["email"], fields["password"])
+        user = await throttled_check(fields["email"], fields["password"])
         record = await get_sessions().sign_in(user.id, user.email)
     except AppError as error:
         if wants_json():

@@ -134,6 +134,9 @@ def serve(database_url: str, name: str, **settings: Any) -> Iterator[Server]:
             "QUARTAPP_REDIS_URL": REDIS_URL,
             "QUARTAPP_REDIS_PREFIX": prefix,
             "QUARTAPP_BCRYPT_ROUNDS": "4",
+            # Every test signs up new accounts from this one address: more than the
+            # default limit of sign-ups per client allows in an hour.
+            "QUARTAPP_THROTTLE_SIGN_UP_PER_IP": "null",
         }
     )
     env.update({f"QUARTAPP_{key}": json.dumps(value) for key, value in settings.items()})

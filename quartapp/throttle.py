@@ -1,0 +1,523 @@
+"""Throttling of sign-ins and sign-ups in Redis, shared by every app process.
+
+The rules (defaults in ``ThrottleRules``; each is configurable, and ``None`` turns it off):
+
+- ``sign_in_per_account_ip``, 5 failures in 15 minutes: guessing one account's password from
+  one client.
+- ``sign_in_per_ip``, 20 failures in 10 minutes: one client trying many accounts (stuffing).
+- ``sign_in_per_account``, 50 failures in an hour: one account sprayed from many clients.
+- ``sign_up_per_ip``, 10 sign-ups in an hour: one client creating accounts in bulk, or
+  probing which emails are taken (a 409 tells).
+
+Why these numbers: someone who forgot which password they used gets five tries, then waits
+a quarter of an hour, so one client gets at most 480 guesses a day on one account. A
+household or an office behind one address, with several people mistyping, stays well below
+20 failures in 10 minutes, while stuffing from one address drops to 2,880 tries a day over all
+accounts. The owner alone can never reach 50 failures an hour on their account (their own
+pair rule stops them at 20), so reaching it means several clients fail on one account: a
+spray, held to 1,200 guesses a day. Ten sign-ups an hour is more than a family needs.
+
+Keeping the owner in. A throttled attempt is refused before bcrypt and is not recorded, so
+hammering a closed door does not keep it closed: every limit lapses by itself as its window
+slides on. A successful sign-in then does two things, and only these:
+
+- It clears the (account, client) log, so the owner's own typos are forgotten. It does not
+  clear the account's or the client's log: an attacker with an account of their own could
+  otherwise wipe their per-client record between guesses by signing in to it, and an
+  owner's success would hand a spray a fresh allowance.
+- It remembers that client for the account (30 days, the 10 most recent clients). A
+  remembered client is exempt from the per-account and the per-client rules; only its own
+  (account, client) rule applies. So while the account is being sprayed, or while stuffing
+  from a shared address trips the per-client rule, the owner still signs in from the
+  clients they used before, and nobody gets onto that list without the password. What this
+  cannot do: an owner on a client never seen before, during a spray on their account, waits
+  until the spray slows below the per-account rule (the answer's Retry-After says how long).
+
+Why a log of attempts. Each rule keeps, per key, a sorted set of attempt times (Redis clock,
+ms). That gives an exact sliding window: "at most N in any W seconds" holds at every instant,
+without the double burst across a boundary that fixed windows allow, and without the
+estimate of the two-counter approximation, so Retry-After is exact too: the moment the
+oldest attempt that still counts leaves the window. Memory stays bounded: a key keeps only
+its newest N times, which loses nothing, since the decision (N in the window) and the retry
+time (the oldest kept + W) are the same as with the whole log; and its TTL is W from its
+newest write, so an idle key disappears as soon as it no longer counts. With the defaults a
+key holds at most 50 small entries, and keys are only written after an attempt that cost
+bcrypt, so they cannot be created faster than passwords are checked.
+
+Keys and names. ``<prefix>{throttle}:<rule>:<account or client>[:<client>]``: one script reads or
+writes every log of a check in one round trip, so all throttle keys share one hash tag
+(on Redis Cluster they live in one slot; their traffic is bounded by the sign-in rate and
+their memory as above). Accounts and clients appear only as 128-bit HMAC-SHA-256 names keyed
+by the app's secret: plain SHA-256 would not hide them, as the IPv4 space and lists of
+known emails are small enough to hash in full. Rotating the secret starts the counters
+afresh and forgets remembered clients, which is harmless. A client is its IPv4 address, or
+its IPv6 /64 (one subscriber gets a whole /64 and may use any address in it).
+
+Races and faults. The outcome of a sign-in is known only after bcrypt, so check and record
+are two calls: sign-ins that pass the check at the same moment all get their try, and a
+rule may overshoot by as many as are in flight at once (bounded by the bcrypt threads of
+all processes); the cap keeps memory bounded even then. A sign-up counts whether it
+succeeds or not, so ``attempt_sign_up`` checks and records in one atomic step. Redis
+errors propagate: the app answers them with a 503.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from ipaddress import IPv6Address, ip_network
+from typing import Any
+
+from quart import Quart, current_app
+from redis.asyncio import Redis
+
+from .client_address import parse_address
+from .config import ConfigError
+from .errors import AppError
+from .redis_client import get_redis
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+# The most attempts a rule may allow in its window, and so the most entries one key holds.
+MAX_ATTEMPTS = 1000
+# The most clients remembered per account.
+MAX_REMEMBERED = 1000
+# An IPv6 client is its network of this size (what one subscriber is given).
+IPV6_CLIENT_PREFIX = 64
+
+# The rules a client the account remembers is exempt from.
+_REMEMBERED_EXEMPT = frozenset({"sign_in_per_ip", "sign_in_per_account"})
+
+# KEYS[1..n] are attempt logs; KEYS[n + 1] is the account's remembered clients when ARGV[3]
+# is not ''.
+# ARGV[1]: 'check' only reads; 'record' adds an attempt to every log, then reads (the
+# decision for the next attempt); 'attempt' reads, and adds an attempt if no log is full.
+# ARGV[2] makes this attempt's member unique; ARGV[3] is the client's member in the
+# remembered set, ARGV[4] how long a client stays remembered (ms). Then a limit and a
+# window (ms) per log.
+# Returns now, 1 if the client is remembered (else 0), then per log the ms until it allows
+# another attempt (0: it does now).
+_ATTEMPTS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = (#ARGV - 4) / 2
+
+local function waits()
+  local found, full = {now, 0}, false
+  if ARGV[3] ~= '' then
+    local seen = redis.call('ZSCORE', KEYS[n + 1], ARGV[3])
+    if seen and tonumber(seen) > now - tonumber(ARGV[4]) then
+      found[2] = 1
+    end
+  end
+  for i = 1, n do
+    local limit, window = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+    local since = '(' .. string.format('%d', now - window)
+    local count = redis.call('ZCOUNT', KEYS[i], since, '+inf')
+    local wait = 0
+    if count >= limit then
+      -- The limit-th newest attempt: once it leaves the window, the log has room again.
+      -- (ZRANGE ... BYSCORE needs Redis 6.2 or later.)
+      local oldest = redis.call('ZRANGE', KEYS[i], since, '+inf', 'BYSCORE',
+        'LIMIT', count - limit, 1, 'WITHSCORES')
+      wait = tonumber(oldest[2]) + window - now
+      full = true
+    end
+    found[i + 2] = wait
+  end
+  return found, full
+end
+
+local function record()
+  local member = string.format('%d:%s', now, ARGV[2])
+  for i = 1, n do
+    local limit, window = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%d', now - window))
+    redis.call('ZADD', KEYS[i], now, member)
+    -- Only the newest `limit` attempts can ever matter to a decision.
+    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -limit - 1)
+    redis.call('PEXPIRE', KEYS[i], window)
+  end
+end
+
+if ARGV[1] == 'record' then
+  record()
+  return (waits())
+end
+local found, full = waits()
+if ARGV[1] == 'attempt' and not full then
+  record()
+end
+return found
+"""
+
+# A successful sign-in. KEYS[1]: the account's remembered clients, KEYS[2]: the (account,
+# client) log. ARGV[1]: the client's member, ARGV[2]: how long it is remembered (ms),
+# ARGV[3]: how many clients are remembered. The newest ones stay.
+_REMEMBER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - period))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[1], period)
+redis.call('DEL', KEYS[2])
+return now
+"""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``attempts`` in any ``window`` seconds."""
+
+    attempts: int
+    window: float
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.attempts) or not 1 <= self.attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}")
+        if not _is_number(self.window) or self.window < 0.001:
+            raise ValueError("the window must be a number of seconds, at least 0.001")
+
+    @property
+    def window_ms(self) -> int:
+        return max(1, round(self.window * 1000))
+
+    @classmethod
+    def parse(cls, value: object) -> Limit | None:
+        """A limit as settings give it: ``[attempts, seconds]``, ``"attempts/seconds"``,
+        or None, "" or "off" for no limit."""
+        if isinstance(value, Limit | None):
+            return value
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in ("", "off", "none"):
+                return None
+            attempts, slash, window = text.partition("/")
+            if not slash:
+                raise ValueError(f"{value!r} is not attempts/seconds, e.g. 20/600")
+            try:
+                return cls(int(attempts), float(window))
+            except ValueError as error:
+                raise ValueError(f"{value!r}: {error}") from error
+        if isinstance(value, Sequence) and len(value) == 2:
+            return cls(value[0], value[1])
+        raise ValueError(f"{value!r} is not [attempts, seconds], e.g. [20, 600]")
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRules:
+    """The limits, and how long a client that signed in stays exempt from the wide rules.
+
+    The module's docstring gives the reasons for the defaults."""
+
+    sign_in_per_account_ip: Limit | None = Limit(5, 15 * MINUTE)
+    sign_in_per_ip: Limit | None = Limit(20, 10 * MINUTE)
+    sign_in_per_account: Limit | None = Limit(50, HOUR)
+    sign_up_per_ip: Limit | None = Limit(10, HOUR)
+    # Seconds after its last successful sign-in that a client stays remembered; 0: never.
+    remember_clients_for: float = 30 * DAY
+    # How many clients each account remembers (the most recent ones); 0: none.
+    remember_clients: int = 10
+
+    def __post_init__(self) -> None:
+        for name in sorted(_LIMIT_FIELDS):
+            if not isinstance(getattr(self, name), Limit | None):
+                raise ValueError(f"{name} must be a Limit or None")
+        if not _is_number(self.remember_clients_for) or self.remember_clients_for < 0:
+            raise ValueError("remember_clients_for must be a number of seconds, 0 or more")
+        if not _is_int(self.remember_clients) or not 0 <= self.remember_clients <= MAX_REMEMBERED:
+            raise ValueError(f"remember_clients must be a whole number from 0 to {MAX_REMEMBERED}")
+
+    @property
+    def remembers(self) -> bool:
+        return self.remember_clients > 0 and self.remember_clients_for >= 0.001
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ThrottleRules:
+        """Rules from ``THROTTLE_<FIELD>`` settings (e.g. ``THROTTLE_SIGN_IN_PER_IP``);
+        a missing one keeps its default. Raises ValueError naming the setting."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = f"THROTTLE_{field.name.upper()}"
+            if name not in config:
+                continue
+            try:
+                value = config[name]
+                if field.name in _LIMIT_FIELDS:
+                    value = Limit.parse(value)
+                cls(**{field.name: value})  # checked alone, so the error names this one
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from error
+            values[field.name] = value
+        return cls(**values)
+
+
+_LIMIT_FIELDS = frozenset(
+    {"sign_in_per_account_ip", "sign_in_per_ip", "sign_in_per_account", "sign_up_per_ip"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether an attempt may go ahead; if not, in how many seconds to retry, and why."""
+
+    allowed: bool
+    retry_after: int = 0  # whole seconds, at least 1 when not allowed
+    limited_by: tuple[str, ...] = ()  # names of the rules (ThrottleRules fields) that refuse
+
+    @property
+    def retry_after_text(self) -> str:
+        if self.retry_after < 90:
+            return f"{self.retry_after} second{'s' if self.retry_after != 1 else ''}"
+        minutes = math.ceil(self.retry_after / 60)
+        return f"{minutes} minutes"
+
+
+ALLOWED = Decision(allowed=True)
+
+
+def too_many_attempts(decision: Decision) -> AppError:
+    """The 429 for a refused attempt; the same words whether or not the account exists."""
+    return AppError(
+        f"Too many attempts. Please try again in {decision.retry_after_text}.",
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
+def client_network(ip: str) -> str:
+    """What counts as one client: an IPv4 address, or an IPv6 /64. Text that is not an
+    address (say "" for a Unix socket) counts as a client of its own."""
+    address = parse_address(ip)
+    if address is None:
+        return ip.strip()
+    if isinstance(address, IPv6Address):
+        return str(ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(address)
+
+
+@dataclass(frozen=True, slots=True)
+class _Log:
+    rule: str
+    key: str
+    limit: Limit
+
+
+class Throttle:
+    """Sliding-window limits on sign-ins and sign-ups; see the module's docstring.
+
+    ``email`` arguments are the canonical email (``accounts.canonical_email``), or the
+    trimmed input when it is not a valid one: an unknown or malformed email is throttled
+    like any other, so the throttle never tells which accounts exist. ``ip`` is the
+    client's address as ``ServerSessions.client_ip`` gives it.
+
+    Sign-in: check the form (a 422 costs nothing), then ``check_sign_in``; refused, raise
+    ``too_many_attempts`` before any bcrypt work. Then verify the password: wrong (or no
+    such account), ``record_failed_sign_in`` and answer the 401; right,
+    ``record_sign_in`` and start the session. Sign-up: check the form, then
+    ``attempt_sign_up``; refused, the 429; allowed, hash and create the account, and on
+    success ``record_sign_in``, since the new user is signed in from this client."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        secret: str | bytes,
+        rules: ThrottleRules | None = None,
+    ) -> None:
+        if not secret:
+            raise ValueError("the throttle needs a secret to name its keys")
+        self.redis = redis
+        self.prefix = prefix
+        self.rules = rules or ThrottleRules()
+        key = secret.encode() if isinstance(secret, str) else secret
+        # Its own key, so these names cannot be matched with any other HMAC of the secret.
+        self._name_key = hmac.new(key, b"quartapp throttle key names", hashlib.sha256).digest()
+        self._attempts = redis.register_script(_ATTEMPTS)
+        self._remember = redis.register_script(_REMEMBER)
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _name(self, kind: str, text: str) -> str:
+        message = f"{kind}\0{text}".encode()
+        digest = hmac.new(self._name_key, message, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def account_name(self, email: str) -> str:
+        return self._name("account", email.strip().lower())
+
+    def client_name(self, ip: str) -> str:
+        return self._name("client", client_network(ip))
+
+    def key(self, rule: str, *names: str) -> str:
+        """A throttle key; every one carries the same hash tag (see the docstring)."""
+        return ":".join((f"{self.prefix}{{throttle}}", rule, *names))
+
+    def sign_in_keys(self, email: str, ip: str) -> dict[str, str]:
+        """The keys a sign-in with these credentials touches, by rule (and "remembered")."""
+        account, client = self.account_name(email), self.client_name(ip)
+        return {
+            "sign_in_per_account_ip": self.key("sign_in_per_account_ip", account, client),
+            "sign_in_per_ip": self.key("sign_in_per_ip", client),
+            "sign_in_per_account": self.key("sign_in_per_account", account),
+            "remembered": self.key("remembered", account),
+        }
+
+    def sign_up_key(self, ip: str) -> str:
+        return self.key("sign_up_per_ip", self.client_name(ip))
+
+    def _sign_in_logs(self, keys: Mapping[str, str]) -> list[_Log]:
+        rules = self.rules
+        limits = {
+            "sign_in_per_account_ip": rules.sign_in_per_account_ip,
+            "sign_in_per_ip": rules.sign_in_per_ip,
+            "sign_in_per_account": rules.sign_in_per_account,
+        }
+        return [_Log(rule, keys[rule], limit) for rule, limit in limits.items() if limit]
+
+    # -- the script -----------------------------------------------------------------------
+
+    async def _run(
+        self, mode: str, logs: Sequence[_Log], remembered: tuple[str, str] | None
+    ) -> Decision:
+        if not logs:
+            return ALLOWED
+        keys = [log.key for log in logs]
+        args: list[str | int] = [mode, secrets.token_hex(4), "", 0]
+        if remembered is not None and self.rules.remembers:
+            keys.append(remembered[0])
+            args[2:4] = [remembered[1], round(self.rules.remember_clients_for * 1000)]
+        for log in logs:
+            args += [log.limit.attempts, log.limit.window_ms]
+        result = await self._attempts(keys=keys, args=args)
+        is_remembered = int(result[1]) == 1
+        waits = {
+            log.rule: int(wait)
+            for log, wait in zip(logs, result[2:], strict=True)
+            if int(wait) > 0 and not (is_remembered and log.rule in _REMEMBERED_EXEMPT)
+        }
+        if not waits:
+            return ALLOWED
+        # Every refusing rule has to have room again; they lapse one after another.
+        wait_ms = max(waits.values())
+        return Decision(False, max(1, math.ceil(wait_ms / 1000)), tuple(waits))
+
+    # -- sign-in --------------------------------------------------------------------------
+
+    async def check_sign_in(self, email: str, ip: str) -> Decision:
+        """May this client try a password on this account now? Records nothing.
+
+        Call it before any bcrypt work: a refused attempt must cost nothing."""
+        keys = self.sign_in_keys(email, ip)
+        remembered = (keys["remembered"], self.client_name(ip))
+        return await self._run("check", self._sign_in_logs(keys), remembered)
+
+    async def record_failed_sign_in(self, email: str, ip: str) -> Decision:
+        """Count a wrong password (or an unknown email) against the account, the client
+        and the pair; returns the decision for this client's next attempt."""
+        keys = self.sign_in_keys(email, ip)
+        remembered = (keys["remembered"], self.client_name(ip))
+        return await self._run("record", self._sign_in_logs(keys), remembered)
+
+    async def record_sign_in(self, email: str, ip: str) -> None:
+        """A correct password: forget this pair's failures and remember the client for the
+        account. The account's and the client's logs stay (see the docstring)."""
+        keys = self.sign_in_keys(email, ip)
+        if not self.rules.remembers:
+            await self.redis.delete(keys["sign_in_per_account_ip"])
+            return
+        await self._remember(
+            keys=[keys["remembered"], keys["sign_in_per_account_ip"]],
+            args=[
+                self.client_name(ip),
+                round(self.rules.remember_clients_for * 1000),
+                self.rules.remember_clients,
+            ],
+        )
+
+    # -- sign-up --------------------------------------------------------------------------
+
+    async def attempt_sign_up(self, ip: str) -> Decision:
+        """Count a sign-up attempt from this client if it is allowed, in one atomic step.
+
+        Call it after the form is found valid (a 422 costs nothing) and before hashing."""
+        limit = self.rules.sign_up_per_ip
+        logs = [_Log("sign_up_per_ip", self.sign_up_key(ip), limit)] if limit else []
+        return await self._run("attempt", logs, None)
+
+    # -- operators ------------------------------------------------------------------------
+
+    async def reset(self, *, email: str | None = None, ip: str | None = None) -> int:
+        """Clear every count named by what is given: the account's, the client's (sign-in
+        and sign-up), and with both, the pair's. Remembered clients stay. Returns how many
+        keys were deleted."""
+        found: list[str] = []
+        if email is not None:
+            account = self.account_name(email)
+            found.append(self.key("sign_in_per_account", account))
+            if ip is not None:
+                found.append(self.key("sign_in_per_account_ip", account, self.client_name(ip)))
+        if ip is not None:
+            found.append(self.key("sign_in_per_ip", self.client_name(ip)))
+            found.append(self.sign_up_key(ip))
+        if not found:
+            return 0
+        return int(await self.redis.delete(*found))
+
+
+EXTENSION = "quartapp.throttle"
+
+
+class Throttling:
+    """The app's ``Throttle``: rules read from ``THROTTLE_*`` settings at start-up (a bad
+    one stops start-up), the Redis side opened when the app starts serving."""
+
+    def __init__(self, app: Quart | None = None) -> None:
+        self._throttle: Throttle | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        try:
+            self.rules = ThrottleRules.from_config(app.config)
+        except ValueError as error:
+            raise ConfigError(f"QUARTAPP_{error}") from error
+        app.extensions[EXTENSION] = self
+        app.before_serving(self._open)
+
+    async def _open(self) -> None:
+        config = current_app.config
+        self._throttle = Throttle(
+            get_redis(),
+            prefix=str(config["REDIS_PREFIX"]),
+            secret=config["SECRET_KEY"],
+            rules=self.rules,
+        )
+
+    @property
+    def throttle(self) -> Throttle:
+        if self._throttle is None:
+            raise RuntimeError("the throttle is used before the app started serving")
+        return self._throttle
+
+
+def get_throttle() -> Throttle:
+    throttling: Throttling = current_app.extensions[EXTENSION]
+    return throttling.throttle
