@@ -62,4 +62,8 @@ def navigate(location: str) -> Response:
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
     """``fragment`` alone for an htmx swap, else the whole ``page``, which includes it."""
     template = fragment if htmx().wants_fragment else page
-    return Response(await render_template(template, **context), status=status)
+    response = Response(await render_template(template, **context), status=status)
+    error = context.get("error")
+    if error is not None:
+        response.headers.update(getattr(error, "headers", {}))  # e.g. Retry-After on a 429
+    return response

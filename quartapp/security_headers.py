@@ -31,6 +31,10 @@ async def add_security_headers(response: Response) -> Response:
     headers = response.headers
     # No view sets these, so they are appended rather than merged: this runs on every poll.
     headers.extend(HEADERS)
+    if request.scheme == "https":
+        # Browsers then refuse plain http for this host for two years. (Behind a proxy
+        # that ends TLS, the app sees http: let the proxy send this header.)
+        headers["Strict-Transport-Security"] = "max-age=63072000"
     if request.endpoint != "static":
         # Pages carry personal data or CSRF tokens: never cache them anywhere.
         headers.setdefault("Cache-Control", "no-store")

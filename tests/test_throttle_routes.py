@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from quart import Quart
+from quart.testing import QuartClient
 
 from quartapp.passwords import PasswordHasher
 
@@ -123,3 +125,41 @@ async def test_the_owner_signs_in_from_a_clean_client_during_a_spray(
 
 async def _token(auth: Auth) -> str:
     return await csrf_from(auth.client, "/")
+
+
+CURRENT_PASSWORD_FORMS = re.compile(
+    r'<form[^>]*action="(?P<action>[^"]+)"(?P<body>.*?)</form>', flags=re.S
+)
+
+
+async def test_every_form_that_checks_a_password_is_throttled(throttled: Quart) -> None:
+    """Policy: every form with a current-password field (sign-in, and the re-checks before
+    a password change or an account deletion) answers 429 after repeated failures."""
+    auth = Auth(throttled.test_client())
+    await auth.sign_up()
+    pages = ["/account/password", "/account/delete"]
+    forms: dict[str, list[str]] = {}
+    for page in pages:
+        body = await (await auth.client.get(page)).get_data(as_text=True)
+        for form in CURRENT_PASSWORD_FORMS.finditer(body):
+            if 'autocomplete="current-password"' in form["body"]:
+                names = re.findall(r'<input[^>]*name="([^"]+)"', form["body"])
+                forms[form["action"]] = names
+    assert set(forms) == {"/account/password", "/account/delete"}
+    for action, names in forms.items():
+        statuses = []
+        for _ in range(4):
+            data = {name: "wrong password guess" for name in names if name != "csrf_token"}
+            if "new_password" in data:
+                data["new_password"] = "a new and long passphrase"
+            statuses.append((await auth.post(action, data)).status_code)
+        assert statuses[-1] == 429, (action, statuses)
+        await throttled.extensions["quartapp.throttle"].throttle.reset(email="ada@example.com")
+    # the sign-in form is covered by test_failed_sign_ins_lock_with_429_and_no_bcrypt
+
+
+async def test_hsts_only_over_https(client: QuartClient) -> None:
+    plain = await client.get("/")
+    assert "Strict-Transport-Security" not in plain.headers
+    secure = await client.get("/", scheme="https")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"

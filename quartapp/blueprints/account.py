@@ -24,6 +24,7 @@ from ..models import User
 from ..passwords import get_hasher
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
+from ..throttle import get_throttle, too_many_attempts
 from .auth import session_summary
 
 bp = Blueprint("account", __name__)
@@ -170,7 +171,15 @@ async def confirm_password(password: str, field: str) -> User:
     if user is None:  # deleted while this session lived on: it ends here too
         await get_sessions().sign_out_everywhere(record.user_id)
         raise Unauthorized()
+    # The same throttle as sign-in: a stolen session must not become a way to guess the
+    # password, and a refused check costs no bcrypt work.
+    throttle = get_throttle()
+    client = get_sessions().client_ip()
+    decision = await throttle.check_sign_in(user.email, client)
+    if not decision.allowed:
+        raise too_many_attempts(decision)
     if not await get_hasher().verify(password, user.password_hash):
+        await throttle.record_failed_sign_in(user.email, client)
         raise AppError(FIX_FIELDS, status=403, fields={field: NOT_CURRENT})
     return user
 

@@ -35,11 +35,7 @@ SIGN_IN_FAILED = "Incorrect email or password."
 
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
     """The form alone for an htmx swap, or the whole page around it."""
-    response = await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
-    error = context.get("error")
-    if isinstance(error, AppError):
-        response.headers.update(error.headers)  # e.g. Retry-After on a 429
-    return response
+    return await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
 
 
 def session_summary(record: SessionRecord) -> dict[str, Any]:
