@@ -9,6 +9,7 @@ refusal (user rows, session records in Redis) is counted before and after each r
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
+from zxcvbn import zxcvbn
 
 from quartapp.accounts import canonical_email
 from quartapp.blueprints.auth import SIGN_IN_FAILED
@@ -106,9 +108,15 @@ def email_is_valid(email: str) -> bool:
     return True
 
 
-def password_is_valid(password: str) -> bool:
-    # Written out again rather than imported: 8 characters up to bcrypt's 72 bytes.
-    return len(password) >= 8 and len(password.encode()) <= 72
+def password_is_valid(password: str, email: str) -> bool:
+    # Written out again rather than imported: 8 characters up to bcrypt's 72 bytes, and
+    # not too guessable (zxcvbn's score 3 or more, the email's words counted as known).
+    if len(password) < 8 or len(password.encode()) > 72:
+        return False
+    email = canonical_email(email) if email_is_valid(email) else email.strip().lower()
+    local = email.rpartition("@")[0] or email
+    words = [email, local, *(word for word in re.split(r"[\W_]+", local) if len(word) >= 3)]
+    return bool(zxcvbn(password, user_inputs=words)["score"] >= 3)
 
 
 async def post_form(
@@ -172,7 +180,7 @@ async def test_sign_up_form_with_any_text(
 
     if form_size(fields, token) > MAX_BODY:
         assert status == 413
-    elif email_is_valid(email) and password_is_valid(password):
+    elif email_is_valid(email) and password_is_valid(password, email):
         assert_navigates_home(response, htmx)
         assert await User.all().count() == 1
         user = await User.get(email=canonical_email(email))
@@ -184,7 +192,7 @@ async def test_sign_up_form_with_any_text(
     else:
         assert status == 422, body
         assert ('id="email-error"' in body) == (not email_is_valid(email))
-        assert ('id="password-error"' in body) == (not password_is_valid(password))
+        assert ('id="password-error"' in body) == (not password_is_valid(password, email))
     # Refused: nothing half-written, in MySQL or in Redis, and no session cookie.
     assert 400 <= status < 500
     assert await User.all().count() == 0
@@ -394,7 +402,7 @@ async def test_any_json_value(
     else:
         email, password = value.get("email", ""), value.get("password", "")
         if path == "/api/v1/signup":
-            if email_is_valid(email) and password_is_valid(password):
+            if email_is_valid(email) and password_is_valid(password, email):
                 if canonical_email(email) == KNOWN_EMAIL:
                     assert status == 409, answer
                     assert set(answer["fields"]) == {"email"}
@@ -406,7 +414,7 @@ async def test_any_json_value(
                 assert status == 422, answer
                 assert isinstance(answer["fields"], dict)
                 assert ("email" in answer["fields"]) == (not email_is_valid(email))
-                assert ("password" in answer["fields"]) == (not password_is_valid(password))
+                assert ("password" in answer["fields"]) == (not password_is_valid(password, email))
         elif not email.strip() or not password.strip():
             assert status == 422, answer
             assert isinstance(answer["fields"], dict)

@@ -14,7 +14,7 @@ from quart_auth import Unauthorized
 from redis.exceptions import RedisError
 
 from ..access import public, signed_in
-from ..accounts import delete_user, find_user_by_id, password_problem, update_password_hash
+from ..accounts import delete_user, find_user_by_id, judge_password, update_password_hash
 from ..csrf import csrf_token
 from ..devices import UNKNOWN_BROWSER
 from ..errors import AppError
@@ -204,7 +204,8 @@ async def change_password() -> Response:
         problems: dict[str, str] = {}
         if not fields["current_password"]:
             problems["current_password"] = ASK_CURRENT
-        if problem := password_problem(fields["new_password"]):
+        email = signed_in_record().email
+        if problem := judge_password(fields["new_password"], email).message:
             problems["new_password"] = problem
         if problems:
             raise AppError(FIX_FIELDS, status=422, fields=problems)

@@ -14,6 +14,7 @@ from ..accounts import (
     create_user,
     delete_user,
     find_user,
+    judge_password,
     update_password_hash,
     validate_sign_up,
 )
@@ -101,6 +102,38 @@ async def sign_up() -> Response:
         response.status_code = 201
         return response
     return navigate(url_for("home.home"))
+
+
+@bp.post("/api/v1/password-strength")
+@public
+@session_access("read")
+async def password_strength() -> Response:
+    """How strong a password being typed is, judged as sign-up and password change will.
+
+    The sign-up form sends ``email`` and ``password``; the change form sends
+    ``new_password``, and the signed-in account's email is used. The answer never
+    contains the password."""
+    fields = await read_fields("email", "password", "new_password")
+    record = current_record()
+    email = record.email if record is not None else fields["email"]
+    password = fields["password"] or fields["new_password"]
+    strength = judge_password(password, email) if password else None
+    if wants_json():
+        if strength is None:
+            raise AppError(
+                "Please correct the fields below.",
+                status=422,
+                fields={"password": "Enter a password."},
+            )
+        return jsonify(
+            {
+                "score": strength.score,
+                "acceptable": strength.acceptable,
+                "message": strength.message,
+            }
+        )
+    html = await render_template("auth/_password_strength.html", strength=strength)
+    return Response(html)
 
 
 async def check_credentials(email: str, password: str) -> User:

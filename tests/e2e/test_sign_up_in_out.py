@@ -80,7 +80,7 @@ def test_sign_up_errors_show_inline_without_navigation(
     password = page.get_by_label("Password")
     expect(password).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#password-error.field-error")).to_have_text("Use at least 8 characters.")
-    expect(password).to_have_attribute("aria-describedby", "password-error")
+    expect(password).to_have_attribute("aria-describedby", "password-error password-strength")
     expect(page.get_by_label("Email")).to_have_value(email)
     expect(page.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")
     assert path_of(page) == "/register"

@@ -1,0 +1,207 @@
+"""Password quality: common and email-derived passwords are refused, and strength is
+shown while the password is typed."""
+
+from __future__ import annotations
+
+import pytest
+from quart.testing import QuartClient
+
+from quartapp.accounts import COMMON, FROM_EMAIL, email_words, judge_password
+from quartapp.models import User
+
+from .conftest import PASSWORD, Auth, csrf_from
+
+HTMX = {"HX-Request": "true"}
+STRONG = "tulip granite harbour kettle"
+STRENGTH_PATH = "/api/v1/password-strength"
+
+
+# -- the judgement ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "iloveyou", "12345678"])
+def test_common_passwords_are_refused(password: str) -> None:
+    strength = judge_password(password, "someone@example.com")
+    assert not strength.acceptable
+    assert strength.score < 3
+    assert strength.message is not None
+
+
+def test_the_most_common_passwords_say_so() -> None:
+    assert judge_password("password123").message == COMMON
+    assert judge_password("qwertyuiop").message == COMMON
+
+
+@pytest.mark.parametrize("password", ["ada.lovelace2024", "lovelace2024!", "Lovelace1815"])
+def test_passwords_built_from_the_email_are_refused(password: str) -> None:
+    strength = judge_password(password, "ada.lovelace@example.com")
+    assert strength.message == FROM_EMAIL
+
+
+def test_the_same_password_is_fine_for_someone_else() -> None:
+    assert judge_password("lovelace2024!", "grace@example.com").acceptable
+
+
+@pytest.mark.parametrize("password", [STRONG, PASSWORD, "a brand new passphrase"])
+def test_a_passphrase_is_accepted(password: str) -> None:
+    strength = judge_password(password, "ada.lovelace@example.com")
+    assert strength.acceptable
+    assert strength.message is None
+    assert strength.score >= 3
+
+
+def test_no_composition_rules() -> None:
+    """Only letters and spaces, no digits or capitals: fine when long and uncommon."""
+    assert judge_password("plum orchard seventeen ladders").acceptable
+
+
+def test_length_limits_come_first() -> None:
+    assert judge_password("short").message == "Use at least 8 characters."
+    too_long = judge_password("é" * 37)  # 37 characters, 74 bytes
+    assert too_long.message is not None
+    assert too_long.message.startswith("Use at most 72 bytes")
+
+
+def test_email_words() -> None:
+    assert email_words(" Ada.Lovelace@Example.com ") == [
+        "ada.lovelace@example.com",
+        "ada.lovelace",
+        "ada",
+        "lovelace",
+    ]
+    assert email_words("not an email") == ["not an email", "not", "email"]
+    assert email_words("") == []
+
+
+# -- sign-up and password change ----------------------------------------------------------------
+
+
+async def test_sign_up_with_a_common_password_is_refused(client: QuartClient, auth: Auth) -> None:
+    response = await auth.sign_up(password="password123")
+    assert response.status_code == 422
+    html = await response.get_data(as_text=True)
+    assert f'<small id="password-error" class="field-error">{COMMON}</small>' in html
+    assert "password123" not in html
+    assert await User.all().count() == 0
+
+
+async def test_sign_up_with_an_email_derived_password_as_json(client: QuartClient) -> None:
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    response = await client.post(
+        "/api/v1/signup",
+        json={"email": "ada.lovelace@example.com", "password": "ada.lovelace2024"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status_code == 422
+    assert (await response.get_json())["fields"] == {"password": FROM_EMAIL}
+    assert await User.all().count() == 0
+
+
+async def test_sign_up_with_htmx_and_a_weak_password(auth: Auth) -> None:
+    response = await auth.sign_up(password="qwertyuiop", **HTMX)
+    assert response.status_code == 422
+    html = await response.get_data(as_text=True)
+    assert html.lstrip().startswith('<form id="sign-up-form"')
+    assert COMMON in html
+    assert await User.all().count() == 0
+
+
+async def test_a_new_password_is_judged_with_the_account_email(auth: Auth) -> None:
+    await auth.sign_up("ada.lovelace@example.com")
+    response = await auth.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "ada.lovelace2024"},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    html = await response.get_data(as_text=True)
+    assert f'<small id="new_password-error" class="field-error">{FROM_EMAIL}</small>' in html
+    # The old password still opens the account.
+    await auth.post("/logout")
+    assert (await auth.sign_in("ada.lovelace@example.com")).status_code == 303
+
+
+# -- the live strength route --------------------------------------------------------------------
+
+
+async def test_forms_ask_for_strength_while_typing(client: QuartClient, auth: Auth) -> None:
+    html = await (await client.get("/register")).get_data(as_text=True)
+    assert f'hx-post="{STRENGTH_PATH}"' in html
+    assert 'hx-trigger="input changed delay:400ms"' in html
+    assert 'hx-target="#password-strength"' in html
+    assert 'hx-include="#email"' in html
+    assert 'hx-params="email,password"' in html
+    assert 'aria-describedby="password-hint password-strength"' in html
+    assert '<small id="password-strength" class="password-strength" aria-live="polite">' in html
+
+    await auth.sign_up()
+    html = await (await client.get("/account/password")).get_data(as_text=True)
+    # Only the new password is sent: never the current one.
+    assert 'hx-params="new_password"' in html
+    assert 'hx-target="#new_password-strength"' in html
+    assert 'aria-describedby="new_password-hint new_password-strength"' in html
+
+
+async def test_strength_for_htmx(client: QuartClient) -> None:
+    token = await csrf_from(client, "/register")
+    response = await client.post(
+        STRENGTH_PATH,
+        form={"email": "ada.lovelace@example.com", "password": "ada.lovelace2024"},
+        headers={**HTMX, "X-CSRF-Token": token},
+    )
+    assert response.status_code == 200
+    html = await response.get_data(as_text=True)
+    assert "Strength: weak — Avoid passwords built from your email address." in html
+    assert 'class="strength-weak"' in html
+    assert "lovelace2024" not in html
+
+    response = await client.post(
+        STRENGTH_PATH,
+        form={"email": "ada@example.com", "password": STRONG},
+        headers={**HTMX, "X-CSRF-Token": token},
+    )
+    html = await response.get_data(as_text=True)
+    assert "Strength: very strong" in html
+    assert "—" not in html
+    assert STRONG not in html
+
+    empty = await client.post(
+        STRENGTH_PATH, form={"password": ""}, headers={**HTMX, "X-CSRF-Token": token}
+    )
+    assert empty.status_code == 200
+    assert (await empty.get_data(as_text=True)).strip() == ""
+
+
+async def test_strength_as_json(client: QuartClient) -> None:
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    headers = {"X-CSRF-Token": token}
+    weak = await client.post(STRENGTH_PATH, json={"password": "password123"}, headers=headers)
+    assert await weak.get_json() == {"score": 0, "acceptable": False, "message": COMMON}
+    strong = await client.post(STRENGTH_PATH, json={"password": STRONG}, headers=headers)
+    assert await strong.get_json() == {"score": 4, "acceptable": True, "message": None}
+    short = await client.post(STRENGTH_PATH, json={"password": "abc"}, headers=headers)
+    assert (await short.get_json())["message"] == "Use at least 8 characters."
+    missing = await client.post(STRENGTH_PATH, json={}, headers=headers)
+    assert missing.status_code == 422
+    assert (await missing.get_json())["fields"] == {"password": "Enter a password."}
+
+
+async def test_strength_for_a_signed_in_user_uses_the_account_email(
+    client: QuartClient, auth: Auth
+) -> None:
+    await auth.sign_up("ada.lovelace@example.com")
+    token = await auth.page_token()
+    response = await client.post(
+        STRENGTH_PATH,
+        form={"new_password": "lovelace2024!", "email": "someone@example.com"},
+        headers={**HTMX, "X-CSRF-Token": token},
+    )
+    assert FROM_EMAIL in await response.get_data(as_text=True)
+
+
+async def test_strength_needs_a_csrf_token(client: QuartClient) -> None:
+    await client.get("/register")
+    response = await client.post(STRENGTH_PATH, form={"password": "password123"}, headers=HTMX)
+    assert response.status_code == 403
+    as_json = await client.post(STRENGTH_PATH, json={"password": "password123"})
+    assert as_json.status_code == 403
