@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -30,7 +28,6 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -39,6 +36,8 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from quartapp.session_store import SessionRecord, SessionStore, key_id_for
+
+from .redis_machine import RedisMachine
 
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -130,14 +129,11 @@ class ModelSession:
         return f"<session {self.key_id[:6]} user={self.user_id}>"
 
 
-class SessionStoreMachine(RuleBasedStateMachine):
+class SessionStoreMachine(RedisMachine):
     sessions = Bundle("sessions")
 
     def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.redis = Redis.from_url(REDIS_URL)
-        self.prefix = f"quartapp-test:machine:{uuid.uuid4().hex[:12]}:"
+        super().__init__(REDIS_URL, "machine")
         self.store = SessionStore(
             self.redis,
             prefix=self.prefix,
@@ -149,38 +145,12 @@ class SessionStoreMachine(RuleBasedStateMachine):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def run(self, awaitable: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(awaitable)
-
-    def redis_now(self) -> int:
-        seconds, microseconds = self.run(self.redis.time())
-        return int(seconds) * 1000 + int(microseconds) // 1000
-
     def sleep(self, milliseconds: float) -> None:
         self.slept_ms += int(milliseconds)
         self.run(asyncio.sleep(milliseconds / 1000))
 
     def may_sleep(self) -> bool:
         return self.slept_ms < SLEEP_BUDGET_MS
-
-    def timed(self, awaitable: Awaitable[T]) -> tuple[int, T, int]:
-        """Redis's clock just before and just after ``awaitable`` runs, and its result."""
-        before = self.redis_now()
-        result = self.run(awaitable)
-        return before, result, self.redis_now()
-
-    def teardown(self) -> None:
-        async def clean() -> None:
-            keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=500)]
-            if keys:
-                await self.redis.delete(*keys)
-            await self.redis.aclose()
-
-        try:
-            self.run(clean())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        finally:
-            self.loop.close()
 
     def expectation(self, session: ModelSession, before: int, after: int) -> str:
         """ "alive", "dead" or "either", for an operation run between ``before`` and ``after``."""

@@ -20,17 +20,16 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from redis.asyncio import Redis
+from hypothesis.stateful import invariant, rule
 
 from quartapp.throttle import Decision, Limit, Throttle, ThrottleRules
+
+from .redis_machine import RedisMachine
 
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -109,12 +108,9 @@ def _limit(rule: str) -> Limit:
     return limit
 
 
-class ThrottleMachine(RuleBasedStateMachine):
+class ThrottleMachine(RedisMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.redis = Redis.from_url(REDIS_URL)
-        self.prefix = f"quartapp-test:throttle-machine:{uuid.uuid4().hex[:12]}:"
+        super().__init__(REDIS_URL, "throttle-machine")
         self.throttle = Throttle(self.redis, prefix=self.prefix, secret="machine", rules=RULES)
         self.logs: dict[str, ModelLog] = {}  # by Redis key
         # What the throttle calls each account, client and pair of the model, and back.
@@ -127,37 +123,12 @@ class ThrottleMachine(RuleBasedStateMachine):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def run(self, awaitable: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(awaitable)
-
-    def redis_now(self) -> int:
-        seconds, microseconds = self.run(self.redis.time())
-        return int(seconds) * 1000 + int(microseconds) // 1000
-
-    def timed(self, awaitable: Awaitable[T]) -> tuple[int, T, int]:
-        before = self.redis_now()
-        result = self.run(awaitable)
-        return before, result, self.redis_now()
-
     def sleep(self, milliseconds: int) -> None:
         """Real sleep, within what is left of this example's budget. (A precondition would
         do the same, but hypothesis sometimes gives up on an example over it.)"""
         milliseconds = max(0, min(milliseconds, SLEEP_BUDGET_MS - self.slept_ms))
         self.slept_ms += milliseconds
         self.run(asyncio.sleep(milliseconds / 1000))
-
-    def teardown(self) -> None:
-        async def clean() -> None:
-            keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=500)]
-            if keys:
-                await self.redis.delete(*keys)
-            await self.redis.aclose()
-
-        try:
-            self.run(clean())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        finally:
-            self.loop.close()
 
     def key(self, rule: str, email: str | None = None, ip: str | None = None) -> str:
         """The throttle's key for ``rule``; checked to name one account (or client, or pair)
