@@ -136,39 +136,36 @@ async def password_strength() -> Response:
     return Response(html)
 
 
-async def check_credentials(email: str, password: str) -> User:
-    """The account these credentials open, or a 401 that reads and costs the same for every
-    failure: an unknown email still pays for one bcrypt check."""
-    try:
-        email = canonical_email(email)
-    except ValueError:
-        email = ""
+async def check_credentials(email: str, password: str) -> User | None:
+    """The account these credentials open, or None; every failure costs the same, as an
+    unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
+    was typed is not an email at all."""
     user = await find_user(email) if email else None
     hashed = user.password_hash if user is not None else None
     if not await get_hasher().verify(password, hashed) or user is None:
-        raise AppError(SIGN_IN_FAILED, status=401)
+        return None
     await upgrade_hash(user, password)
     return user
 
 
-async def throttled_check(email: str, password: str) -> User:
+async def authenticate(typed_email: str, password: str) -> User:
     """``check_credentials`` behind the sign-in throttle: a refused attempt is a 429 that
-    costs no bcrypt work; a failure counts against the account and the client."""
-    throttle = get_throttle()
+    costs no bcrypt work; a wrong password counts against the account and the client and
+    is the one 401 that reads the same for every failure. (A MySQL outage is a 503 and
+    counts against nobody.)"""
     try:
-        account = canonical_email(email)
+        email = account = canonical_email(typed_email)
     except ValueError:
-        account = email.strip()  # unknown and malformed emails are throttled all the same
+        email, account = "", typed_email.strip()  # malformed emails are throttled all the same
+    throttle = get_throttle()
     client = get_sessions().client_ip()
     decision = await throttle.check_sign_in(account, client)
     if not decision.allowed:
         raise too_many_attempts(decision)
-    try:
-        user = await check_credentials(email, password)
-    except AppError as error:
-        if error.status == 401:  # not when MySQL was down: that was nobody's guess
-            await throttle.record_failed_sign_in(account, client)
-        raise
+    user = await check_credentials(email, password)
+    if user is None:
+        await throttle.record_failed_sign_in(account, client)
+        raise AppError(SIGN_IN_FAILED, status=401)
     await throttle.record_sign_in(account, client)
     return user
 
@@ -199,7 +196,7 @@ async def sign_in() -> Response:
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        user = await throttled_check(fields["email"], fields["password"])
+        user = await authenticate(fields["email"], fields["password"])
         record = await get_sessions().sign_in(user.id, user.email)
     except AppError as error:
         if wants_json():
