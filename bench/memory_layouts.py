@@ -1,22 +1,19 @@
 #!/usr/bin/env python
-"""Redis memory per session for the layout in use and for layouts that are not implemented.
+"""Redis memory per session for the layout in use and for the layouts it replaced.
 
     .venv/bin/python bench/memory_layouts.py [--sessions 100000] [--redis-url ...]
 
 Writes sessions straight into Redis (no SessionStore, no scripts) under a throwaway prefix
 as long as "quartapp:", reads INFO memory used_memory before and after, and deletes them
-again. The first layout is what SessionStore writes today, so it should match bench/run.py's
-memory figure; the others are candidates for the <= 300 bytes per session target, compared
-in docs/benchmarks.md:
+again. The first layout is what SessionStore writes, so it should match bench/run.py's
+memory figure; the others show what each part of it saves (docs/benchmarks.md):
 
-  json       the record as today: compact JSON with c, a, l, u, e, i, b
-  binary     the same fields packed: created ms, absolute deadline and last activity as
-             seconds after it, user id, then IP, device and email behind length bytes
-  zset       the index as today: one sorted set per user, scored by absolute deadline
-  session    a bucketed index: users share hashes (user_id // USERS), one field per
-             session "<user_id>:<key id>", value the absolute deadline in seconds
-  user       a bucketed index with one field per user, value that user's sessions packed
-             (16-byte key id and 4-byte deadline each)
+  binary     the record as SessionStore packs it: a 16-byte head of times, the user id,
+             then IP, device and email behind length bytes
+  json       the record as it was: compact JSON with c, a, l, u, e, i, b
+  bucket     the index as it is: users share hashes (user_id // USERS), one field per
+             session, the key id, whose value is the user id
+  zset       the index as it was: one sorted set per user, scored by absolute deadline
 
 Only 127.0.0.1; the load is bounded by --sessions.
 """
@@ -27,7 +24,6 @@ import argparse
 import base64
 import json
 import secrets
-import struct
 import sys
 import time
 import urllib.parse
@@ -35,6 +31,8 @@ from collections.abc import Callable
 
 import redis
 from run import DEVICES, delete_prefix, session_ip
+
+from quartapp.session_store import SessionRecord
 
 FIRST_USER = 100_000
 IDLE_MS = 600_000
@@ -55,13 +53,19 @@ def json_record(n: int, uid: int, now_ms: int) -> bytes:
 
 
 def binary_record(n: int, uid: int, now_ms: int) -> bytes:
-    ip = bytes(int(part) for part in session_ip(n).split("."))
-    device = DEVICES[n % len(DEVICES)].encode()
-    email = f"user{uid}@example.com".encode()
-    head = struct.pack("<QIIQ", now_ms, ABSOLUTE_S, 0, uid)
-    return b"".join(
-        (head, bytes([len(ip)]), ip, bytes([len(device)]), device, bytes([len(email)]), email)
-    )
+    return SessionRecord(
+        key_id="",
+        tag="",
+        user_id=uid,
+        email=f"user{uid}@example.com",
+        created_at=now_ms,
+        absolute_deadline=now_ms + 1000 * ABSOLUTE_S,
+        expires_at=0,
+        read_at=0,
+        last_active=now_ms,
+        ip=session_ip(n),
+        device=DEVICES[n % len(DEVICES)],
+    ).to_redis()
 
 
 RECORDS: dict[str, Callable[[int, int, int], bytes] | None] = {
@@ -91,32 +95,24 @@ def measure(
     make_record = RECORDS[record]
     now_ms = int(time.time() * 1000)
     deadline_s = now_ms // 1000 + ABSOLUTE_S
-    packed: dict[int, bytes] = {}
     before = used_memory(control)
     try:
         pipe = control.pipeline(transaction=False)
         for n in range(sessions):
             uid = FIRST_USER + n // per_user
-            key_id = secrets.token_bytes(16)
-            text_id = base64.urlsafe_b64encode(key_id).rstrip(b"=").decode()  # 22 characters
+            key_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+            tag = f"{uid // users:06d}"  # six characters, as the keyed tags are
             if make_record is not None:
-                pipe.set(f"{prefix}s:{text_id}", make_record(n, uid, now_ms), px=IDLE_MS)
+                name = f"{prefix}s:{key_id}" if index == "zset" else f"{prefix}{{{tag}}}s:{key_id}"
+                pipe.set(name, make_record(n, uid, now_ms), px=IDLE_MS)
             if index == "zset":
                 index_key = f"{prefix}u:{uid}:sessions"
-                pipe.zadd(index_key, {text_id: deadline_s * 1000})
+                pipe.zadd(index_key, {key_id: deadline_s * 1000})
                 pipe.pexpireat(index_key, deadline_s * 1000)
-            elif index == "session":
-                bucket = f"{prefix}ub:{uid // users}"
-                pipe.hset(bucket, f"{uid}:{text_id}", deadline_s)
+            elif index == "bucket":
+                bucket = f"{prefix}{{{tag}}}ix"
+                pipe.hset(bucket, key_id, uid)
                 pipe.expireat(bucket, deadline_s)
-            elif index == "user":
-                packed[uid] = packed.get(uid, b"") + key_id + struct.pack("<I", deadline_s)
-            if len(pipe) >= 2000:
-                pipe.execute()
-        for uid, value in packed.items():
-            bucket = f"{prefix}ub:{uid // users}"
-            pipe.hset(bucket, str(uid), value)
-            pipe.expireat(bucket, deadline_s)
             if len(pipe) >= 2000:
                 pipe.execute()
         pipe.execute()
@@ -127,12 +123,12 @@ def measure(
 
 
 LAYOUTS = [
-    ("json record + zset index per user (as now)", "json", "zset", 0),
-    ("json record, no index", "json", "none", 0),
+    ("binary record + bucketed index, 16 users per bucket (as now)", "binary", "bucket", 16),
     ("binary record, no index", "binary", "none", 0),
-    ("json record + bucketed index, field per session, 128 users", "json", "session", 128),
-    ("binary record + bucketed index, field per session, 128 users", "binary", "session", 128),
-    ("binary record + bucketed index, field per user, 256 users", "binary", "user", 256),
+    ("json record + zset index per user (before)", "json", "zset", 0),
+    ("json record, no index", "json", "none", 0),
+    ("json record + bucketed index, 16 users per bucket", "json", "bucket", 16),
+    ("binary record + bucketed index, 128 users per bucket", "binary", "bucket", 128),
 ]
 
 

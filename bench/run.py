@@ -807,22 +807,28 @@ async def memory_per_session(
     redis_url: str, count: int, per_user: int = 1, batch: int = 500
 ) -> dict[str, Any]:
     """Redis memory for ``count`` sessions, ``per_user`` to a user, each with an IP address
-    and a device name as a sign-in stores them; the per-user indexes priced separately."""
+    and a device name as a sign-in stores them; the index buckets priced separately."""
     from redis.asyncio import BlockingConnectionPool
     from redis.asyncio import Redis as AsyncRedis
 
-    from quartapp.session_store import SessionStore
+    from quartapp.session_store import SessionRecord, SessionStore
 
     # As long as the default "quartapp:", so key names cost what they cost in production.
     prefix = f"qb{secrets.token_hex(3)}:"
     control = redis.Redis.from_url(redis_url)
     pool = BlockingConnectionPool.from_url(redis_url, max_connections=16, timeout=30)
     client = AsyncRedis(connection_pool=pool)
-    store = SessionStore(client, prefix=prefix, idle_timeout=600, absolute_timeout=8 * 3600)
+    store = SessionStore(
+        client,
+        prefix=prefix,
+        idle_timeout=600,
+        absolute_timeout=8 * 3600,
+        secret_keys=[secrets.token_bytes(32)],
+    )
     first_user = 100_000
     users = max(1, count // per_user)
     count = users * per_user
-    key_ids: list[str] = []
+    records: list[SessionRecord] = []
 
     def create(n: int) -> Any:
         # Session n belongs to user n // per_user, so a user's sessions are made together.
@@ -841,29 +847,25 @@ async def memory_per_session(
             made = await asyncio.gather(
                 *(create(n) for n in range(start, min(count, start + batch)))
             )
-            key_ids += [record.key_id for _, record in made]
+            records += [record for _, record in made]
         elapsed = time.monotonic() - started
         await pool.disconnect()  # its connections' buffers are not session memory
         await asyncio.sleep(1.0)  # let incremental rehashing of the keyspace settle
         after = int(control.info("memory")["used_memory"])
         step = max(1, count // 200)
+        sample = records[::step]
         record_bytes = [
-            control.memory_usage(store.record_key(key_ids[i]), samples=0) or 0
-            for i in range(0, count, step)
+            control.memory_usage(store.record_key(r.tag, r.key_id), samples=0) or 0 for r in sample
         ]
+        buckets = sorted({store.bucket_index(r.tag) for r in records})
         index_bytes = [
-            control.memory_usage(store.index_key(first_user + i // per_user), samples=0) or 0
-            for i in range(0, count, step)
+            control.memory_usage(bucket, samples=0) or 0 for bucket in buckets[:: max(1, step)]
         ]
-        values = [
-            control.get(store.record_key(key_id)) or b"" for key_id in key_ids[: step * 10 : step]
-        ]
-        value_bytes = [len(v.encode() if isinstance(v, str) else v) for v in values]
-        first = values[0]
-        # What the per-user index costs on its own: drop it and look again.
-        for start in range(0, users, 5000):
-            uids = range(first_user + start, first_user + min(users, start + 5000))
-            control.unlink(*[store.index_key(uid) for uid in uids])
+        values = [control.get(store.record_key(r.tag, r.key_id)) or b"" for r in sample[:10]]
+        value_bytes = [len(v) for v in values]
+        # What the index buckets cost on their own: drop them and look again.
+        for start in range(0, len(buckets), 5000):
+            control.unlink(*buckets[start : start + 5000])
         await asyncio.sleep(1.0)
         records_only = int(control.info("memory")["used_memory"])
         return {
@@ -877,10 +879,11 @@ async def memory_per_session(
             "index_bytes_per_user": round((after - records_only) / users, 1),
             "memory_usage_record_key": round(sum(record_bytes) / len(record_bytes), 1),
             "memory_usage_index_key": round(sum(index_bytes) / len(index_bytes), 1),
+            "index_buckets": len(buckets),
             "record_value_bytes": round(sum(value_bytes) / len(value_bytes), 1),
-            "record_value_example": first.decode() if isinstance(first, bytes) else first,
-            "record_key_example": store.record_key(key_ids[0]),
-            "index_key_example": store.index_key(first_user),
+            "record_value_example": values[0].hex(),
+            "record_key_example": store.record_key(records[0].tag, records[0].key_id),
+            "index_key_example": buckets[0],
             "creates_per_s": round(count / elapsed),
         }
     finally:
@@ -1224,7 +1227,7 @@ class Bench:
             )
             self.figure(
                 f"redis_memory_usage_{tag} record_key={memory['memory_usage_record_key']:.0f}"
-                f" index_key={memory['memory_usage_index_key']:.0f}"
+                f" index_bucket_key={memory['memory_usage_index_key']:.0f}"
                 f" record_value_bytes={memory['record_value_bytes']:.0f}"
             )
 

@@ -167,6 +167,7 @@ class ServerSessions:
             idle_timeout=float(config["SESSION_IDLE_TIMEOUT"]),
             absolute_timeout=float(config["SESSION_ABSOLUTE_TIMEOUT"]),
             activity_resolution=float(config["SESSION_ACTIVITY_RESOLUTION"]),
+            secret_keys=[config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or ())],
         )
 
     @property

@@ -1,81 +1,110 @@
 """Server-side sessions in Redis.
 
-A session is one JSON record under a key derived from the SHA-256 of its token, so neither a
+A session is one record under a key derived from the SHA-256 of its token, so neither a
 Redis dump nor ``MONITOR`` shows a token that would work in a cookie. The key's TTL is always
 min(idle deadline, absolute deadline): the key vanishes exactly when the session ends, and its
-PTTL is the time left. Each user has a sorted set of their session key ids (score: absolute
-deadline), so per-user operations never SCAN.
+PTTL is the time left. All times come from the Redis server's clock (``TIME`` inside the
+scripts), so app processes on several machines agree on every deadline.
 
-All times come from the Redis server's clock (``TIME`` inside the scripts), so app processes
-on several machines agree on every deadline.
+Memory. Every live session costs one key, so the layout is chosen by the byte (the figures
+are in docs/benchmarks.md): the record is packed binary rather than JSON, and users share
+their index. Users are grouped 16 to a *bucket* (``user_id // 16``); a bucket is one small
+hash holding one field per session (field: the session's key id, value: its user id), so a
+user costs no key of their own. Listing or ending a user's sessions reads that user's fields
+from the bucket: O(sessions of 16 users), one round trip.
 
-The scripts that work on a user's sessions reach the records through the index in one round
-trip, as creation does: that needs one Redis server (or Sentinel), where any script may touch
-any key. On Redis Cluster the records and the index live in different hash slots.
+Keys. ``<prefix>{<tag>}s:<key id>`` is a record and ``<prefix>{<tag>}ix`` its bucket. The tag
+names the bucket and is the same ``{hash tag}`` in both names, so on Redis Cluster a record
+and its index live in one hash slot and every script here touches a single slot. The token
+carries its bucket's tag in its first six characters (the rest is 256 random bits), which is
+how a request finds its record in one round trip without knowing the user. The tag is a
+keyed hash of the bucket number, so a cookie does not tell even its own holder which users
+it sits among; the key is derived from the app's secret key, and the buckets of every key in
+use (the secret key and its fallbacks, while a rotation lasts) are searched when a user's
+sessions are listed or ended, which is one round trip per key.
+
+The scripts reach records named in the bucket without declaring them in KEYS; they are in
+the bucket's slot by construction, which Redis (standalone, Sentinel and Cluster) accepts.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import ipaddress
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
-# A record is compact JSON that always starts with {"c":<created ms>,"a":<absolute deadline
-# ms>,"l":<last active>, so the scripts read and rewrite these numbers with patterns instead
-# of decoding (and re-encoding, which would alter) the rest. Field names are short because
-# every session pays for them in Redis memory: l last activity in whole seconds after c (at
-# most 5 digits where a time in ms takes 13), u user id, e email, i IP address, b device
-# ("Firefox 128 on Linux"), d free-form session data. Records written before "l" existed
-# lack it: they read as last active at creation, and are never rewritten.
+# Users per bucket. Redis keeps a hash compact (a listpack) up to hash-max-listpack-entries
+# fields, 128 by default: 16 users may hold 8 sessions each on average before their bucket
+# grows into a hash table, which still works, at about twice the memory.
+BUCKET_USERS = 16
+TAG_LENGTH = 6
+TOKEN_LENGTH = TAG_LENGTH + 43  # the tag, then secrets.token_urlsafe(32)
+_TAG_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
-# ARGV[1] is the record's JSON without c, a and l; the script puts them first.
+# A record is: version (1 byte, 1), created (ms, 6 bytes), absolute deadline (ms after
+# created, 5 bytes), last activity (whole seconds after created, 4 bytes), all unsigned
+# little-endian; then the user id (8 bytes), the IP address (length byte, then 4 or 16
+# bytes, or none), the device ("Firefox 128 on Linux") and the email (each a length, one
+# byte or 0xFF and two more, then UTF-8), and last the free-form session data as JSON (the
+# rest of the value; empty when there is none). The scripts read and rewrite the 16-byte
+# head with struct.unpack/pack and never look at the rest. The head is what _CREATE writes.
+VERSION = 1
+
 _CREATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
-local deadline = now + absolute
-local record = string.format('{"c":%d,"a":%d,"l":0,', now, deadline) .. string.sub(ARGV[1], 2)
+local record = struct.pack('<BI6I5I4', 1, now, absolute, 0) .. ARGV[1]
 local ttl = math.min(idle, absolute)
 if not redis.call('SET', KEYS[1], record, 'NX', 'PX', ttl) then
   return false
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], deadline, ARGV[4])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[2], last[2])
-return {now, deadline, now + ttl}
+-- Drop the bucket's fields whose record is gone (ended, or expired), then add this one.
+local fields = redis.call('HKEYS', KEYS[2])
+for _, id in ipairs(fields) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+    redis.call('HDEL', KEYS[2], id)
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[6])
+-- The bucket lives as long as its longest-lived session could.
+local left = redis.call('PTTL', KEYS[2])
+if left < absolute then
+  redis.call('PEXPIRE', KEYS[2], absolute)
+end
+return {now, now + absolute, now + ttl}
 """
 
 # ARGV[1] = '1' slides the idle deadline (never past the absolute one) and records activity,
-# '0' only reads. ARGV[3] is the activity resolution in ms: "l" is rewritten only when it is
-# at least that old (and then only if the whole second changed), so an active user costs one
-# extra write a minute, not one per request. Only that number changes (SET ... PXAT also
-# sets the new deadline), never the rest of the record.
+# '0' only reads. ARGV[3] is the activity resolution in ms: the last-activity seconds are
+# rewritten only when at least that old, so an active user costs one extra write a minute,
+# not one per request; SET ... PXAT then also sets the new deadline.
 _LOAD = """
 local value = redis.call('GET', KEYS[1])
-if not value then
+-- A record in another format (another version of the app) is not a session here.
+if not value or #value < 16 or string.byte(value, 1) ~= 1 then
   return false
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == '1' then
-  local head, created, absolute = string.match(value, '^({"c":(%d+),"a":(%d+),)')
-  local deadline = math.min(now + tonumber(ARGV[2]), tonumber(absolute))
+  local created, absolute, seen = struct.unpack('<I6I5I4', value, 2)
+  local deadline = math.min(now + tonumber(ARGV[2]), created + absolute)
   if deadline <= now then
     redis.call('DEL', KEYS[1])
     return false
   end
-  local seen = string.match(value, '^"l":(%d+)', #head + 1)
-  local active = seen and math.floor((now - tonumber(created)) / 1000)
-  if seen and active > tonumber(seen)
-      and now - tonumber(created) - 1000 * tonumber(seen) >= tonumber(ARGV[3]) then
-    value = head .. string.format('"l":%d', active) .. string.sub(value, #head + 5 + #seen)
+  local active = math.floor((now - created) / 1000)
+  if active > seen and now - created - 1000 * seen >= tonumber(ARGV[3]) then
+    value = string.sub(value, 1, 12) .. struct.pack('<I4', active) .. string.sub(value, 17)
     redis.call('SET', KEYS[1], value, 'PXAT', deadline)
   else
     redis.call('PEXPIREAT', KEYS[1], deadline)
@@ -89,37 +118,41 @@ end
 return {value, now, now + left}
 """
 
-# The live sessions of one user, pruning the index as it goes: members past their absolute
-# deadline, and members whose record is gone (ended by the idle timeout).
-# KEYS[1] is the index, ARGV[1] the record key prefix. Returns now, then id, value, PTTL for
-# each live session.
+# The live sessions of user ARGV[2] in bucket KEYS[1], pruning that user's fields whose
+# record is gone. ARGV[1] is the record key prefix of the bucket. Returns now, then id,
+# value, PTTL for each live session.
 _LIST = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local found = {now}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. id
-  local value = redis.call('GET', key)
-  local left = value and redis.call('PTTL', key) or -2
-  if left > 0 then
-    found[#found + 1] = id
-    found[#found + 1] = value
-    found[#found + 1] = left
-  else
-    redis.call('ZREM', KEYS[1], id)
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local id = fields[i]
+  if fields[i + 1] == ARGV[2] then
+    local key = ARGV[1] .. id
+    local value = redis.call('GET', key)
+    local left = value and redis.call('PTTL', key) or -2
+    if left > 0 then
+      found[#found + 1] = id
+      found[#found + 1] = value
+      found[#found + 1] = left
+    else
+      redis.call('HDEL', KEYS[1], id)
+    end
   end
 end
 return found
 """
 
-# Ends the user's session whose key id starts with ARGV[2] (its public id); only this user's
-# index is searched, so nobody can end a session that is not theirs. Returns the key id if a
-# live session ended, else false.
+# Ends user ARGV[2]'s session whose key id starts with ARGV[3] (its public id); only that
+# user's fields are searched, so nobody can end a session that is not theirs. Returns the
+# key id if a live session ended, else false.
 _REVOKE_ONE = """
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if string.sub(id, 1, #ARGV[2]) == ARGV[2] then
-    redis.call('ZREM', KEYS[1], id)
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local id = fields[i]
+  if fields[i + 1] == ARGV[2] and string.sub(id, 1, #ARGV[3]) == ARGV[3] then
+    redis.call('HDEL', KEYS[1], id)
     if redis.call('DEL', ARGV[1] .. id) == 1 then
       return id
     end
@@ -129,42 +162,84 @@ end
 return false
 """
 
-# Ends every session of the user but the one with key id ARGV[2] ('' ends them all).
+# Ends every session of user ARGV[2] but the one with key id ARGV[3] ('' ends them all).
 # Returns how many live sessions ended.
 _REVOKE_OTHERS = """
 local ended = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if id ~= ARGV[2] then
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local id = fields[i]
+  if fields[i + 1] == ARGV[2] and id ~= ARGV[3] then
     ended = ended + redis.call('DEL', ARGV[1] .. id)
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[1], id)
   end
 end
 return ended
 """
 
+# Ends one session: its record and its field in the bucket.
+_REVOKE = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
 
-def _dumps(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+def _length(data: bytes) -> bytes:
+    return bytes([len(data)]) if len(data) < 0xFF else b"\xff" + len(data).to_bytes(2, "little")
 
 
-def _body(
+def _sized(value: str, limit: int) -> bytes:
+    """``value`` in UTF-8 behind its length, cut to ``limit`` bytes on a character boundary."""
+    data = value.encode()[:limit].decode(errors="ignore").encode()
+    return _length(data) + data
+
+
+def pack_ip(ip: str) -> bytes:
+    """An IP address in 4 or 16 bytes behind a length byte; anything else as none."""
+    try:
+        packed = ipaddress.ip_address(ip).packed
+    except ValueError:
+        packed = b""
+    return bytes([len(packed)]) + packed
+
+
+def encode_body(
     user_id: int, email: str, ip: str, device: str, data: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """A record's fields after c, a and l; empty ones are left out to save memory."""
-    # The user id travels as a string: Lua numbers are doubles, and cjson would print a big
-    # id in exponent form.
-    body: dict[str, Any] = {"u": str(user_id), "e": email}
-    if ip:
-        body["i"] = ip
-    if device:
-        body["b"] = device
-    if data:
-        body["d"] = dict(data)
-    return body
+) -> bytes:
+    """A record after its head (see the layout above)."""
+    return b"".join(
+        (
+            user_id.to_bytes(8, "little"),
+            pack_ip(ip),
+            _sized(device, 200),
+            _sized(email, 0xFFFF),
+            json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False).encode()
+            if data
+            else b"",
+        )
+    )
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+class _Reader:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self.value = value
+        self.offset = offset
+
+    def take(self, size: int) -> bytes:
+        chunk = self.value[self.offset : self.offset + size]
+        if len(chunk) != size:
+            raise ValueError("truncated session record")
+        self.offset += size
+        return chunk
+
+    def number(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "little")
+
+    def sized(self) -> bytes:
+        size = self.number(1)
+        if size == 0xFF:
+            size = self.number(2)
+        return self.take(size)
 
 
 def key_id_for(token: str) -> str:
@@ -176,9 +251,29 @@ def key_id_for(token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def bucket_key(secret: str | bytes) -> bytes:
+    """The key that names buckets, derived from one of the app's secret keys."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(raw, b"quartapp session buckets", hashlib.sha256).digest()
+
+
+def tag_for(key: bytes, user_id: int) -> str:
+    """The hash tag of ``user_id``'s bucket under ``key``."""
+    digest = hmac.new(key, str(user_id // BUCKET_USERS).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:TAG_LENGTH]
+
+
+def tag_of(token: str) -> str | None:
+    """The bucket tag a token carries, or None for anything that is not a session token."""
+    if len(token) != TOKEN_LENGTH or not _TAG_ALPHABET.issuperset(token):
+        return None
+    return token[:TAG_LENGTH]
+
+
 @dataclass(slots=True)
 class SessionRecord:
     key_id: str
+    tag: str
     user_id: int
     email: str
     created_at: int
@@ -206,23 +301,40 @@ class SessionRecord:
 
     @classmethod
     def from_redis(
-        cls, key_id: str, value: str | bytes, read_at: int, expires_at: int
+        cls, key_id: str, tag: str, value: bytes, read_at: int, expires_at: int
     ) -> SessionRecord:
-        body = json.loads(value)
-        created_at = int(body["c"])
+        reader = _Reader(value, 0)
+        if reader.number(1) != VERSION:
+            raise ValueError("unknown session record version")
+        created_at = reader.number(6)
+        absolute_deadline = created_at + reader.number(5)
+        last_active = created_at + 1000 * reader.number(4)
+        user_id = reader.number(8)
+        ip = reader.sized()
+        device = reader.sized().decode()
+        email = reader.sized().decode()
+        rest = value[reader.offset :]
         return cls(
             key_id=key_id,
-            user_id=int(body["u"]),
-            email=str(body["e"]),
+            tag=tag,
+            user_id=user_id,
+            email=email,
             created_at=created_at,
-            absolute_deadline=int(body["a"]),
+            absolute_deadline=absolute_deadline,
             expires_at=int(expires_at),
             read_at=int(read_at),
-            data=dict(body.get("d") or {}),
-            last_active=created_at + 1000 * int(body.get("l", 0)),
-            ip=str(body.get("i", "")),
-            device=str(body.get("b", "")),
+            data=dict(json.loads(rest)) if rest else {},
+            last_active=last_active,
+            ip=str(ipaddress.ip_address(ip)) if ip else "",
+            device=device,
         )
+
+    def to_redis(self) -> bytes:
+        """The whole record, head included, as _CREATE and _LOAD would have left it."""
+        head = _head(
+            self.created_at, self.absolute_deadline, (self.last_active - self.created_at) // 1000
+        )
+        return head + encode_body(self.user_id, self.email, self.ip, self.device, self.data)
 
 
 class SessionStore:
@@ -233,24 +345,46 @@ class SessionStore:
         prefix: str,
         idle_timeout: float,
         absolute_timeout: float,
+        secret_keys: Sequence[str | bytes],
         activity_resolution: float = 60,
     ) -> None:
+        """``secret_keys``: the app's secret key first, then any fallbacks still accepted."""
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the Redis key prefix must not contain { or }")
+        if not secret_keys:
+            raise ValueError("a session store needs a secret key")
         self.redis = redis
         self.prefix = prefix
         self.idle_ms = int(idle_timeout * 1000)
         self.absolute_ms = int(absolute_timeout * 1000)
+        if not 0 < self.absolute_ms < 2**40 or self.idle_ms <= 0:
+            raise ValueError("session timeouts must be positive (and under 34 years)")
         self.activity_resolution_ms = int(activity_resolution * 1000)
+        self.bucket_keys = [bucket_key(secret) for secret in secret_keys]
         self._create = redis.register_script(_CREATE)
         self._load = redis.register_script(_LOAD)
         self._list = redis.register_script(_LIST)
         self._revoke_one = redis.register_script(_REVOKE_ONE)
         self._revoke_others = redis.register_script(_REVOKE_OTHERS)
+        self._revoke = redis.register_script(_REVOKE)
 
-    def record_key(self, key_id: str) -> str:
-        return f"{self.prefix}s:{key_id}"
+    # -- key names ----------------------------------------------------------------------
 
-    def index_key(self, user_id: int) -> str:
-        return f"{self.prefix}u:{user_id}:sessions"
+    def record_key(self, tag: str, key_id: str) -> str:
+        return f"{self.prefix}{{{tag}}}s:{key_id}"
+
+    def record_key_for(self, token: str) -> str | None:
+        tag = tag_of(token)
+        return None if tag is None else self.record_key(tag, key_id_for(token))
+
+    def bucket_index(self, tag: str) -> str:
+        return f"{self.prefix}{{{tag}}}ix"
+
+    def tags(self, user_id: int) -> list[str]:
+        """``user_id``'s bucket tags: the current one first, then those of fallback keys."""
+        return list(dict.fromkeys(tag_for(key, user_id) for key in self.bucket_keys))
+
+    # -- sessions -----------------------------------------------------------------------
 
     async def create(
         self,
@@ -262,65 +396,71 @@ class SessionStore:
         device: str = "",
     ) -> tuple[str, SessionRecord]:
         """Start a session with a brand-new token; returns the token and the record."""
-        body = _body(user_id, email, ip, device, data)
+        body = encode_body(user_id, email, ip, device, data)
+        tag = self.tags(user_id)[0]
         while True:
-            token = secrets.token_urlsafe(32)
+            token = tag + secrets.token_urlsafe(32)
             key_id = key_id_for(token)
             result = await self._create(
-                keys=[self.record_key(key_id), self.index_key(user_id)],
-                args=[_dumps(body), self.idle_ms, self.absolute_ms, key_id],
+                keys=[self.record_key(tag, key_id), self.bucket_index(tag)],
+                args=[
+                    body,
+                    self.idle_ms,
+                    self.absolute_ms,
+                    key_id,
+                    self.record_key(tag, ""),
+                    user_id,
+                ],
             )
             if result:  # a 256-bit collision is not going to happen, but SET NX makes sure
                 break
         now, absolute_deadline, expires_at = (int(x) for x in result)
-        record = SessionRecord(
-            key_id=key_id,
-            user_id=user_id,
-            email=email,
-            created_at=now,
-            absolute_deadline=absolute_deadline,
-            expires_at=expires_at,
-            read_at=now,
-            data=dict(data or {}),
-            last_active=now,
-            ip=ip,
-            device=device,
-        )
+        # Read back through the same decoder as every later load.
+        value = _head(now, absolute_deadline, 0) + body
+        record = SessionRecord.from_redis(key_id, tag, value, now, expires_at)
         return token, record
 
     async def load(self, token: str, *, touch: bool) -> SessionRecord | None:
         """The live record for ``token``, or None; ``touch`` slides the idle deadline."""
+        tag = tag_of(token)
+        if tag is None:
+            return None
         key_id = key_id_for(token)
         result = await self._load(
-            keys=[self.record_key(key_id)],
+            keys=[self.record_key(tag, key_id)],
             args=["1" if touch else "0", self.idle_ms, self.activity_resolution_ms],
         )
         if not result:
             return None
         value, read_at, expires_at = result
-        return SessionRecord.from_redis(key_id, value, read_at, expires_at)
+        try:
+            return SessionRecord.from_redis(key_id, tag, value, read_at, expires_at)
+        except ValueError:  # UnicodeDecodeError, JSONDecodeError, a truncated record
+            return None
 
     async def save_data(self, record: SessionRecord, data: Mapping[str, Any]) -> None:
         """Replace the free-form data of a live session, keeping its deadlines."""
-        body = {
-            "c": record.created_at,
-            "a": record.absolute_deadline,
-            "l": (record.last_active - record.created_at) // 1000,
-            **_body(record.user_id, record.email, record.ip, record.device, data),
-        }
-        key = self.record_key(record.key_id)
-        await self.redis.set(key, _dumps(body), xx=True, keepttl=True)
+        record.data = dict(data)
+        key = self.record_key(record.tag, record.key_id)
+        await self.redis.set(key, record.to_redis(), xx=True, keepttl=True)
 
     async def list_sessions(self, user_id: int) -> list[SessionRecord]:
-        """Every live session of this user, oldest first, in one round trip.
+        """Every live session of this user, oldest first; one round trip per bucket key.
 
-        Costs O(that user's sessions), and drops ended ones from the index on the way."""
-        result = await self._list(keys=[self.index_key(user_id)], args=[self.record_key("")])
-        now = int(result[0])
-        records = [
-            SessionRecord.from_redis(_text(key_id), value, now, now + int(left))
-            for key_id, value, left in zip(result[1::3], result[2::3], result[3::3], strict=True)
-        ]
+        Costs O(sessions in the user's bucket), and drops ended ones of this user on the way."""
+        records = []
+        for tag in self.tags(user_id):
+            result = await self._list(
+                keys=[self.bucket_index(tag)], args=[self.record_key(tag, ""), user_id]
+            )
+            now = int(result[0])
+            for key_id, value, left in zip(result[1::3], result[2::3], result[3::3], strict=True):
+                try:
+                    records.append(
+                        SessionRecord.from_redis(_text(key_id), tag, value, now, now + int(left))
+                    )
+                except ValueError:  # another version's record: not listed, not touched
+                    continue
         return sorted(records, key=lambda record: (record.created_at, record.key_id))
 
     async def revoke_by_public_id(self, user_id: int, public_id: str) -> str | None:
@@ -328,17 +468,26 @@ class SessionStore:
         user has no live session by that name (another user's sessions are never found)."""
         if not public_id:
             return None
-        ended = await self._revoke_one(
-            keys=[self.index_key(user_id)], args=[self.record_key(""), public_id]
-        )
-        return _text(ended) if ended else None
+        for tag in self.tags(user_id):
+            ended = await self._revoke_one(
+                keys=[self.bucket_index(tag)],
+                args=[self.record_key(tag, ""), user_id, public_id],
+            )
+            if ended:
+                return _text(ended)
+        return None
 
     async def revoke_others(self, user_id: int, keep_key_id: str) -> int:
         """End every session of this user but ``keep_key_id``; how many live ones ended."""
-        ended = await self._revoke_others(
-            keys=[self.index_key(user_id)], args=[self.record_key(""), keep_key_id]
-        )
-        return int(ended)
+        ended = 0
+        for tag in self.tags(user_id):
+            ended += int(
+                await self._revoke_others(
+                    keys=[self.bucket_index(tag)],
+                    args=[self.record_key(tag, ""), user_id, keep_key_id],
+                )
+            )
+        return ended
 
     async def revoke_all(self, user_id: int) -> int:
         """End every session of this user; how many live ones ended."""
@@ -346,7 +495,23 @@ class SessionStore:
 
     async def revoke(self, record: SessionRecord) -> None:
         """End a session now: its cookie stops working on the next request."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.record_key(record.key_id))
-            pipe.zrem(self.index_key(record.user_id), record.key_id)
-            await pipe.execute()
+        await self._revoke(
+            keys=[self.record_key(record.tag, record.key_id), self.bucket_index(record.tag)],
+            args=[record.key_id],
+        )
+
+
+def _head(created_at: int, absolute_deadline: int, active_seconds: int) -> bytes:
+    """A record's first 16 bytes, as the scripts write them (struct '<BI6I5I4')."""
+    return b"".join(
+        (
+            bytes([VERSION]),
+            created_at.to_bytes(6, "little"),
+            (absolute_deadline - created_at).to_bytes(5, "little"),
+            active_seconds.to_bytes(4, "little"),
+        )
+    )
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

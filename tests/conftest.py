@@ -70,6 +70,14 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def raw_redis() -> AsyncIterator[Redis]:
+    """A client that hands values back as bytes, for reading session records as stored."""
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
 def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
     return {
         "ENV": "production",

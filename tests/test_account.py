@@ -148,7 +148,13 @@ def without_tokens(html: str) -> str:
 
 
 async def index_members(app: Quart, redis: Redis, user_id: int) -> set[str]:
-    return set(await redis.zrange(store_of(app).index_key(user_id), 0, -1))
+    """The key ids the user's bucket lists for ``user_id``."""
+    store = store_of(app)
+    members: set[str] = set()
+    for tag in store.tags(user_id):
+        fields = await redis.hgetall(store.bucket_index(tag))
+        members |= {key_id for key_id, owner in fields.items() if owner == str(user_id)}
+    return members
 
 
 # -- the sessions page --------------------------------------------------------------------
@@ -552,7 +558,7 @@ async def test_a_wrong_current_password_without_javascript_and_as_json(ada: Devi
 
 
 async def test_deleting_the_account_leaves_no_user_and_no_session(
-    app: Quart, ada: Device, redis: Redis, redis_prefix: str
+    app: Quart, ada: Device, redis: Redis, raw_redis: Redis, redis_prefix: str
 ) -> None:
     laptop = await device(app, agent=CHROME)
     bob = await device(app, "bob@example.com", agent=SAFARI, sign_up=True)
@@ -572,12 +578,13 @@ async def test_deleting_the_account_leaves_no_user_and_no_session(
     assert await User.filter(email="ada@example.com").count() == 0
     assert not await ada.signed_in()
     assert not await laptop.signed_in()
-    store = store_of(app)
     keys = [key async for key in redis.scan_iter(match=f"{redis_prefix}*")]
-    assert store.index_key(record.user_id) not in keys
+    assert not await index_members(app, redis, record.user_id)
     for key in keys:
-        if key.startswith(store.record_key("")):
-            assert f'"u":"{record.user_id}"' not in await redis.get(key)
+        if "}s:" in key:
+            value = await raw_redis.get(key)
+            stored = SessionRecord.from_redis("", "", value, 0, 0)
+            assert stored.user_id != record.user_id
     assert await bob.signed_in()
 
     again = app.test_client()
@@ -725,48 +732,60 @@ async def test_a_new_bcrypt_cost_upgrades_the_hash_at_the_next_sign_in(
 # -- last active --------------------------------------------------------------------------
 
 
-async def raw_record(app: Quart, redis: Redis, dev: Device) -> str:
-    value = await redis.get(store_of(app).record_key(dev.key_id))
+async def raw_record(app: Quart, raw_redis: Redis, dev: Device) -> bytes:
+    key = store_of(app).record_key_for(dev.token)
+    assert key is not None
+    value = await raw_redis.get(key)
     assert value is not None
-    return str(value)
+    return bytes(value)
+
+
+def with_last_active(value: bytes, seconds: int) -> bytes:
+    """``value`` with its last-activity field (bytes 12 to 15 of the head) set."""
+    return value[:12] + seconds.to_bytes(4, "little") + value[16:]
 
 
 async def test_last_active_is_written_at_most_once_per_resolution(
-    make_app: Callable[..., Any], redis: Redis, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Any], raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = await make_app(SESSION_ACTIVITY_RESOLUTION=1)
     ada = await device(app, sign_up=True)
-    created = await raw_record(app, redis, ada)
-    assert re.match(r'^\{"c":\d+,"a":\d+,"l":0,"u":"\d+","e":"ada@example.com",', created)
+    created = await raw_record(app, raw_redis, ada)
+    assert created[0] == 1  # the record format's version
+    assert with_last_active(created, 0) == created
+    assert b"ada@example.com" in created
 
     assert await ada.signed_in()
-    assert await raw_record(app, redis, ada) == created  # too soon: no write
+    assert await raw_record(app, raw_redis, ada) == created  # too soon: no write
     await asyncio.sleep(1.1)
     await ada.get("/session/countdown", **HTMX)
-    assert await raw_record(app, redis, ada) == created  # the poll is not activity
+    assert await raw_record(app, raw_redis, ada) == created  # the poll is not activity
 
     counter = Counter(app, monkeypatch)
     await counter.install()
     assert await ada.signed_in()
     assert (counter.redis, counter.mysql) == (1, 0)  # the write is inside the one script
-    touched = await raw_record(app, redis, ada)
-    assert touched == created.replace('"l":0,', '"l":1,', 1)
+    touched = await raw_record(app, raw_redis, ada)
+    assert touched == with_last_active(created, 1)
     assert await ada.signed_in()
-    assert await raw_record(app, redis, ada) == touched
+    assert await raw_record(app, raw_redis, ada) == touched
 
     record = await ada.record()
     assert record is not None
     assert record.last_active == record.created_at + 1000
-    assert 590_000 < await redis.pttl(store_of(app).record_key(ada.key_id)) <= 600_000
+    key = store_of(app).record_key_for(ada.token)
+    assert 590_000 < await raw_redis.pttl(key) <= 600_000
     [listed] = await ada.sessions()
     assert listed["last_active_at"] > listed["started_at"]
 
 
-async def test_last_active_waits_a_minute_by_default(app: Quart, ada: Device, redis: Redis) -> None:
-    created = await raw_record(app, redis, ada)
+async def test_last_active_waits_a_minute_by_default(
+    app: Quart, ada: Device, raw_redis: Redis
+) -> None:
+    created = await raw_record(app, raw_redis, ada)
     await asyncio.sleep(1.1)
     assert await ada.signed_in()
-    assert await raw_record(app, redis, ada) == created
+    assert await raw_record(app, raw_redis, ada) == created
 
 
 @pytest.mark.parametrize(
@@ -794,60 +813,101 @@ def test_activity_resolution_must_be_positive() -> None:
 # -- the record -----------------------------------------------------------------------------
 
 
+def store_for(redis: Redis, prefix: str, **options: Any) -> SessionStore:
+    return SessionStore(
+        redis,
+        prefix=prefix,
+        secret_keys=["a test secret"],
+        **{"idle_timeout": 60, "absolute_timeout": 120, **options},
+    )
+
+
 async def test_device_and_address_survive_saving_session_data(
-    redis: Redis, redis_prefix: str
+    raw_redis: Redis, redis_prefix: str
 ) -> None:
-    store = SessionStore(redis, prefix=redis_prefix, idle_timeout=60, absolute_timeout=120)
+    store = store_for(raw_redis, redis_prefix)
     token, record = await store.create(7, "ada@example.com", ip="192.0.2.1", device="Edge 131")
     await store.save_data(record, {"theme": "dark"})
     loaded = await store.load(token, touch=True)
     assert loaded is not None
     assert (loaded.ip, loaded.device, loaded.data) == ("192.0.2.1", "Edge 131", {"theme": "dark"})
     assert loaded.last_active == record.created_at
-    assert str(await redis.get(store.record_key(record.key_id))).startswith('{"c":')
+    value = await raw_redis.get(store.record_key(record.tag, record.key_id))
+    assert value == loaded.to_redis()
+    # Packed: an IPv4 address takes 4 bytes, and no field names are stored.
+    assert bytes([192, 0, 2, 1]) in value
+    assert b"192.0.2.1" not in value
 
 
-async def test_last_active_rewrites_its_number_and_nothing_else(
-    redis: Redis, redis_prefix: str
+async def test_last_active_rewrites_its_field_and_nothing_else(
+    raw_redis: Redis, redis_prefix: str
 ) -> None:
-    store = SessionStore(redis, prefix=redis_prefix, idle_timeout=60, absolute_timeout=600)
-    token = "a token"
-    key = store.record_key(key_id_for(token))
-    seconds, _ = await redis.time()
+    store = store_for(raw_redis, redis_prefix, absolute_timeout=600)
+    tag = store.tags(7)[0]
+    token = tag + "A" * 43
+    key = store.record_key_for(token)
+    assert key is not None
+    seconds, _ = await raw_redis.time()
     created = int(seconds) * 1000 - 125_000
-    # Look-alikes of the field later in the record must stay as they are.
-    rest = '"u":"7","e":"x\\"l\\":1@example.com","b":"\\"l\\":2","d":{"l":3}}'
-    before = f'{{"c":{created},"a":{created + 600_000},"l":59,{rest}'
-    await redis.set(key, before, px=30_000)
+    stored = SessionRecord(
+        key_id=key_id_for(token),
+        tag=tag,
+        user_id=7,
+        email="ada@example.com",
+        created_at=created,
+        absolute_deadline=created + 600_000,
+        expires_at=0,
+        read_at=0,
+        data={"l": 3},
+        last_active=created + 59_000,
+        ip="2001:db8::1",
+        device="Firefox 128 on Linux",
+    )
+    before = stored.to_redis()
+    await raw_redis.set(key, before, px=30_000)
 
     record = await store.load(token, touch=True)
     assert record is not None
     assert record.last_active == created + 125_000
-    assert record.email == 'x"l":1@example.com'
-    assert record.device == '"l":2'
-    assert record.data == {"l": 3}
-    assert await redis.get(key) == before.replace('"l":59,', '"l":125,')
-    assert 59_000 < await redis.pttl(key) <= 60_000  # and the idle deadline slid
-
-
-async def test_a_record_from_before_last_active_still_works(
-    redis: Redis, redis_prefix: str
-) -> None:
-    store = SessionStore(
-        redis, prefix=redis_prefix, idle_timeout=60, absolute_timeout=120, activity_resolution=0
+    assert (record.email, record.device, record.ip) == (
+        "ada@example.com",
+        "Firefox 128 on Linux",
+        "2001:db8::1",
     )
-    token = "an old token"
-    key = store.record_key(key_id_for(token))
-    seconds, _ = await redis.time()
-    created = int(seconds) * 1000 - 5000
-    old = f'{{"c":{created},"a":{created + 120_000},"u":"7","e":"ada@example.com"}}'
-    await redis.set(key, old, px=60_000)
-    record = await store.load(token, touch=True)
-    assert record is not None
-    assert record.last_active == created
-    assert (record.ip, record.device) == ("", "")
-    assert await redis.get(key) == old
-    assert await redis.pttl(key) > 59_000
+    assert record.data == {"l": 3}
+    assert await raw_redis.get(key) == with_last_active(before, 125)
+    assert 59_000 < await raw_redis.pttl(key) <= 60_000  # and the idle deadline slid
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("A" * 43, id="untagged token from an earlier version"),
+        pytest.param("A" * 48, id="too short"),
+        pytest.param("{ab}c" + "A" * 44, id="braces"),
+    ],
+)
+async def test_a_token_of_another_shape_opens_nothing(
+    raw_redis: Redis, redis_prefix: str, token: str
+) -> None:
+    store = store_for(raw_redis, redis_prefix)
+    assert store.record_key_for(token) is None
+    assert await store.load(token, touch=True) is None
+
+
+async def test_a_record_in_an_unknown_format_reads_as_no_session(
+    raw_redis: Redis, redis_prefix: str
+) -> None:
+    """A record this version cannot read (say, an earlier JSON one) ends, never errors."""
+    store = store_for(raw_redis, redis_prefix)
+    token, record = await store.create(7, "ada@example.com")
+    key = store.record_key(record.tag, record.key_id)
+    other = b'{"c":1,"a":2,"u":"7","e":"ada@example.com"}'
+    await raw_redis.set(key, other, keepttl=True)
+    assert await store.load(token, touch=False) is None
+    assert await store.load(token, touch=True) is None
+    assert await store.list_sessions(7) == []
+    assert await raw_redis.get(key) == other  # left for the version that wrote it
 
 
 async def test_sessions_record_the_client_address(make_app: Callable[..., Any]) -> None:

@@ -97,7 +97,8 @@ async def fresh_client(app: Quart) -> tuple[QuartClient, str]:
 
 
 async def session_keys(redis: Redis, prefix: str) -> set[str]:
-    return {key async for key in redis.scan_iter(match=f"{prefix}s:*", count=1000)}
+    keys = {key async for key in redis.scan_iter(match=f"{prefix}{{*", count=1000)}
+    return {key for key in keys if "}s:" in key}  # records, not index buckets or throttles
 
 
 def email_is_valid(email: str) -> bool:

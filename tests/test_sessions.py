@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from quartapp.redis_client import get_redis
-from quartapp.session_store import key_id_for
+from quartapp.session_store import TAG_LENGTH, key_id_for
 
 from .conftest import PASSWORD, Auth, csrf_from, session_cookie
 
@@ -27,15 +28,16 @@ def set_cookie_headers(response: Any) -> list[str]:
 
 
 async def live_keys(redis: Redis, prefix: str) -> dict[str, str]:
-    """The session records and indexes under ``prefix`` (not the throttle's keys)."""
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}[su]:*")]
-    return {key: await redis.type(key) for key in keys}
+    """The session records and bucket indexes under ``prefix`` (not the throttle's keys)."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}{{*")]
+    session_keys = [key for key in keys if re.search(r"\}(s:|ix$)", key)]
+    return {key: await redis.type(key) for key in session_keys}
 
 
 async def record_pttl(app: Quart, client: QuartClient, redis: Redis) -> int:
     token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
     store = get_sessions_store(app)
-    return int(await redis.pttl(store.record_key(key_id_for(token))))
+    return int(await redis.pttl(store.record_key_for(token)))
 
 
 def get_sessions_store(app: Quart) -> Any:
@@ -75,20 +77,29 @@ async def test_secure_cookie_uses_host_prefix(make_app: Callable[..., Any]) -> N
 
 
 async def test_redis_never_sees_the_token(
-    app: Quart, client: QuartClient, auth: Auth, redis: Redis, redis_prefix: str
+    app: Quart,
+    client: QuartClient,
+    auth: Auth,
+    redis: Redis,
+    raw_redis: Redis,
+    redis_prefix: str,
 ) -> None:
     await auth.sign_up()
     token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
-    assert len(token) >= 43  # 256 bits, base64url
+    random_part = token[TAG_LENGTH:]
+    assert len(random_part) == 43  # 256 bits, base64url
     keys = await live_keys(redis, redis_prefix)
-    assert sorted(keys.values()) == ["string", "zset"]
+    assert sorted(keys.values()) == ["hash", "string"]
     for key, kind in keys.items():
-        assert token not in key
+        assert random_part not in key
+        value = await raw_redis.dump(key)
+        assert value is not None
+        assert random_part.encode() not in value
         if kind == "string":
-            assert token not in await redis.get(key)
-            digest = hashlib.sha256(token.encode()).digest()
-            assert key == get_sessions_store(app).record_key(key_id_for(token))
-            assert len(digest) == 32
+            assert key == get_sessions_store(app).record_key(token[:TAG_LENGTH], key_id_for(token))
+            assert key_id_for(token) == base64.urlsafe_b64encode(
+                hashlib.sha256(token.encode()).digest()[:16]
+            ).decode().rstrip("=")
     home = await (await client.get("/home")).get_data(as_text=True)
     assert token not in home
 
@@ -242,17 +253,16 @@ async def test_per_user_index_tracks_sessions(
     store = get_sessions_store(app)
     other = Auth(app.test_client())
     await other.sign_in()
-    index = store.index_key(1)
-    members = {}
-    async for key in redis.scan_iter(match=f"{store.prefix}u:*"):
-        index = key
-        members = dict(await redis.zrange(key, 0, -1, withscores=True))
-    assert len(members) == 2
     token = app.extensions["QUART_AUTH"][0].load_token(session_cookie(client), app)
     record = await store.load(token, touch=False)
-    assert members[record.key_id] == record.absolute_deadline
+    # One bucket, shared with other users (none here), one field per session of this user.
+    [index] = [key for key in await live_keys(redis, store.prefix) if key.endswith("}ix")]
+    assert index == store.bucket_index(store.tags(record.user_id)[0])
+    fields = await redis.hgetall(index)
+    assert len(fields) == 2
+    assert fields[record.key_id] == str(record.user_id)
     await auth.post("/logout")
-    assert record.key_id not in dict(await redis.zrange(index, 0, -1, withscores=True))
+    assert record.key_id not in await redis.hgetall(index)
 
 
 class Counter:
