@@ -814,12 +814,13 @@ def test_activity_resolution_must_be_positive() -> None:
 
 
 def store_for(redis: Redis, prefix: str, **options: Any) -> SessionStore:
-    return SessionStore(
-        redis,
-        prefix=prefix,
-        secret_keys=["a test secret"],
-        **{"idle_timeout": 60, "absolute_timeout": 120, **options},
-    )
+    settings = {
+        "idle_timeout": 60,
+        "absolute_timeout": 120,
+        "secret_keys": ["a test secret"],
+        **options,
+    }
+    return SessionStore(redis, prefix=prefix, **settings)
 
 
 async def test_device_and_address_survive_saving_session_data(
@@ -908,6 +909,25 @@ async def test_a_record_in_an_unknown_format_reads_as_no_session(
     assert await store.load(token, touch=True) is None
     assert await store.list_sessions(7) == []
     assert await raw_redis.get(key) == other  # left for the version that wrote it
+
+
+async def test_sessions_stay_reachable_while_the_secret_key_rotates(
+    raw_redis: Redis, redis_prefix: str
+) -> None:
+    """Bucket tags are keyed by the secret key: during a rotation (the old key kept as a
+    fallback), sessions filed under either key are listed and ended together."""
+    before = store_for(raw_redis, redis_prefix, secret_keys=["old key"])
+    old_token, old = await before.create(7, "ada@example.com")
+    after = store_for(raw_redis, redis_prefix, secret_keys=["new key", "old key"])
+    new_token, new = await after.create(7, "ada@example.com")
+    assert (old.tag, new.tag) == (before.tags(7)[0], after.tags(7)[0])
+    assert after.tags(7) == [new.tag, old.tag]
+    assert await after.load(old_token, touch=True) is not None
+    listed = await after.list_sessions(7)
+    assert {record.key_id for record in listed} == {old.key_id, new.key_id}
+    assert await after.revoke_all(7) == 2
+    assert await after.load(old_token, touch=False) is None
+    assert await after.load(new_token, touch=False) is None
 
 
 async def test_sessions_record_the_client_address(make_app: Callable[..., Any]) -> None:
