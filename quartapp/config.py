@@ -8,6 +8,7 @@ from typing import Any
 from quart import Quart
 
 from .client_address import trusted_networks
+from .redis_client import RedisUrlError, parse_redis_url
 
 DEFAULTS: dict[str, Any] = {
     # "development" relaxes what a laptop over plain http needs; anything else is production.
@@ -85,3 +86,7 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
             f"QUARTAPP_TRUSTED_PROXIES: {error}. Give a JSON list of addresses or networks, "
             'e.g. QUARTAPP_TRUSTED_PROXIES=\'["127.0.0.1", "10.0.0.0/8"]\''
         ) from error
+    try:
+        parse_redis_url(config["REDIS_URL"])
+    except RedisUrlError as error:
+        raise ConfigError(f"QUARTAPP_REDIS_URL: {error}") from None

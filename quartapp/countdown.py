@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 from quart import Quart
-from redis.exceptions import RedisError
 
+from .redis_client import REDIS_ERRORS
 from .security_headers import HEADERS as SECURITY_HEADERS
 from .session_store import SessionRecord
 
@@ -99,8 +99,8 @@ class CountdownPoll:
             return None
         try:
             record = await self.sessions.store.load(token, touch=False)
-        except RedisError:
-            return None
+        except REDIS_ERRORS:
+            return None  # the Quart route answers it (a 503 when Redis is unavailable)
         if record is None:
             return None
         context = countdown_context(record, warning_at=self.warning_at, poll_url=self.path)

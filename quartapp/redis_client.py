@@ -1,22 +1,263 @@
-"""The shared Redis client, opened when the app starts serving and closed when it stops."""
+"""The shared Redis client, opened when the app starts serving and closed when it stops.
+
+``QUARTAPP_REDIS_URL`` alone chooses the topology:
+
+- ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS) or
+  ``unix:///path/to/redis.sock?db=0``: one server.
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``: the master
+  of ``service``, found through these Sentinels (port 26379 when left out) and followed
+  through failovers. The credentials are the data nodes'; Sentinels that need their own
+  take ``?sentinel_username=...&sentinel_password=...``.
+- ``redis+cluster://[user:password@]host:port[,host:port...]``: a Redis Cluster, found
+  from any of these nodes (port 6379 when left out).
+
+Every topology gets the same socket timeouts (``REDIS_TIMEOUT``), the same short retry of
+a dropped connection, and at most ``REDIS_MAX_CONNECTIONS`` connections (per node on a
+Cluster): past that a request waits up to the timeout for a free one, then gets a 503.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from quart import Quart, current_app
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 EXTENSION = "quartapp.redis"
 
+# What the app talks to: one server (directly or through Sentinel), or a Cluster.
+RedisConnection: TypeAlias = Redis | RedisCluster
+
+# Everything a Redis call may raise: RedisError, and the Cluster client's own exceptions
+# (which are not RedisErrors).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+
+SENTINEL_PORT = 26379
+CLUSTER_PORT = 6379
+SCHEMES = (
+    "redis://, rediss://, unix://, "
+    "redis+sentinel://host:port[,host:port...]/service[/db] "
+    "or redis+cluster://host:port[,host:port...]"
+)
+_SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password"})
+
+
+class RedisUrlError(ValueError):
+    """A Redis URL the app cannot use; the message never repeats a password."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where Redis is, as a ``QUARTAPP_REDIS_URL`` says."""
+
+    kind: Literal["server", "sentinel", "cluster"]
+    url: str = field(default="", repr=False)  # "server": the URL itself
+    nodes: tuple[tuple[str, int], ...] = ()  # "sentinel": the Sentinels; "cluster": nodes
+    service: str = ""  # "sentinel": the name the Sentinels monitor
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+# Messages about the hosts never quote them: a password with an unencoded "/" or "@" would
+# end up there.
+_BAD_PORT = "a port must be a number from 1 to 65535"
+_BAD_HOST = (
+    "the hosts must be host:port, separated by commas "
+    "(percent-encode special characters in a password)"
+)
+
+
+def _port(text: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise RedisUrlError(_BAD_PORT)
+    return int(text)
+
+
+def _node(entry: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6 address]`` or ``[v6 address]:port``."""
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise RedisUrlError(_BAD_HOST)
+        return host, _port(rest[1:], default_port)
+    host, _, port = entry.partition(":")
+    if not host or any(c.isspace() or c in "/?#[]@" for c in host):
+        raise RedisUrlError(_BAD_HOST)
+    return host, _port(port, default_port)
+
+
+def _db(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise RedisUrlError(f"the database must be a number, not {text!r}")
+    return int(text)
+
+
+def _credentials(userinfo: str) -> tuple[str | None, str | None]:
+    user, _, password = userinfo.partition(":")
+    return unquote(user) or None, unquote(password) or None
+
+
+def _parse_server_url(url: str) -> RedisTarget:
+    parts = urlsplit(url)
+    try:
+        parse_url(url)  # the scheme, the port and the query's values
+    except ValueError as error:
+        message = str(error)
+        raise RedisUrlError(_BAD_PORT if message.startswith("Port") else message) from None
+    if parts.scheme != "unix":
+        path = unquote(parts.path).strip("/")
+        if path:
+            _db(path)
+    return RedisTarget(kind="server", url=url)
+
+
+def _parse_multi_host_url(url: str) -> RedisTarget:
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    kind: Literal["sentinel", "cluster"] = "sentinel" if scheme == "redis+sentinel" else "cluster"
+    if "#" in rest:
+        raise RedisUrlError("a '#' must be percent-encoded (%23)")
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username, password = _credentials(userinfo) if at else (None, None)
+    default_port = SENTINEL_PORT if kind == "sentinel" else CLUSTER_PORT
+    if not hosts:
+        raise RedisUrlError(f"{scheme}:// needs at least one host:port")
+    nodes = tuple(_node(entry, default_port) for entry in hosts.split(","))
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if kind == "cluster" or name not in _SENTINEL_OPTIONS:
+            allowed = ", ".join(sorted(_SENTINEL_OPTIONS)) if kind == "sentinel" else "none"
+            raise RedisUrlError(f"unknown option {name!r} (allowed: {allowed})")
+        options[name] = value
+    segments = [unquote(segment) for segment in path.split("/")] if slash else []
+    while segments and not segments[-1]:
+        segments.pop()
+    if kind == "cluster":
+        if segments not in ([], ["0"]):
+            raise RedisUrlError("Redis Cluster has only database 0; leave the path out")
+        return RedisTarget(kind="cluster", nodes=nodes, username=username, password=password)
+    if not segments or not segments[0]:
+        raise RedisUrlError("redis+sentinel:// needs the service name: .../mymaster")
+    if len(segments) > 2:
+        raise RedisUrlError("the path is /service or /service/db")
+    return RedisTarget(
+        kind="sentinel",
+        nodes=nodes,
+        service=segments[0],
+        db=_db(segments[1]) if len(segments) == 2 else 0,
+        username=username,
+        password=password,
+        sentinel_username=options.get("sentinel_username") or None,
+        sentinel_password=options.get("sentinel_password") or None,
+    )
+
+
+def parse_redis_url(url: object) -> RedisTarget:
+    """Where a ``QUARTAPP_REDIS_URL`` points; raises RedisUrlError saying what is wrong."""
+    if not isinstance(url, str) or not url.strip():
+        raise RedisUrlError(f"give a URL: {SCHEMES}")
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in ("redis+sentinel", "redis+cluster"):
+        return _parse_multi_host_url(url)
+    if scheme in ("redis", "rediss", "unix"):
+        return _parse_server_url(url)
+    raise RedisUrlError(f"the URL must start with {SCHEMES}")
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool that, like BlockingConnectionPool, waits for a free connection (up
+    to its timeout) instead of raising "Too many connections" past ``max_connections``."""
+
+
+class ConcurrentSentinel(Sentinel):
+    """Sentinel whose master discovery is safe when many connections ask at once.
+
+    redis-py moves the Sentinel that answered to the front of its list by swapping two
+    positions it read before its ``await``; when several connections reconnect at the same
+    moment (after a failover, say), those swaps interleave, and the list ends up naming one
+    Sentinel twice and losing another, whose client is then never closed. Here the list is
+    read from a snapshot and the answering Sentinel is moved by identity, in one step."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        failures: list[str] = []
+        for sentinel in list(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                failures.append(f"{sentinel} - {error!r}")
+                continue
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if state and self.check_master_state(state, service_name):
+                if sentinel in self.sentinels:
+                    self.sentinels.remove(sentinel)
+                    self.sentinels.insert(0, sentinel)
+                host = self._force_master_ip if self._force_master_ip is not None else state["ip"]
+                return str(host), int(state["port"])
+        detail = f" : {', '.join(failures)}" if failures else ""
+        raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
+
+
+class BoundedRedisCluster(RedisCluster):
+    """RedisCluster that waits for a free connection instead of failing at once.
+
+    The Cluster client keeps its own pool per node, which raises as soon as it is full.
+    At most ``max_connections`` commands run at once here, and each holds at most one
+    connection per node, so no node's pool fills up: a further command waits up to
+    ``wait`` seconds for one to finish, then fails like a busy BlockingConnectionPool."""
+
+    def __init__(self, *, wait: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._in_flight = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
+        self._wait = wait
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("No connection available.") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._in_flight.release()
+
+
+def _retry() -> Retry:
+    # A short, bounded retry rides out a dropped connection (a restarted server, a
+    # failover) without ever hanging a request. A timeout is not retried: it already took
+    # REDIS_TIMEOUT, and the request answers 503.
+    return Retry(
+        ExponentialBackoff(cap=0.2, base=0.02),
+        retries=2,
+        supported_errors=(RedisConnectionError,),
+    )
+
 
 class RedisClient:
-    """Owns one connection pool per app; every other piece borrows ``redis``."""
+    """Owns one client (and its connections) per app; every other piece borrows ``redis``."""
 
     def __init__(self, app: Quart | None = None) -> None:
-        self._redis: Redis | None = None
+        self._redis: RedisConnection | None = None
+        self._sentinel: Sentinel | None = None
         if app is not None:
             self.init_app(app)
 
@@ -26,35 +267,97 @@ class RedisClient:
         app.after_serving(self._close)
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> RedisConnection:
         if self._redis is None:
             raise RuntimeError("Redis is used before the app started serving")
         return self._redis
 
     async def _open(self) -> None:
         config = current_app.config
+        target = parse_redis_url(config["REDIS_URL"])
         timeout = float(config["REDIS_TIMEOUT"])
-        options: dict[str, Any] = {
+        max_connections = int(config["REDIS_MAX_CONNECTIONS"])
+        sockets: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
-            # A short, bounded retry rides out a reconnect without ever hanging a request.
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        }
+        if target.kind == "cluster":
+            self._redis = BoundedRedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+                username=target.username,
+                password=target.password,
+                retry=_retry(),
+                health_check_interval=30,
+                max_connections=max_connections,
+                wait=timeout,
+                **sockets,
+            )
+            return
+        options: dict[str, Any] = {
+            **sockets,
+            "retry": _retry(),
             "health_check_interval": 30,
             # Past this many requests talking to Redis at once, the next one waits (up to
             # the timeout) for a free connection instead of failing at once.
-            "max_connections": int(config["REDIS_MAX_CONNECTIONS"]),
+            "max_connections": max_connections,
             "timeout": timeout,
         }
-        pool = BlockingConnectionPool.from_url(config["REDIS_URL"], **options)
-        self._redis = Redis(connection_pool=pool)
+        if target.kind == "server":
+            pool = BlockingConnectionPool.from_url(target.url, **options)
+            self._redis = Redis(connection_pool=pool)
+            return
+        sentinel_options: dict[str, Any] = {
+            **sockets,
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+            # A Sentinel that does not answer is skipped for the next one at once (redis-py
+            # would otherwise retry it for seconds).
+            "retry": Retry(NoBackoff(), retries=0),
+            # Each connection to the master asks a Sentinel once while it connects.
+            "max_connections": max(max_connections, 100),
+        }
+        self._sentinel = ConcurrentSentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes), sentinel_kwargs=sentinel_options
+        )
+        self._redis = cast(
+            Redis,
+            self._sentinel.master_for(
+                target.service,
+                connection_pool_class=BlockingSentinelConnectionPool,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                **options,
+            ),
+        )
 
     async def _close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            await self._redis.connection_pool.disconnect()
-            self._redis = None
+        client, self._redis = self._redis, None
+        sentinel, self._sentinel = self._sentinel, None
+        try:
+            if isinstance(client, RedisCluster):
+                await client.aclose()
+            elif client is not None:
+                await client.aclose()
+                await client.connection_pool.disconnect()
+        finally:
+            if sentinel is not None:
+                await sentinel.aclose()
 
 
-def get_redis() -> Redis:
+async def ping(redis: RedisConnection) -> None:
+    """Raise unless Redis can serve the app now: the server, or the master that Sentinel
+    names, answers PING; on a Cluster, every primary answers and calls the cluster ok (a
+    Cluster that lost a primary still answers PING, but refuses every key)."""
+    if not isinstance(redis, RedisCluster):
+        await redis.ping()
+        return
+    answers = await redis.execute_command("CLUSTER INFO", target_nodes=RedisCluster.PRIMARIES)
+    states = [answers] if "cluster_state" in answers else list(answers.values())
+    if any(state.get("cluster_state") != "ok" for state in states):
+        raise ClusterDownError("a primary reports that the cluster is down")
+
+
+def get_redis() -> RedisConnection:
     client: RedisClient = current_app.extensions[EXTENSION]
     return client.redis

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
+from .redis_client import RedisConnection
 
 # Users per bucket. Redis keeps a hash compact (a listpack) up to hash-max-listpack-entries
 # fields, 128 by default: 16 users may hold 8 sessions each on average before their bucket
@@ -340,7 +340,7 @@ class SessionRecord:
 class SessionStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisConnection,
         *,
         prefix: str,
         idle_timeout: float,

@@ -74,12 +74,11 @@ from ipaddress import IPv6Address, ip_network
 from typing import Any
 
 from quart import Quart, current_app
-from redis.asyncio import Redis
 
 from .client_address import parse_address
 from .config import ConfigError
 from .errors import AppError
-from .redis_client import get_redis
+from .redis_client import RedisConnection, get_redis
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -336,7 +335,7 @@ class Throttle:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisConnection,
         *,
         prefix: str,
         secret: str | bytes,

@@ -11,7 +11,6 @@ from typing import Any
 from markupsafe import Markup
 from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import Unauthorized
-from redis.exceptions import RedisError
 
 from ..access import public, signed_in
 from ..accounts import delete_user, find_user_by_id, judge_password, update_password_hash
@@ -22,6 +21,7 @@ from ..forms import read_fields
 from ..hypermedia import htmx, navigate, render, wants_json
 from ..models import User
 from ..passwords import get_hasher
+from ..redis_client import REDIS_ERRORS
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
 from ..throttle import get_throttle, too_many_attempts
@@ -254,7 +254,7 @@ async def close_account(user_id: int) -> None:
     await delete_user(user_id)
     try:
         await sessions.store.revoke_all(user_id)
-    except RedisError:
+    except REDIS_ERRORS:
         log.warning("account %s deleted; the second sweep of its sessions failed", user_id)
 
 

@@ -9,7 +9,7 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from ..access import public
 from ..database import EXTENSION as DATABASE
-from ..redis_client import get_redis
+from ..redis_client import get_redis, ping
 from ..server_session import session_access
 
 bp = Blueprint("health", __name__)
@@ -38,7 +38,7 @@ async def readyz() -> Response:
     """Ready when Redis and MySQL both answer, so a load balancer can take us out."""
     results = dict(
         await asyncio.gather(
-            _check("redis", get_redis().ping()),
+            _check("redis", ping(get_redis())),
             _check("mysql", current_app.extensions[DATABASE].ping()),
         )
     )
