@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "mysql://root:@127.0.0.1:3306/quartapp",
     "DATABASE_POOL_SIZE": 10,
     "DATABASE_CONNECT_TIMEOUT": 3,
+    # Seconds a MySQL statement may take, waiting for a pooled connection included, before
+    # the request gets a 503: a hung server must not hold sign-ins forever.
+    "DATABASE_QUERY_TIMEOUT": 5,
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_TIMEOUT": 2.0,
     "REDIS_MAX_CONNECTIONS": 64,
