@@ -1,9 +1,9 @@
 """Fixtures for the real-browser tests: the app served by granian, and headless Chromium.
 
-Each server is a granian subprocess started the way the product is served, against the
-test database (built by the ``database`` fixture) and Redis under a key prefix of its own,
-which is deleted when the browser tests are done. Chromium is Debian's (``/usr/bin/chromium``); no
-browser is ever downloaded.
+Each server is a granian subprocess started the way the product is served
+(``tests/app_servers.py``), against the test database (built by the ``database`` fixture)
+and Redis under a key prefix of its own, which is deleted when the browser tests are done.
+Chromium is Debian's (``/usr/bin/chromium``); no browser is ever downloaded.
 
 Every browser context is watched for Content Security Policy problems (console reports,
 ``securitypolicyviolation`` events, a missing or permissive policy header) and for
@@ -12,18 +12,11 @@ uncaught page errors; a test that caused any of them fails at teardown.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +38,13 @@ from playwright.sync_api import (
 from playwright.sync_api import (
     Error as PlaywrightError,
 )
-from redis import Redis
 
-from ..conftest import PASSWORD, REDIS_URL
+from ..app_servers import ARTIFACTS as ALL_ARTIFACTS
+from ..app_servers import ROOT, serve
+from ..app_servers import AppServer as Server
+from ..conftest import PASSWORD
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+ARTIFACTS = ALL_ARTIFACTS / "e2e"
 DOCS_IMAGES = ROOT / "docs" / "images"
 AXE_SOURCE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
@@ -65,115 +59,11 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1000, "height": 700}
 # Long enough for a loaded machine, short enough that a real failure shows up quickly.
 TIMEOUT_MS = 10_000
-SERVER_START_TIMEOUT = 30.0
 
 expect.set_options(timeout=TIMEOUT_MS)
 
 
 # --- the app, served -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Server:
-    """A running app: ``server.url("/home")`` is an absolute address on it."""
-
-    base_url: str
-    redis_prefix: str
-    settings: dict[str, Any]
-    log: Path
-
-    def url(self, path: str = "/") -> str:
-        return self.base_url + path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def granian() -> list[str]:
-    """The granian next to this interpreter (the project's venv), else ``-m granian``."""
-    script = Path(sys.executable).with_name("granian")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "granian"]
-
-
-def healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        response.read()
-        return response.status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
-def delete_redis_keys(prefix: str) -> None:
-    with Redis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-@contextmanager
-def serve(database_url: str, name: str, **settings: Any) -> Iterator[Server]:
-    """Run the app in granian, as production does, until the block ends."""
-    port = free_port()
-    prefix = f"quartapp-e2e:{uuid.uuid4().hex[:12]}:"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QUARTAPP_")}
-    env.update(
-        {
-            "QUARTAPP_ENV": "production",
-            "QUARTAPP_SECRET_KEY": secrets.token_urlsafe(48),
-            "QUARTAPP_COOKIE_SECURE": "false",
-            "QUARTAPP_DATABASE_URL": database_url,
-            "QUARTAPP_REDIS_URL": REDIS_URL,
-            "QUARTAPP_REDIS_PREFIX": prefix,
-            "QUARTAPP_BCRYPT_ROUNDS": "4",
-            # Every test signs up new accounts from this one address: more than the
-            # default limit of sign-ups per client allows in an hour.
-            "QUARTAPP_THROTTLE_SIGN_UP_PER_IP": "null",
-        }
-    )
-    env.update({f"QUARTAPP_{key}": json.dumps(value) for key, value in settings.items()})
-    command = [
-        *granian(),
-        "--interface", "asgi",
-        "--factory", "quartapp:create_app",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--loop", "uvloop",
-    ]  # fmt: skip
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log_path = ARTIFACTS / f"server-{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while not healthy(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = log_path.read_text(errors="replace")[-4000:]
-                    pytest.fail(
-                        f"the {name} server did not answer /healthz "
-                        f"(exit code {process.poll()}):\n{output}"
-                    )
-                time.sleep(0.05)
-            yield Server(f"http://127.0.0.1:{port}", prefix, settings, log_path)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            delete_redis_keys(prefix)
 
 
 @pytest.fixture(scope="package")
