@@ -89,6 +89,18 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
             f"QUARTAPP_TRUSTED_PROXIES: {error}. Give a JSON list of addresses or networks, "
             'e.g. QUARTAPP_TRUSTED_PROXIES=\'["127.0.0.1", "10.0.0.0/8"]\''
         ) from error
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if not isinstance(fallbacks, list) or not all(
+        isinstance(key, str) and key for key in fallbacks
+    ):
+        raise ConfigError(
+            "QUARTAPP_SECRET_KEY_FALLBACKS must be a JSON list of earlier secret keys, "
+            """e.g. QUARTAPP_SECRET_KEY_FALLBACKS='["the old key"]'"""
+        )
+    prefix = config["REDIS_PREFIX"]
+    if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+        # Braces would change which Redis Cluster hash slot a key belongs to.
+        raise ConfigError("QUARTAPP_REDIS_PREFIX must be text without { or }")
     try:
         parse_redis_url(config["REDIS_URL"])
     except RedisUrlError as error:

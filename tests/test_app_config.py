@@ -46,6 +46,9 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("SESSION_ABSOLUTE_TIMEOUT", "ten"),
         ("BCRYPT_ROUNDS", 3),
         ("BCRYPT_ROUNDS", True),
+        ("SECRET_KEY_FALLBACKS", "old key"),  # not a JSON list: each letter would be a key
+        ("SECRET_KEY_FALLBACKS", [""]),
+        ("REDIS_PREFIX", "app:{x}:"),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:
