@@ -217,7 +217,8 @@ class ConcurrentSentinel(Sentinel):
 
 
 class BoundedRedisCluster(RedisCluster):
-    """RedisCluster that waits for a free connection instead of failing at once.
+    """RedisCluster that waits for a free connection instead of failing at once, and
+    routes every command with a cluster map.
 
     The Cluster client keeps its own pool per node, which raises as soon as it is full.
     At most ``max_connections`` commands run at once here, and each holds at most one
@@ -236,6 +237,12 @@ class BoundedRedisCluster(RedisCluster):
         except TimeoutError:
             raise RedisConnectionError("No connection available.") from None
         try:
+            # The cluster map is (re)built first: redis-py decides how to route a command
+            # before it rebuilds a map it dropped (at start-up, and after a CLUSTERDOWN or
+            # a run of MOVED replies, as in a failover). Without a map, even a keyed
+            # command goes to a random primary, whose MOVED replies make the client drop
+            # the map again and close the connections other requests are using.
+            await self.initialize()
             return await super().execute_command(*args, **kwargs)
         finally:
             self._in_flight.release()
