@@ -1318,22 +1318,31 @@ class Bench:
                 log(f"removed {removed} Redis keys under {self.prefix}")
         if self.database_created:
             try:
-                parts = urllib.parse.urlsplit(self.database_url)
-                name = parts.path.lstrip("/")
-                assert re.fullmatch(r"quartapp_bench_[0-9a-f]{6}", name)
-                conn = pymysql.connect(
-                    host=parts.hostname or "127.0.0.1",
-                    port=parts.port or 3306,
-                    user=urllib.parse.unquote(parts.username or "root"),
-                    password=urllib.parse.unquote(parts.password or ""),
-                    autocommit=True,
-                )
-                with conn.cursor() as cursor:
-                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-                conn.close()
-                log(f"dropped database {name}")
+                log(f"dropped database {drop_database(self.database_url, 'quartapp_bench_')}")
             except Exception as error:
                 log(f"could not drop the bench database: {error!r}")
+
+
+def drop_database(url: str, prefix: str) -> str:
+    """Drop the scratch database ``url`` names; returns its name. Only a name made by a
+    benchmark (``prefix`` and six hex digits) is ever dropped."""
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(re.escape(prefix) + r"[0-9a-f]{6}", name):
+        raise ValueError(f"{name!r} is not a scratch database of this benchmark")
+    conn = pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=urllib.parse.unquote(parts.username or "root"),
+        password=urllib.parse.unquote(parts.password or ""),
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+    return name
 
 
 def default_database_url() -> str:

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import os
 import random
-import re
 import resource
 import secrets
 import shutil
@@ -49,7 +48,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pymysql  # type: ignore[import-untyped,unused-ignore]
 import redis
 from run import (
     COUNTDOWN_HEADERS,
@@ -61,6 +59,7 @@ from run import (
     cpu_ticks,
     default_database_url,
     delete_prefix,
+    drop_database,
     free_port,
     log,
     process_ticks,
@@ -604,20 +603,7 @@ class Soak:
                 log(f"removed {removed} Redis keys under {self.prefix}")
         if self.database_created:
             try:
-                parts = urllib.parse.urlsplit(self.database_url)
-                name = parts.path.lstrip("/")
-                assert re.fullmatch(r"quartapp_soak_[0-9a-f]{6}", name)
-                conn = pymysql.connect(
-                    host=parts.hostname or "127.0.0.1",
-                    port=parts.port or 3306,
-                    user=urllib.parse.unquote(parts.username or "root"),
-                    password=urllib.parse.unquote(parts.password or ""),
-                    autocommit=True,
-                )
-                with conn.cursor() as cursor:
-                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-                conn.close()
-                log(f"dropped database {name}")
+                log(f"dropped database {drop_database(self.database_url, 'quartapp_soak_')}")
             except Exception as error:
                 log(f"could not drop the soak database: {error!r}")
 
