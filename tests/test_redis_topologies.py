@@ -487,6 +487,22 @@ class Load:
     def between(self, start: float, end: float) -> list[Outcome]:
         return [outcome for outcome in self.outcomes if start <= outcome.started < end]
 
+    def assert_clean_until(self, killed_at: float) -> None:
+        """Only answers of a working app or of an outage (no 500, none past the deadline),
+        and only working ones before ``killed_at``."""
+        statuses: dict[str, set[int | None]] = {}
+        for outcome in self.outcomes:
+            statuses.setdefault(outcome.what, set()).add(outcome.status)
+        assert statuses["page"] <= {200, 503}
+        assert statuses["poll"] <= {200, 503}
+        assert statuses["sign-in"] <= {303, 503}
+        assert statuses["ready"] <= {200, 503}
+        slowest = max(self.outcomes, key=lambda outcome: outcome.took)
+        assert slowest.took < DEADLINE, slowest
+        before = {outcome.status for outcome in self.between(0, killed_at - 0.2)}
+        assert 200 in before
+        assert before <= {200, 303}
+
 
 async def test_sentinel_failover_503s_then_follows_the_new_master(
     servers: RedisServers, make_app: Callable[..., Any]
@@ -539,18 +555,7 @@ async def test_sentinel_failover_503s_then_follows_the_new_master(
     await asyncio.sleep(3)
     await load.finish()
 
-    statuses: dict[str, set[int | None]] = {}
-    for outcome in load.outcomes:
-        statuses.setdefault(outcome.what, set()).add(outcome.status)
-    assert statuses["page"] <= {200, 503}
-    assert statuses["poll"] <= {200, 503}
-    assert statuses["sign-in"] <= {303, 503}
-    assert statuses["ready"] <= {200, 503}
-    slowest = max(load.outcomes, key=lambda outcome: outcome.took)
-    assert slowest.took < DEADLINE, slowest
-    before = {outcome.status for outcome in load.between(0, killed_at - 0.2)}
-    assert 200 in before
-    assert before <= {200, 303}
+    load.assert_clean_until(killed_at)
     during = load.between(killed_at, switched_at)
     assert 503 in {outcome.status for outcome in during}, "no request saw the outage"
     # The app follows the new master by itself, at the latest a second after the switch.
@@ -923,18 +928,7 @@ async def test_cluster_failover_to_a_replica_under_load(
     await asyncio.sleep(2)
     await load.finish()
 
-    statuses: dict[str, set[int | None]] = {}
-    for outcome in load.outcomes:
-        statuses.setdefault(outcome.what, set()).add(outcome.status)
-    assert statuses["page"] <= {200, 503}
-    assert statuses["poll"] <= {200, 503}
-    assert statuses["sign-in"] <= {303, 503}
-    assert statuses["ready"] <= {200, 503}
-    slowest = max(load.outcomes, key=lambda outcome: outcome.took)
-    assert slowest.took < DEADLINE, slowest
-    before = {outcome.status for outcome in load.between(0, killed_at - 0.2)}
-    assert before <= {200, 303}
-    assert 200 in before
+    load.assert_clean_until(killed_at)
 
     def during(side: str) -> set[int | None]:
         return {o.status for o in outcomes_of[side] if killed_at <= o.started < switched_at}
