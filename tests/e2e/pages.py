@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from .conftest import AXE_SOURCE, Account
+from .conftest import AXE_SOURCE, Account, Browse, Server
 
 CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{2})$")
 LIVE_CLOCK = re.compile(r"^(?:\d+:)?\d{1,2}:\d{2}$")
@@ -58,13 +58,25 @@ def sign_in(page: Page, account: Account) -> None:
     expect(page.locator("h1 .email")).to_have_text(account.email)
 
 
-def sign_up(page: Page, account: Account) -> None:
-    """Create the account through the form on ``/register`` and wait for /home."""
-    page.goto("/register")
-    fill_credentials(page, account.email, account.password)
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url("**/home")
-    expect(page.locator("h1 .email")).to_have_text(account.email)
+def open_signed_in(
+    browse: Browse, server: Server, account: Account, *, javascript: bool = True
+) -> Page:
+    """A new browser context on ``server``, signed in as ``account`` through the form."""
+    page = browse(server, javascript=javascript)
+    sign_in(page, account)
+    return page
+
+
+def assert_signed_out(page: Page, why: str = "/home opens without a live session") -> None:
+    """Ask for /home: a browser without a live session is sent back to sign in on ``/``."""
+    page.goto("/home")
+    assert path_of(page) == "/", why
+
+
+def fill_password_change(page: Page, current: str, new: str) -> None:
+    """Fill in the form on ``/account/password``."""
+    page.get_by_label("Current password", exact=True).fill(current)
+    page.get_by_label("New password", exact=True).fill(new)
 
 
 # --- accessibility -------------------------------------------------------------------

@@ -10,7 +10,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_accessible, countdown, fill_credentials, sign_in
+from .pages import (
+    assert_accessible,
+    countdown,
+    fill_credentials,
+    fill_password_change,
+    sign_in,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +36,15 @@ class Setup:
         return self.browse(server), server
 
     def signed_in(self, server_fixture: str = "server") -> Page:
-        page, server = self.page(server_fixture)
-        sign_in(page, self.make_account(server))
+        page, _ = self.signed_in_as(server_fixture)
         return page
+
+    def signed_in_as(self, server_fixture: str = "server") -> tuple[Page, Account]:
+        """A page signed in as a new account, and that account."""
+        page, server = self.page(server_fixture)
+        account = self.make_account(server)
+        sign_in(page, account)
+        return page, account
 
 
 def sign_in_page(setup: Setup) -> Page:
@@ -108,20 +120,16 @@ def sessions_page(setup: Setup) -> Page:
 def change_password_errors(setup: Setup) -> Page:
     page = setup.signed_in()
     page.goto("/account/password")
-    page.get_by_label("Current password", exact=True).fill("not the password")
-    page.get_by_label("New password", exact=True).fill("short")
+    fill_password_change(page, "not the password", "short")
     page.get_by_role("button", name="Change password").click()
     expect(page.locator(".field-error")).to_have_count(1)
     return page
 
 
 def password_changed(setup: Setup) -> Page:
-    page, server = setup.page()
-    account = setup.make_account(server)
-    sign_in(page, account)
+    page, account = setup.signed_in_as()
     page.goto("/account/password")
-    page.get_by_label("Current password", exact=True).fill(account.password)
-    page.get_by_label("New password", exact=True).fill("a brand new passphrase")
+    fill_password_change(page, account.password, "a brand new passphrase")
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_text("Your password has been changed")).to_be_visible()
     return page
@@ -137,9 +145,7 @@ def delete_account_error(setup: Setup) -> Page:
 
 
 def account_deleted(setup: Setup) -> Page:
-    page, server = setup.page()
-    account = setup.make_account(server)
-    sign_in(page, account)
+    page, account = setup.signed_in_as()
     page.goto("/account/delete")
     page.get_by_label("Your password").fill(account.password)
     page.get_by_role("button", name="Delete my account").click()

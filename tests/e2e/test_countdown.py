@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Request, expect
 
 from .conftest import Account, Browse, Server
-from .pages import clock, countdown, path_of, sign_in, time_left
+from .pages import assert_signed_out, clock, countdown, open_signed_in, sign_in, time_left
 
 pytestmark = pytest.mark.e2e
 
@@ -58,9 +58,7 @@ def test_stay_signed_in_extends_the_session(
     make_account: Callable[..., Account],
     screenshot: Screenshot,
 ) -> None:
-    account = make_account(warning_server)
-    page = browse(warning_server)
-    sign_in(page, account)
+    page = open_signed_in(browse, warning_server, make_account(warning_server))
     widget = countdown(page)
     stay = widget.get_by_role("button", name="Stay signed in")
     expect(stay).to_be_visible()
@@ -130,5 +128,4 @@ def test_session_expires_and_polling_stops(
 
     page.get_by_role("link", name="Sign in again").click()
     page.wait_for_url(short_idle_server.url("/"))
-    page.goto("/home")
-    assert path_of(page) == "/", "an expired session still opens /home"
+    assert_signed_out(page, "an expired session still opens /home")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, Response, expect
 
 from .conftest import Account, Browse, Server
-from .pages import clock, fill_credentials, path_of, seconds
+from .pages import assert_signed_out, clock, fill_credentials, path_of, seconds
 
 pytestmark = pytest.mark.e2e
 
@@ -91,5 +91,4 @@ def test_sign_up_in_and_out_without_javascript(
     answer = submit(page, "Sign out", "/logout", "/")
     assert answer.status == 303
     assert path_of(page) == "/"
-    page.goto("/home")
-    assert path_of(page) == "/", "a signed-out browser still sees /home"
+    assert_signed_out(page, "a signed-out browser still sees /home")

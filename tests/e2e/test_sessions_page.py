@@ -13,7 +13,13 @@ import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
 from .conftest import Account, Browse, Server
-from .pages import countdown, path_of, sign_in
+from .pages import (
+    assert_signed_out,
+    countdown,
+    fill_password_change,
+    open_signed_in,
+    path_of,
+)
 from .test_content_security_policy import policy_of
 
 pytestmark = pytest.mark.e2e
@@ -70,14 +76,12 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
     screenshot: Screenshot,
 ) -> None:
     account = make_account(server)
-    first = browse(server)
-    sign_in(first, account)
+    first = open_signed_in(browse, server, account)
     polls = Polls(first)
     expect(countdown(first)).to_have_attribute("hx-trigger", "every 1s")
     first_id = first.locator(".session-facts code").inner_text()
 
-    second = browse(server)
-    sign_in(second, account)
+    second = open_signed_in(browse, server, account)
     second.get_by_role("link", name="Your sessions").click()
     second.wait_for_url("**/sessions")
     expect(rows(second)).to_have_count(3)
@@ -102,8 +106,7 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
     assert polls.since(ended_at) <= 2, "the widget took more than two polls to expire"
     assert countdown(first).get_attribute("hx-trigger") is None
     screenshot(first, "ended-elsewhere")
-    first.goto("/home")
-    assert path_of(first) == "/", "the ended session still opens /home"
+    assert_signed_out(first, "the ended session still opens /home")
 
 
 def test_sign_out_everywhere_else(
@@ -113,11 +116,8 @@ def test_sign_out_everywhere_else(
     screenshot: Screenshot,
 ) -> None:
     account = make_account(server)
-    others = [browse(server) for _ in range(2)]
-    for page in others:
-        sign_in(page, account)
-    page = browse(server)
-    sign_in(page, account)
+    others = [open_signed_in(browse, server, account) for _ in range(2)]
+    page = open_signed_in(browse, server, account)
     page.goto("/sessions")
     expect(rows(page)).to_have_count(4)
 
@@ -144,19 +144,15 @@ def test_change_password_then_delete_the_account(
     screenshot: Screenshot,
 ) -> None:
     account = make_account(server)
-    other = browse(server)
-    sign_in(other, account)
-    page = browse(server)
-    sign_in(page, account)
+    other = open_signed_in(browse, server, account)
+    page = open_signed_in(browse, server, account)
     page.goto("/sessions")
     page.get_by_role("link", name="Change your password").first.click()
     page.wait_for_url("**/account/password")
     current = page.get_by_label("Current password", exact=True)
-    new = page.get_by_label("New password", exact=True)
 
     # A wrong current password: the error shows next to the field, nothing else changes.
-    current.fill("not the password")
-    new.fill(NEW_PASSWORD)
+    fill_password_change(page, "not the password", NEW_PASSWORD)
     with page.expect_response(is_post("/account/password")) as answered:
         page.get_by_role("button", name="Change password").click()
     assert answered.value.status == 403
@@ -167,8 +163,7 @@ def test_change_password_then_delete_the_account(
     assert path_of(page) == "/account/password"
     screenshot(page, "wrong-current-password")
 
-    current.fill(account.password)
-    new.fill(NEW_PASSWORD)
+    fill_password_change(page, account.password, NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
     page.wait_for_url("**/account/password?changed=1")
     expect(page.get_by_text("Your password has been changed")).to_be_visible()
@@ -187,8 +182,7 @@ def test_change_password_then_delete_the_account(
     page.wait_for_url("**/account/deleted")
     expect(page.get_by_role("heading", name="Your account has been deleted")).to_be_visible()
     screenshot(page, "deleted")
-    page.goto("/home")
-    assert path_of(page) == "/"
+    assert_signed_out(page)
 
 
 def submit(page: Page, button: Locator, path: str) -> Response:
@@ -205,11 +199,9 @@ def test_sessions_and_password_without_javascript(
     screenshot: Screenshot,
 ) -> None:
     account = make_account(server)
-    other = browse(server, javascript=False)
-    sign_in_without_javascript(other, account)
+    other = open_signed_in(browse, server, account, javascript=False)
     other_id = public_id(other)
-    page = browse(server, javascript=False)
-    sign_in_without_javascript(page, account)
+    page = open_signed_in(browse, server, account, javascript=False)
 
     page.goto("/sessions")
     expect(rows(page)).to_have_count(3)
@@ -220,17 +212,14 @@ def test_sessions_and_password_without_javascript(
     expect(rows(page)).to_have_count(2)
     expect(row(page, other_id)).to_have_count(0)
     screenshot(page, "ended")
-    other.goto("/home")
-    assert path_of(other) == "/"
+    assert_signed_out(other)
 
     page.goto("/account/password")
-    page.get_by_label("Current password", exact=True).fill("wrong password")
-    page.get_by_label("New password", exact=True).fill("short")
+    fill_password_change(page, "wrong password", "short")
     answer = submit(page, page.get_by_role("button", name="Change password"), "/account/password")
     assert answer.status == 422
     expect(page.locator("#new_password-error")).to_have_text("Use at least 8 characters.")
-    page.get_by_label("Current password", exact=True).fill(account.password)
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    fill_password_change(page, account.password, NEW_PASSWORD)
     answer = submit(page, page.get_by_role("button", name="Change password"), "/account/password")
     assert answer.status == 303
     page.wait_for_url("**/account/password?changed=1")
@@ -245,20 +234,11 @@ def test_sessions_and_password_without_javascript(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-def sign_in_without_javascript(page: Page, account: Account) -> None:
-    page.goto("/")
-    page.get_by_label("Email").fill(account.email)
-    page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/home")
-
-
 def test_the_new_pages_send_the_strict_policy(
     browse: Browse, server: Server, make_account: Callable[..., Account]
 ) -> None:
     """Each page is watched for violations anyway (see PageMonitor); here its policy too."""
-    page = browse(server)
-    sign_in(page, make_account(server))
+    page = open_signed_in(browse, server, make_account(server))
     for path in ("/sessions", "/account/password", "/account/delete", "/account/deleted"):
         policy = policy_of(page, path)
         assert policy["script-src"] == ["'self'"], (path, policy)

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from .conftest import Account, Browse, Server
-from .pages import clock, fill_credentials, path_of, seconds, sign_in
+from .pages import assert_signed_out, clock, fill_credentials, open_signed_in, path_of, seconds
 
 pytestmark = pytest.mark.e2e
 
@@ -138,9 +138,7 @@ def test_sign_out_ends_the_session(
     make_account: Callable[..., Account],
     screenshot: Screenshot,
 ) -> None:
-    account = make_account(server)
-    page = browse(server)
-    sign_in(page, account)
+    page = open_signed_in(browse, server, make_account(server))
     screenshot(page, "home")
     session_cookie = next(c for c in page.context.cookies() if c["name"] == "quartapp_session")
 
@@ -158,15 +156,13 @@ def test_sign_out_ends_the_session(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.locator(".email").count() == 0
 
-    page.goto("/home")
-    assert path_of(page) == "/", "a signed-out browser still sees /home"
+    assert_signed_out(page, "a signed-out browser still sees /home")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
     # A copy of the old cookie is dead too: the session is gone on the server.
     copy = browse(server)
     copy.context.add_cookies([session_cookie])  # type: ignore[list-item]
-    copy.goto("/home")
-    assert path_of(copy) == "/", "the signed-out session's cookie still opens /home"
+    assert_signed_out(copy, "the signed-out session's cookie still opens /home")
 
 
 def test_sign_out_when_the_session_already_ended_goes_to_sign_in(
@@ -175,9 +171,7 @@ def test_sign_out_when_the_session_already_ended_goes_to_sign_in(
     make_account: Callable[..., Account],
     screenshot: Screenshot,
 ) -> None:
-    account = make_account(server)
-    page = browse(server)
-    sign_in(page, account)
+    page = open_signed_in(browse, server, make_account(server))
     other_tab = page.context.new_page()
     other_tab.goto("/home")
     other_tab.get_by_role("button", name="Sign out").click()
