@@ -480,6 +480,25 @@ class Load:
 
         self.run(once)
 
+    def sign_in_and_check_readiness(
+        self, app: Quart, emails: list[str]
+    ) -> list[tuple[Browser, Outcome]]:
+        """Sign-ins through the form in a loop, to ``emails`` in turn, and /readyz in
+        another; returns the list the sign-ins (a new browser each) are added to."""
+        newcomers: list[tuple[Browser, Outcome]] = []
+
+        async def sign_in_someone() -> None:
+            newcomer = Browser(app, emails[len(newcomers) % len(emails)])
+            token = await asyncio.wait_for(csrf_from(newcomer.client, "/"), DEADLINE)
+            form = {"email": newcomer.email, "password": PASSWORD, "csrf_token": token}
+            posted = newcomer.client.post("/api/v1/signin", form=form)
+            newcomers.append((newcomer, await self.timed("sign-in", posted)))
+            await asyncio.sleep(0.2)
+
+        self.run(sign_in_someone)
+        self.run(lambda: self.timed("ready", Browser(app, "").get("/readyz")))
+        return newcomers
+
     async def finish(self) -> None:
         self.stop.set()
         await asyncio.gather(*self.tasks)
@@ -533,18 +552,7 @@ async def test_sentinel_failover_503s_then_follows_the_new_master(
     load = Load()
     for browser in browsers:
         load.browse(browser)
-    newcomers: list[tuple[Browser, Outcome]] = []
-
-    async def sign_in_someone() -> None:
-        newcomer = Browser(app, emails[len(newcomers) % len(emails)])
-        token = await asyncio.wait_for(csrf_from(newcomer.client, "/"), DEADLINE)
-        form = {"email": newcomer.email, "password": PASSWORD, "csrf_token": token}
-        outcome = await load.timed("sign-in", newcomer.client.post("/api/v1/signin", form=form))
-        newcomers.append((newcomer, outcome))
-        await asyncio.sleep(0.2)
-
-    load.run(sign_in_someone)
-    load.run(lambda: load.timed("ready", Browser(app, "").get("/readyz")))
+    newcomers = load.sign_in_and_check_readiness(app, emails)
 
     await asyncio.sleep(1)
     killed_at = time.monotonic()
@@ -902,18 +910,9 @@ async def test_cluster_failover_to_a_replica_under_load(
     for side, chosen in watched.items():
         for browser in chosen:
             browse(side, browser)
-    newcomers: list[tuple[Browser, Outcome]] = []
-
-    async def sign_in_someone() -> None:
-        newcomer = Browser(app, browsers[len(newcomers) * 7 % len(browsers)].email)
-        token = await asyncio.wait_for(csrf_from(newcomer.client, "/"), DEADLINE)
-        form = {"email": newcomer.email, "password": PASSWORD, "csrf_token": token}
-        outcome = await load.timed("sign-in", newcomer.client.post("/api/v1/signin", form=form))
-        newcomers.append((newcomer, outcome))
-        await asyncio.sleep(0.2)
-
-    load.run(sign_in_someone)
-    load.run(lambda: load.timed("ready", Browser(app, "").get("/readyz")))
+    # Every 7th browser's account in turn, so sign-ins reach every master.
+    order = [browsers[n * 7 % len(browsers)].email for n in range(len(browsers))]
+    newcomers = load.sign_in_and_check_readiness(app, order)
 
     await asyncio.sleep(1)
     killed_at = time.monotonic()
