@@ -1312,15 +1312,22 @@ class Bench:
         self.servers.clear()
         with contextlib.suppress(Exception):
             if self.prefix:
-                control = redis.Redis.from_url(self.args.redis_url)
-                removed = delete_prefix(control, self.prefix)
-                control.close()
+                removed = remove_keys(self.args.redis_url, self.prefix)
                 log(f"removed {removed} Redis keys under {self.prefix}")
         if self.database_created:
             try:
                 log(f"dropped database {drop_database(self.database_url, 'quartapp_bench_')}")
             except Exception as error:
                 log(f"could not drop the bench database: {error!r}")
+
+
+def remove_keys(redis_url: str, prefix: str) -> int:
+    """Delete every Redis key under ``prefix``; how many there were."""
+    control = redis.Redis.from_url(redis_url)
+    try:
+        return delete_prefix(control, prefix)
+    finally:
+        control.close()
 
 
 def drop_database(url: str, prefix: str) -> str:

@@ -58,11 +58,11 @@ from run import (
     WrkResult,
     cpu_ticks,
     default_database_url,
-    delete_prefix,
     drop_database,
     free_port,
     log,
     process_ticks,
+    remove_keys,
     run_wrk,
     sign_up_and_in,
     terminate_cleanly,
@@ -597,9 +597,7 @@ class Soak:
                 self.stop(process)
         with contextlib.suppress(Exception):
             if self.prefix:
-                control = redis.Redis.from_url(self.args.redis_url)
-                removed = delete_prefix(control, self.prefix)
-                control.close()
+                removed = remove_keys(self.args.redis_url, self.prefix)
                 log(f"removed {removed} Redis keys under {self.prefix}")
         if self.database_created:
             try:
