@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "quartapp:",
     "SESSION_IDLE_TIMEOUT": 600,
     "SESSION_ABSOLUTE_TIMEOUT": 8 * 60 * 60,
+    # The most sessions one account may have at once; signing in past it ends the oldest.
+    "SESSION_MAX_PER_USER": 25,
     # The countdown offers "Stay signed in" when fewer seconds than this are left.
     "SESSION_WARNING_AT": 60,
     # A session's "last active" time is rewritten at most this often (seconds), so an active
@@ -43,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 16 * 1024,
     "MAX_FORM_PARTS": 20,
 }
+
+
+# Characters of SECRET_KEY, outside development: 32 random characters are about 190 bits.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -68,6 +74,14 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         import secrets
 
         config["SECRET_KEY"] = secrets.token_urlsafe(48)
+    secret = config["SECRET_KEY"]
+    if not development and len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"QUARTAPP_SECRET_KEY is too short ({len(secret)} characters; at least "
+            f"{MIN_SECRET_KEY_LENGTH}): a short key can be guessed from one signed cookie. "
+            "Set a new one, e.g. export QUARTAPP_SECRET_KEY=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))')"
+        )
     if config["COOKIE_SECURE"] is None:
         config["COOKIE_SECURE"] = not development
 
@@ -80,6 +94,11 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"QUARTAPP_{name} must be a positive number, not {value!r}")
+    most = config["SESSION_MAX_PER_USER"]
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise ConfigError(
+            f"QUARTAPP_SESSION_MAX_PER_USER must be a whole number, 0 for no limit, not {most!r}"
+        )
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
     try:

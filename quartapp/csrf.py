@@ -4,6 +4,9 @@ A token is a signed, timestamped value bound to something the browser holds: the
 key id when signed in, or, for the anonymous sign-in and sign-up forms, a random nonce in a
 short-lived cookie of its own (so anonymous visitors cost no Redis record). Forms send the
 token as ``csrf_token``; htmx and JSON clients send it as ``X-CSRF-Token``.
+
+Once a request is signed in, only a token bound to its session counts, and the anonymous
+cookie is dropped: a token (or a planted cookie) from before the sign-in opens nothing after.
 """
 
 from __future__ import annotations
@@ -87,8 +90,10 @@ class CsrfProtection:
             raise CsrfError() from error
         age = int(time.time()) - int(signed_at.timestamp())  # whole seconds, as signed
         record = current_record()
-        if record is not None and binding == record.key_id and age <= session_age:
-            return
+        if record is not None:
+            if binding == record.key_id and age <= session_age:
+                return
+            raise CsrfError()
         nonce = self.anonymous_nonce(create=False)
         if nonce is not None and binding == nonce and age <= self.max_age:
             return
@@ -96,7 +101,12 @@ class CsrfProtection:
 
     async def _set_cookie(self, response: Response) -> Response:
         nonce = g.get("csrf_new_nonce")
-        if nonce is not None:
+        if nonce is None and self.cookie_name in request.cookies and current_record() is not None:
+            # Signed in (maybe by this very request): the anonymous nonce has had its day.
+            response.delete_cookie(
+                self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
+            )
+        elif nonce is not None:
             response.set_cookie(
                 self.cookie_name,
                 nonce,

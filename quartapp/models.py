@@ -9,6 +9,9 @@ class User(Model):
     # Stored in canonical (lower-case) form, so the unique index is case-insensitive.
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=60)
+    # Goes up with every password change; a sign-in starts a session only if the version of
+    # the password it checked is still current (see SessionStore.retire_credentials).
+    credentials_version = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,5 @@
-"""bcrypt hashing in a small thread pool, so a sign-in never stalls the event loop."""
+"""bcrypt hashing, and judging a new password's strength, each in threads of their own, so
+neither ever stalls the event loop."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import bcrypt
 from quart import Quart, current_app
@@ -14,12 +17,17 @@ from quart import Quart, current_app
 EXTENSION = "quartapp.passwords"
 # bcrypt reads at most 72 bytes; longer passwords are refused, never silently truncated.
 MAX_PASSWORD_BYTES = 72
+# Seconds a strength judgement may wait for its thread and run, before the request gets a
+# 503 rather than waiting on (judging is bounded to a fraction of a second; see accounts).
+JUDGE_TIMEOUT = 5.0
+T = TypeVar("T")
 
 
 class PasswordHasher:
     def __init__(self, app: Quart | None = None) -> None:
         self.rounds = 12
         self._pool: ThreadPoolExecutor | None = None
+        self._judge_pool: ThreadPoolExecutor | None = None
         self._reference_hash: bytes | None = None
         if app is not None:
             self.init_app(app)
@@ -35,6 +43,11 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(
             self._threads, thread_name_prefix="bcrypt", initializer=_yield_to_requests
         )
+        # One thread: zxcvbn is pure Python (it holds the GIL while it works, so more threads
+        # would not judge faster) and keeps the user's words in a module-level dictionary.
+        self._judge_pool = ThreadPoolExecutor(
+            1, thread_name_prefix="password-strength", initializer=_yield_to_requests
+        )
         # Checked against when the email is unknown, so that failure costs the same time.
         self._reference_hash = (await self.hash("reference password, never valid")).encode()
 
@@ -42,6 +55,18 @@ class PasswordHasher:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._judge_pool is not None:
+            self._judge_pool.shutdown(wait=True, cancel_futures=True)
+            self._judge_pool = None
+
+    async def judge(self, judge: Callable[[str, str], T], password: str, email: str) -> T:
+        """Run ``judge(password, email)`` (accounts.judge_password) in the judging thread.
+
+        Raises TimeoutError if it has not finished within JUDGE_TIMEOUT seconds."""
+        assert self._judge_pool is not None, "the hasher is used before the app started serving"
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._judge_pool, judge, password, email)
+        return await asyncio.wait_for(future, JUDGE_TIMEOUT)
 
     async def _run_in_pool(self, func: object, *args: bytes) -> object:
         loop = asyncio.get_running_loop()
@@ -54,22 +79,40 @@ class PasswordHasher:
         return hashed.decode()
 
     async def verify(self, password: str, hashed: str | None) -> bool:
-        """Check ``password``; with no hash (unknown user) spend the same time and fail."""
+        """Check ``password``; a failure always costs at least the configured cost's time.
+
+        With no hash (unknown user) the reference hash is checked instead. A stored hash of a
+        lower cost (made before the cost was raised) fails fast, so the reference is checked
+        after it as well: otherwise a wrong password would tell such dormant accounts apart
+        from the others in a few milliseconds."""
         secret = password.encode()
         if len(secret) > MAX_PASSWORD_BYTES:
             secret = secret[:MAX_PASSWORD_BYTES]  # cannot match: such passwords are never stored
             hashed = None
-        target = hashed.encode() if hashed is not None else self._reference_hash
-        assert target is not None, "the hasher is used before the app started serving"
-        matches = await self._run_in_pool(bcrypt.checkpw, secret, target)
-        return bool(matches) and hashed is not None
+        reference = self._reference_hash
+        assert reference is not None, "the hasher is used before the app started serving"
+        target = hashed.encode() if hashed is not None else reference
+        try:
+            matches = bool(await self._run_in_pool(bcrypt.checkpw, secret, target))
+        except ValueError:  # a damaged stored hash opens nothing
+            matches = False
+        if matches and hashed is not None:
+            return True
+        if target is not reference and self.cost_of(hashed or "") < self.rounds:
+            await self._run_in_pool(bcrypt.checkpw, secret, reference)
+        return False
+
+    @staticmethod
+    def cost_of(hashed: str) -> int:
+        """The cost a bcrypt hash was made with; 0 if it is not one."""
+        try:
+            return int(hashed.split("$")[2])
+        except (IndexError, ValueError):
+            return 0
 
     def needs_rehash(self, hashed: str) -> bool:
         """True when ``hashed`` was made with another cost than the one configured now."""
-        try:
-            return int(hashed.split("$")[2]) != self.rounds
-        except (IndexError, ValueError):
-            return True
+        return self.cost_of(hashed) != self.rounds
 
 
 # Linux weighs CPU time by niceness: at 10 a hashing thread gets about a tenth of what the

@@ -168,6 +168,7 @@ class ServerSessions:
             absolute_timeout=float(config["SESSION_ABSOLUTE_TIMEOUT"]),
             activity_resolution=float(config["SESSION_ACTIVITY_RESOLUTION"]),
             secret_keys=[config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or ())],
+            max_sessions_per_user=int(config["SESSION_MAX_PER_USER"]),
         )
 
     @property
@@ -178,8 +179,14 @@ class ServerSessions:
 
     async def _load_current(self) -> None:
         current = current_session()
-        view = current_app.view_functions.get(request.endpoint or "")
-        access: SessionAccess = getattr(view, "session_access", "touch")
+        access: SessionAccess
+        if request.endpoint == "static":
+            access = "none"  # a stylesheet is no sign of a person at work
+        elif request.routing_exception is not None:
+            access = "read"  # nor is a 404 or a 405; its page may still show who is signed in
+        else:
+            view = current_app.view_functions.get(request.endpoint or "")
+            access = getattr(view, "session_access", "touch")
         if access == "none":
             return
         if current.token is not None:
@@ -200,10 +207,19 @@ class ServerSessions:
         return client_ip(peer[0] if peer else None, forwarded, self._trusted_proxies)
 
     async def sign_in(
-        self, user_id: int, email: str, *, end_other_sessions: bool = False
+        self,
+        user_id: int,
+        email: str,
+        *,
+        credentials_version: int | None,
+        end_other_sessions: bool = False,
     ) -> SessionRecord:
         """Start a brand-new session for this request, ending the one it had (if any) and,
-        with ``end_other_sessions``, every other session of the user too."""
+        with ``end_other_sessions``, every other session of the user too.
+
+        ``credentials_version``: that of the password just checked (``User.credentials_version``);
+        raises CredentialsChanged when it was changed meanwhile (see
+        ``SessionStore.retire_credentials``)."""
         current = current_session()
         if end_other_sessions:
             await self.store.revoke_all(user_id)
@@ -214,6 +230,7 @@ class ServerSessions:
             email,
             ip=self.client_ip(),
             device=describe_device(request.headers.get("User-Agent")),
+            credentials_version=credentials_version,
         )
         current.attach(token, record)
         login_user(SessionUser(token))

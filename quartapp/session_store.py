@@ -58,7 +58,20 @@ _TAG_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 # head with struct.unpack/pack and never look at the rest. The head is what _CREATE writes.
 VERSION = 1
 
+# KEYS[1]: the new record, KEYS[2]: its bucket, KEYS[3]: the user's credentials floor.
+# ARGV[1]: the record after its head, ARGV[2]/[3]: idle/absolute timeout (ms), ARGV[4]: the
+# key id, ARGV[5]: the bucket's record key prefix, ARGV[6]: the user id, ARGV[7]: the
+# credentials version the sign-in checked the password against ('' skips the check),
+# ARGV[8]: the most sessions a user may have (0: no limit).
+# Returns false on a token collision, 0 when the credentials changed since they were
+# checked, else {now, absolute deadline, expiry}.
 _CREATE = """
+if ARGV[7] ~= '' then
+  local floor = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if floor > tonumber(ARGV[7]) then
+    return 0
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -67,11 +80,29 @@ local ttl = math.min(idle, absolute)
 if not redis.call('SET', KEYS[1], record, 'NX', 'PX', ttl) then
   return false
 end
--- Drop the bucket's fields whose record is gone (ended, or expired), then add this one.
-local fields = redis.call('HKEYS', KEYS[2])
-for _, id in ipairs(fields) do
-  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+-- Drop the bucket's fields whose record is gone (ended, or expired), and note when each
+-- live session of this user started.
+local mine = {}
+local fields = redis.call('HGETALL', KEYS[2])
+for i = 1, #fields, 2 do
+  local id = fields[i]
+  local head = redis.call('GETRANGE', ARGV[5] .. id, 1, 6)
+  if #head < 6 then
     redis.call('HDEL', KEYS[2], id)
+  elseif fields[i + 1] == ARGV[6] then
+    mine[#mine + 1] = {struct.unpack('<I6', head), id}
+  end
+end
+-- Over the limit, the oldest sessions end to make room for this one.
+local most = tonumber(ARGV[8])
+if most > 0 and #mine >= most then
+  table.sort(mine, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for i = 1, #mine - most + 1 do
+    redis.call('DEL', ARGV[5] .. mine[i][2])
+    redis.call('HDEL', KEYS[2], mine[i][2])
   end
 end
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[6])
@@ -81,6 +112,17 @@ if left < absolute then
   redis.call('PEXPIRE', KEYS[2], absolute)
 end
 return {now, now + absolute, now + ttl}
+"""
+
+# Raises the credentials floor KEYS[1] to ARGV[1] (never lowers it) for ARGV[2] ms.
+_RAISE_FLOOR = """
+local floor = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = tonumber(ARGV[1])
+if wanted > floor then
+  floor = wanted
+end
+redis.call('SET', KEYS[1], string.format('%d', floor), 'PX', tonumber(ARGV[2]))
+return floor
 """
 
 # ARGV[1] = '1' slides the idle deadline (never past the absolute one) and records activity,
@@ -182,6 +224,18 @@ _REVOKE = """
 redis.call('HDEL', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
+
+
+# A credentials floor outlives any sign-in that could have read the credentials it retires
+# (bcrypt and a MySQL statement with its deadline take seconds, not a day).
+FLOOR_TTL_MS = 24 * 60 * 60 * 1000
+# A floor above every version: what an account's deletion leaves, so no sign-in begun
+# before it can start a session.
+DELETED = 2**53 - 1
+
+
+class CredentialsChanged(Exception):
+    """The password (or the account) changed after the sign-in checked it: no session."""
 
 
 def _length(data: bytes) -> bytes:
@@ -347,8 +401,10 @@ class SessionStore:
         absolute_timeout: float,
         secret_keys: Sequence[str | bytes],
         activity_resolution: float = 60,
+        max_sessions_per_user: int = 0,
     ) -> None:
-        """``secret_keys``: the app's secret key first, then any fallbacks still accepted."""
+        """``secret_keys``: the app's secret key first, then any fallbacks still accepted.
+        ``max_sessions_per_user``: past it a new session ends the user's oldest (0: no limit)."""
         if "{" in prefix or "}" in prefix:
             raise ValueError("the Redis key prefix must not contain { or }")
         if not secret_keys:
@@ -360,6 +416,11 @@ class SessionStore:
         if not 0 < self.absolute_ms < 2**40 or self.idle_ms <= 0:
             raise ValueError("session timeouts must be positive (and under 34 years)")
         self.activity_resolution_ms = int(activity_resolution * 1000)
+        if isinstance(max_sessions_per_user, bool) or not isinstance(max_sessions_per_user, int):
+            raise ValueError("the most sessions per user must be a whole number")
+        if max_sessions_per_user < 0:
+            raise ValueError("the most sessions per user must be 0 (no limit) or more")
+        self.max_sessions_per_user = max_sessions_per_user
         self.bucket_keys = [bucket_key(secret) for secret in secret_keys]
         self._create = redis.register_script(_CREATE)
         self._load = redis.register_script(_LOAD)
@@ -367,6 +428,7 @@ class SessionStore:
         self._revoke_one = redis.register_script(_REVOKE_ONE)
         self._revoke_others = redis.register_script(_REVOKE_OTHERS)
         self._revoke = redis.register_script(_REVOKE)
+        self._raise_floor = redis.register_script(_RAISE_FLOOR)
 
     # -- key names ----------------------------------------------------------------------
 
@@ -379,6 +441,10 @@ class SessionStore:
 
     def bucket_index(self, tag: str) -> str:
         return f"{self.prefix}{{{tag}}}ix"
+
+    def credentials_floor_key(self, tag: str, user_id: int) -> str:
+        """The lowest credentials version from which a session of this user may start."""
+        return f"{self.prefix}{{{tag}}}cv:{user_id}"
 
     def tags(self, user_id: int) -> list[str]:
         """``user_id``'s bucket tags: the current one first, then those of fallback keys."""
@@ -394,15 +460,24 @@ class SessionStore:
         *,
         ip: str = "",
         device: str = "",
+        credentials_version: int | None = None,
     ) -> tuple[str, SessionRecord]:
-        """Start a session with a brand-new token; returns the token and the record."""
+        """Start a session with a brand-new token; returns the token and the record.
+
+        ``credentials_version``: the version of the password the sign-in checked (see
+        ``retire_credentials``); raises CredentialsChanged if it has been retired since.
+        None skips that check."""
         body = encode_body(user_id, email, ip, device, data)
         tag = self.tags(user_id)[0]
         while True:
             token = tag + secrets.token_urlsafe(32)
             key_id = key_id_for(token)
             result = await self._create(
-                keys=[self.record_key(tag, key_id), self.bucket_index(tag)],
+                keys=[
+                    self.record_key(tag, key_id),
+                    self.bucket_index(tag),
+                    self.credentials_floor_key(tag, user_id),
+                ],
                 args=[
                     body,
                     self.idle_ms,
@@ -410,8 +485,12 @@ class SessionStore:
                     key_id,
                     self.record_key(tag, ""),
                     user_id,
+                    "" if credentials_version is None else credentials_version,
+                    self.max_sessions_per_user,
                 ],
             )
+            if result == 0:
+                raise CredentialsChanged()
             if result:  # a 256-bit collision is not going to happen, but SET NX makes sure
                 break
         now, absolute_deadline, expires_at = (int(x) for x in result)
@@ -492,6 +571,20 @@ class SessionStore:
     async def revoke_all(self, user_id: int) -> int:
         """End every session of this user; how many live ones ended."""
         return await self.revoke_others(user_id, "")
+
+    async def retire_credentials(self, user_id: int, below: int) -> None:
+        """From now on, no session of this user starts from a sign-in that checked a
+        password of a version under ``below``; ``DELETED`` retires every version.
+
+        A password change calls it after the new hash is stored and before it ends the
+        user's sessions: a sign-in that checked the old password while the change ran then
+        either started its session before the sweep (and the sweep ends it) or is refused
+        here. The floor is written under every bucket tag in use, so that app processes
+        amid a secret-key rotation see it too."""
+        for tag in self.tags(user_id):
+            await self._raise_floor(
+                keys=[self.credentials_floor_key(tag, user_id)], args=[below, FLOOR_TTL_MS]
+            )
 
     async def revoke(self, record: SessionRecord) -> None:
         """End a session now: its cookie stops working on the next request."""

@@ -1,4 +1,5 @@
-"""Throttling of sign-ins and sign-ups in Redis, shared by every app process.
+"""Throttling of password guesses, sign-ups and strength checks in Redis, shared by every
+app process.
 
 The rules (defaults in ``ThrottleRules``; each is configurable, and ``None`` turns it off):
 
@@ -8,6 +9,13 @@ The rules (defaults in ``ThrottleRules``; each is configurable, and ``None`` tur
 - ``sign_in_per_account``, 50 failures in an hour: one account sprayed from many clients.
 - ``sign_up_per_ip``, 10 sign-ups in an hour: one client creating accounts in bulk, or
   probing which emails are taken (a 409 tells).
+- ``password_check_per_session``, 5 wrong passwords in 15 minutes, and
+  ``password_check_per_account``, 20 in an hour: the password typed again by a signed-in
+  user before a password change or an account deletion. A stolen session must not become a
+  way to guess the password; these rules are apart from sign-in's so that other people's
+  failed sign-ins from the owner's network never lock the owner out of their account pages.
+- ``password_strength_per_ip``, 60 in 5 minutes: the live strength hint, since judging a
+  password costs real CPU time (about a keystroke pause each while someone types).
 
 Why these numbers: someone who forgot which password they used gets five tries, then waits
 a quarter of an hour, so one client gets at most 480 guesses a day on one account. A
@@ -19,7 +27,8 @@ spray, held to 1,200 guesses a day. Ten sign-ups an hour is more than a family n
 
 Keeping the owner in. A throttled attempt is refused before bcrypt and is not recorded, so
 hammering a closed door does not keep it closed: every limit lapses by itself as its window
-slides on. A successful sign-in then does two things, and only these:
+slides on. A successful sign-in gives back the attempt it reserved (see Races), then does
+two things, and only these:
 
 - It clears the (account, client) log, so the owner's own typos are forgotten. It does not
   clear the account's or the client's log: an attacker with an account of their own could
@@ -53,12 +62,15 @@ known emails are small enough to hash in full. Rotating the secret starts the co
 afresh and forgets remembered clients, which is harmless. A client is its IPv4 address, or
 its IPv6 /64 (one subscriber gets a whole /64 and may use any address in it).
 
-Races and faults. The outcome of a sign-in is known only after bcrypt, so check and record
-are two calls: sign-ins that pass the check at the same moment all get their try, and a
-rule may overshoot by as many as are in flight at once (bounded by the bcrypt threads of
-all processes); the cap keeps memory bounded even then. A sign-up counts whether it
-succeeds or not, so ``attempt_sign_up`` checks and records in one atomic step. Redis
-errors propagate: the app answers them with a 503.
+Races and faults. Every password check *reserves* its attempt before any bcrypt work: one
+script reads every log of the check and, if none refuses, adds the attempt to all of them,
+atomically. A wrong password leaves it counted; a right one gives it back (``release``).
+So however many requests arrive at once, no more passwords are checked than a rule's limit
+in its window: the ones beyond it are refused before they cost anything. (Checking first
+and recording the failure after bcrypt would let every request that arrives together pass
+the check.) Sign-ups are reserved the same way, before the password's strength is judged;
+a password refused as too weak gives its sign-up back. Redis errors propagate: the app
+answers them with a 503.
 """
 
 from __future__ import annotations
@@ -96,16 +108,16 @@ _REMEMBERED_EXEMPT = frozenset({"sign_in_per_ip", "sign_in_per_account"})
 # KEYS[1..n] are attempt logs; KEYS[n + 1] is the account's remembered clients when ARGV[3]
 # is not ''.
 # ARGV[1]: 'check' only reads; 'record' adds an attempt to every log, then reads (the
-# decision for the next attempt); 'attempt' reads, and adds an attempt if no log is full.
+# decision for the next attempt); 'attempt' reads, and adds an attempt if no log refuses.
 # ARGV[2] makes this attempt's member unique; ARGV[3] is the client's member in the
-# remembered set, ARGV[4] how long a client stays remembered (ms). Then a limit and a
-# window (ms) per log.
+# remembered set, ARGV[4] how long a client stays remembered (ms). Then per log a limit, a
+# window (ms) and '1' if a remembered client is exempt from it (else '0').
 # Returns now, 1 if the client is remembered (else 0), then per log the ms until it allows
-# another attempt (0: it does now).
+# another attempt (0: it does now). An attempt's member is "<now>:<ARGV[2]>".
 _ATTEMPTS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = (#ARGV - 4) / 2
+local n = (#ARGV - 4) / 3
 
 local function waits()
   local found, full = {now, 0}, false
@@ -116,7 +128,7 @@ local function waits()
     end
   end
   for i = 1, n do
-    local limit, window = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+    local limit, window = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
     local since = '(' .. string.format('%d', now - window)
     local count = redis.call('ZCOUNT', KEYS[i], since, '+inf')
     local wait = 0
@@ -126,7 +138,9 @@ local function waits()
       local oldest = redis.call('ZRANGE', KEYS[i], since, '+inf', 'BYSCORE',
         'LIMIT', count - limit, 1, 'WITHSCORES')
       wait = tonumber(oldest[2]) + window - now
-      full = true
+      if not (found[2] == 1 and ARGV[4 + 3 * i] == '1') then
+        full = true
+      end
     end
     found[i + 2] = wait
   end
@@ -136,7 +150,7 @@ end
 local function record()
   local member = string.format('%d:%s', now, ARGV[2])
   for i = 1, n do
-    local limit, window = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+    local limit, window = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%d', now - window))
     redis.call('ZADD', KEYS[i], now, member)
     -- Only the newest `limit` attempts can ever matter to a decision.
@@ -154,6 +168,15 @@ if ARGV[1] == 'attempt' and not full then
   record()
 end
 return found
+"""
+
+# Gives a reserved attempt back: removes member ARGV[1] from every log in KEYS.
+_RELEASE = """
+local removed = 0
+for i = 1, #KEYS do
+  removed = removed + redis.call('ZREM', KEYS[i], ARGV[1])
+end
+return removed
 """
 
 # A successful sign-in. KEYS[1]: the account's remembered clients, KEYS[2]: the (account,
@@ -229,6 +252,9 @@ class ThrottleRules:
     sign_in_per_ip: Limit | None = Limit(20, 10 * MINUTE)
     sign_in_per_account: Limit | None = Limit(50, HOUR)
     sign_up_per_ip: Limit | None = Limit(10, HOUR)
+    password_check_per_session: Limit | None = Limit(5, 15 * MINUTE)
+    password_check_per_account: Limit | None = Limit(20, HOUR)
+    password_strength_per_ip: Limit | None = Limit(60, 5 * MINUTE)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -268,7 +294,15 @@ class ThrottleRules:
 
 
 _LIMIT_FIELDS = frozenset(
-    {"sign_in_per_account_ip", "sign_in_per_ip", "sign_in_per_account", "sign_up_per_ip"}
+    {
+        "sign_in_per_account_ip",
+        "sign_in_per_ip",
+        "sign_in_per_account",
+        "sign_up_per_ip",
+        "password_check_per_session",
+        "password_check_per_account",
+        "password_strength_per_ip",
+    }
 )
 
 
@@ -280,6 +314,10 @@ class Decision:
     retry_after: int = 0  # whole seconds, at least 1 when not allowed
     limited_by: tuple[str, ...] = ()  # names of the rules (ThrottleRules fields) that refuse
 
+    def only(self) -> Decision:
+        """This decision as a plain Decision (without what a Reservation adds)."""
+        return Decision(self.allowed, self.retry_after, self.limited_by)
+
     @property
     def retry_after_text(self) -> str:
         if self.retry_after < 90:
@@ -289,6 +327,14 @@ class Decision:
 
 
 ALLOWED = Decision(allowed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation(Decision):
+    """A decision that, when allowed, already counts the attempt (see ``Throttle.release``)."""
+
+    keys: tuple[str, ...] = ()  # the logs the attempt was added to
+    member: str = ""  # its entry in each of them
 
 
 def too_many_attempts(decision: Decision) -> AppError:
@@ -317,6 +363,10 @@ class _Log:
     key: str
     limit: Limit
 
+    @property
+    def exempt_when_remembered(self) -> bool:
+        return self.rule in _REMEMBERED_EXEMPT
+
 
 class Throttle:
     """Sliding-window limits on sign-ins and sign-ups; see the module's docstring.
@@ -326,12 +376,13 @@ class Throttle:
     like any other, so the throttle never tells which accounts exist. ``ip`` is the
     client's address as ``ServerSessions.client_ip`` gives it.
 
-    Sign-in: check the form (a 422 costs nothing), then ``check_sign_in``; refused, raise
-    ``too_many_attempts`` before any bcrypt work. Then verify the password: wrong (or no
-    such account), ``record_failed_sign_in`` and answer the 401; right,
-    ``record_sign_in`` and start the session. Sign-up: check the form, then
-    ``attempt_sign_up``; refused, the 429; allowed, hash and create the account, and on
-    success ``record_sign_in``, since the new user is signed in from this client."""
+    Sign-in: check the form (a 422 costs nothing), then ``reserve_sign_in``; refused,
+    raise ``too_many_attempts`` before any bcrypt work. Then verify the password: wrong (or
+    no such account), answer the 401 (the attempt stays counted); right, ``release`` the
+    reservation, ``record_sign_in`` and start the session. Sign-up: check the form, then
+    ``attempt_sign_up``; refused, the 429; allowed, judge the password (too weak:
+    ``release``), hash and create the account, and on success ``record_sign_in``, since
+    the new user is signed in from this client."""
 
     def __init__(
         self,
@@ -351,6 +402,7 @@ class Throttle:
         self._name_key = hmac.new(key, b"quartapp throttle key names", hashlib.sha256).digest()
         self._attempts = redis.register_script(_ATTEMPTS)
         self._remember = redis.register_script(_REMEMBER)
+        self._release = redis.register_script(_RELEASE)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -395,45 +447,65 @@ class Throttle:
 
     async def _run(
         self, mode: str, logs: Sequence[_Log], remembered: tuple[str, str] | None
-    ) -> Decision:
+    ) -> Reservation:
+        """Run the attempts script; the answer names the entry an allowed 'attempt' added."""
         if not logs:
-            return ALLOWED
+            return Reservation(allowed=True)
         keys = [log.key for log in logs]
-        args: list[str | int] = [mode, secrets.token_hex(4), "", 0]
+        nonce = secrets.token_hex(4)
+        args: list[str | int] = [mode, nonce, "", 0]
         if remembered is not None and self.rules.remembers:
             keys.append(remembered[0])
             args[2:4] = [remembered[1], round(self.rules.remember_clients_for * 1000)]
         for log in logs:
-            args += [log.limit.attempts, log.limit.window_ms]
+            args += [log.limit.attempts, log.limit.window_ms, int(log.exempt_when_remembered)]
         result = await self._attempts(keys=keys, args=args)
         is_remembered = int(result[1]) == 1
         waits = {
             log.rule: int(wait)
             for log, wait in zip(logs, result[2:], strict=True)
-            if int(wait) > 0 and not (is_remembered and log.rule in _REMEMBERED_EXEMPT)
+            if int(wait) > 0 and not (is_remembered and log.exempt_when_remembered)
         }
         if not waits:
-            return ALLOWED
+            if mode != "attempt":
+                return Reservation(allowed=True)
+            member = f"{int(result[0])}:{nonce}"
+            return Reservation(allowed=True, keys=tuple(log.key for log in logs), member=member)
         # Every refusing rule has to have room again; they lapse one after another.
         wait_ms = max(waits.values())
-        return Decision(False, max(1, math.ceil(wait_ms / 1000)), tuple(waits))
+        return Reservation(False, max(1, math.ceil(wait_ms / 1000)), tuple(waits))
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give a reserved attempt back: it succeeded, so it counts against nobody."""
+        if reservation.member:
+            await self._release(keys=list(reservation.keys), args=[reservation.member])
 
     # -- sign-in --------------------------------------------------------------------------
 
-    async def check_sign_in(self, email: str, ip: str) -> Decision:
-        """May this client try a password on this account now? Records nothing.
+    async def reserve_sign_in(self, email: str, ip: str) -> Reservation:
+        """Count a password attempt on this account from this client, if every rule allows
+        it, in one atomic step; refused, it counts nowhere.
 
-        Call it before any bcrypt work: a refused attempt must cost nothing."""
+        Call it before any bcrypt work, so that however many requests arrive at once, no
+        more passwords are checked than the rules allow. On success ``release`` the
+        reservation and ``record_sign_in``; on failure the attempt stays counted."""
         keys = self.sign_in_keys(email, ip)
         remembered = (keys["remembered"], self.client_name(ip))
-        return await self._run("check", self._sign_in_logs(keys), remembered)
+        return await self._run("attempt", self._sign_in_logs(keys), remembered)
+
+    async def check_sign_in(self, email: str, ip: str) -> Decision:
+        """May this client try a password on this account now? Records nothing (for
+        operators and tests; the routes use ``reserve_sign_in``)."""
+        keys = self.sign_in_keys(email, ip)
+        remembered = (keys["remembered"], self.client_name(ip))
+        return (await self._run("check", self._sign_in_logs(keys), remembered)).only()
 
     async def record_failed_sign_in(self, email: str, ip: str) -> Decision:
         """Count a wrong password (or an unknown email) against the account, the client
         and the pair; returns the decision for this client's next attempt."""
         keys = self.sign_in_keys(email, ip)
         remembered = (keys["remembered"], self.client_name(ip))
-        return await self._run("record", self._sign_in_logs(keys), remembered)
+        return (await self._run("record", self._sign_in_logs(keys), remembered)).only()
 
     async def record_sign_in(self, email: str, ip: str) -> None:
         """A correct password: forget this pair's failures and remember the client for the
@@ -453,12 +525,50 @@ class Throttle:
 
     # -- sign-up --------------------------------------------------------------------------
 
-    async def attempt_sign_up(self, ip: str) -> Decision:
+    async def attempt_sign_up(self, ip: str) -> Reservation:
         """Count a sign-up attempt from this client if it is allowed, in one atomic step.
 
-        Call it after the form is found valid (a 422 costs nothing) and before hashing."""
+        Call it after the cheap checks of the form and before judging the password's
+        strength or hashing it, so a refused sign-up costs nothing; ``release`` it when the
+        password is then refused as too weak (the user only has to pick another)."""
         limit = self.rules.sign_up_per_ip
         logs = [_Log("sign_up_per_ip", self.sign_up_key(ip), limit)] if limit else []
+        return await self._run("attempt", logs, None)
+
+    # -- password re-checks and the strength hint -------------------------------------------
+
+    async def reserve_password_check(self, session_id: str, user_id: int) -> Reservation:
+        """Count a re-check of a signed-in user's password (before a password change or an
+        account deletion), per session and per account, before any bcrypt work.
+
+        These rules are apart from sign-in's: a stolen session cannot guess faster than
+        they allow, and failed sign-ins by others from the owner's network never lock the
+        owner out of their own account pages. ``release`` it when the password is right."""
+        rules = self.rules
+        logs = [
+            _Log(rule, self.key(rule, name), limit)
+            for rule, name, limit in (
+                (
+                    "password_check_per_session",
+                    self._name("session", session_id),
+                    rules.password_check_per_session,
+                ),
+                (
+                    "password_check_per_account",
+                    self._name("user", str(user_id)),
+                    rules.password_check_per_account,
+                ),
+            )
+            if limit
+        ]
+        return await self._run("attempt", logs, None)
+
+    async def attempt_password_strength(self, ip: str) -> Decision:
+        """Count a request for the live strength hint from this client, if allowed: judging
+        a password costs real CPU time, so nobody gets it for free in bulk."""
+        limit = self.rules.password_strength_per_ip
+        key = self.key("password_strength_per_ip", self.client_name(ip))
+        logs = [_Log("password_strength_per_ip", key, limit)] if limit else []
         return await self._run("attempt", logs, None)
 
     # -- operators ------------------------------------------------------------------------
@@ -476,6 +586,7 @@ class Throttle:
         if ip is not None:
             found.append(self.key("sign_in_per_ip", self.client_name(ip)))
             found.append(self.sign_up_key(ip))
+            found.append(self.key("password_strength_per_ip", self.client_name(ip)))
         if not found:
             return 0
         return int(await self.redis.delete(*found))

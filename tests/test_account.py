@@ -807,7 +807,7 @@ def test_how_long_ago(milliseconds: int, text: str) -> None:
 
 def test_activity_resolution_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="QUARTAPP_SESSION_ACTIVITY_RESOLUTION"):
-        create_app({"SECRET_KEY": "k", "SESSION_ACTIVITY_RESOLUTION": 0})
+        create_app({"SECRET_KEY": "k" * 32, "SESSION_ACTIVITY_RESOLUTION": 0})
 
 
 # -- the record -----------------------------------------------------------------------------

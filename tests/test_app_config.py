@@ -26,15 +26,15 @@ def test_development_runs_without_secret_and_with_plain_http_cookies(
     app = create_app({"ENV": "development"})
     assert app.config["SECRET_KEY"]
     assert app.config["COOKIE_SECURE"] is False
-    assert create_app({"ENV": "production", "SECRET_KEY": "k"}).config["COOKIE_SECURE"] is True
+    assert create_app({"ENV": "production", "SECRET_KEY": "k" * 32}).config["COOKIE_SECURE"] is True
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QUARTAPP_SECRET_KEY", "from the environment")
+    monkeypatch.setenv("QUARTAPP_SECRET_KEY", "from the environment, long enough to use")
     monkeypatch.setenv("QUARTAPP_SESSION_IDLE_TIMEOUT", "30")
     monkeypatch.setenv("QUARTAPP_COOKIE_SECURE", "false")
     app = create_app({"ENV": "production"})
-    assert app.config["SECRET_KEY"] == "from the environment"
+    assert app.config["SECRET_KEY"] == "from the environment, long enough to use"
     assert app.config["SESSION_IDLE_TIMEOUT"] == 30
     assert app.config["COOKIE_SECURE"] is False
 
@@ -53,7 +53,7 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"QUARTAPP_{name}"):
-        create_app({"SECRET_KEY": "k", name: value})
+        create_app({"SECRET_KEY": "k" * 32, name: value})
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from quartapp.models import User
 
-from .conftest import PASSWORD, Auth, csrf_from, session_cookie
+from .conftest import PASSWORD, Auth, session_cookie
 
 HTMX = {"HX-Request": "true"}
 
@@ -127,6 +127,10 @@ async def test_json_api(client: QuartClient) -> None:
     assert data["email"] == "ada@example.com"
     assert 590 <= data["session"]["expires_in"] <= 600
 
+    # Signed in, the anonymous token counts no more; the answer carries the session's own.
+    stale = await client.post("/api/v1/signup", json=body, headers=headers)
+    assert stale.status_code == 403
+    headers = {"X-CSRF-Token": data["csrf_token"]}
     duplicate = await client.post("/api/v1/signup", json=body, headers=headers)
     assert duplicate.status_code == 409
     assert "already" in (await duplicate.get_json())["error"]
@@ -145,10 +149,10 @@ async def test_json_api(client: QuartClient) -> None:
 
     good = await client.post("/api/v1/signin", json=body, headers=headers)
     assert good.status_code == 200
-    assert (await good.get_json())["email"] == "ada@example.com"
+    signed_in = await good.get_json()
+    assert signed_in["email"] == "ada@example.com"
 
-    page_token = await csrf_from(client, "/home")
-    out = await client.post("/logout", json={}, headers={"X-CSRF-Token": page_token})
+    out = await client.post("/logout", json={}, headers={"X-CSRF-Token": signed_in["csrf_token"]})
     assert out.status_code == 200
     assert (await client.get("/home", headers={"Accept": "application/json"})).status_code == 401
 

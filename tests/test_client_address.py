@@ -87,4 +87,4 @@ def test_trusted_networks_reads_lists_and_comma_separated_text() -> None:
 @pytest.mark.parametrize("value", [["10.0.0.0/33"], ["proxy.internal"], 5])
 def test_a_bad_trusted_proxy_setting_stops_start_up(value: object) -> None:
     with pytest.raises(ConfigError, match="QUARTAPP_TRUSTED_PROXIES"):
-        create_app({"SECRET_KEY": "x", "REDIS_URL": REDIS_URL, "TRUSTED_PROXIES": value})
+        create_app({"SECRET_KEY": "x" * 32, "REDIS_URL": REDIS_URL, "TRUSTED_PROXIES": value})

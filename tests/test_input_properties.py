@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from zxcvbn import zxcvbn
 
 from quartapp.accounts import canonical_email
-from quartapp.blueprints.auth import SIGN_IN_FAILED
+from quartapp.credentials import SIGN_IN_FAILED
 from quartapp.models import User
 
 from .conftest import PASSWORD, session_cookie

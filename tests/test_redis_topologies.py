@@ -156,7 +156,7 @@ def test_malformed_redis_urls_stop_start_up_with_one_clear_line(url: str, messag
     with pytest.raises(RedisUrlError, match=re.escape(message)):
         parse_redis_url(url)
     with pytest.raises(ConfigError) as stopped:
-        create_app({"SECRET_KEY": "k", "REDIS_URL": url})
+        create_app({"SECRET_KEY": "k" * 32, "REDIS_URL": url})
     text = str(stopped.value)
     assert text.startswith("QUARTAPP_REDIS_URL: ")
     assert message in text
@@ -174,7 +174,7 @@ def test_malformed_redis_urls_stop_start_up_with_one_clear_line(url: str, messag
 )
 def test_errors_never_repeat_a_password(url: str) -> None:
     with pytest.raises(ConfigError) as stopped:
-        create_app({"SECRET_KEY": "k", "REDIS_URL": url})
+        create_app({"SECRET_KEY": "k" * 32, "REDIS_URL": url})
     assert "top" not in str(stopped.value)
     assert "secret" not in str(stopped.value)
 

@@ -42,6 +42,9 @@ async def throttled(make_app: Callable[..., Any]) -> Quart:
         THROTTLE_SIGN_IN_PER_IP=[5, 60],
         THROTTLE_SIGN_IN_PER_ACCOUNT=[8, 60],
         THROTTLE_SIGN_UP_PER_IP=[2, 60],
+        THROTTLE_PASSWORD_CHECK_PER_SESSION=[3, 60],
+        THROTTLE_PASSWORD_CHECK_PER_ACCOUNT=[5, 60],
+        THROTTLE_PASSWORD_STRENGTH_PER_IP=[10, 60],
     )
     return app
 

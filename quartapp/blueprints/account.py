@@ -3,7 +3,6 @@ password, and deleting the account. For browsers (with or without htmx) and JSON
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -12,32 +11,24 @@ from markupsafe import Markup
 from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import Unauthorized
 
+from .. import credentials
 from ..access import public, signed_in
-from ..accounts import delete_user, find_user_by_id, judge_password, update_password_hash
 from ..csrf import csrf_token
 from ..devices import UNKNOWN_BROWSER
 from ..errors import AppError
 from ..forms import read_fields
 from ..hypermedia import htmx, navigate, render, wants_json
-from ..models import User
-from ..passwords import get_hasher
-from ..redis_client import REDIS_ERRORS
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
-from ..throttle import get_throttle, too_many_attempts
 from .auth import session_summary
 
 bp = Blueprint("account", __name__)
-log = logging.getLogger(__name__)
 
 # A public id is the first 12 characters of a key id (base64url). Anything else names no
 # session, and is answered without asking Redis.
 PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 # One answer whether the id is unknown, ended, or another user's: ids cannot be probed.
 NO_SUCH_SESSION = "There is no such session. It may have ended already."
-FIX_FIELDS = "Please correct the fields below."
-ASK_CURRENT = "Enter your current password."
-NOT_CURRENT = "This is not your current password."
 
 
 def signed_in_record() -> SessionRecord:
@@ -164,26 +155,6 @@ async def revoke_other_sessions() -> Response:
     return navigate(url_for("account.sessions_page"))
 
 
-async def confirm_password(password: str, field: str) -> User:
-    """The signed-in user's account, once they have typed its password again."""
-    record = signed_in_record()
-    user = await find_user_by_id(record.user_id)
-    if user is None:  # deleted while this session lived on: it ends here too
-        await get_sessions().sign_out_everywhere(record.user_id)
-        raise Unauthorized()
-    # The same throttle as sign-in: a stolen session must not become a way to guess the
-    # password, and a refused check costs no bcrypt work.
-    throttle = get_throttle()
-    client = get_sessions().client_ip()
-    decision = await throttle.check_sign_in(user.email, client)
-    if not decision.allowed:
-        raise too_many_attempts(decision)
-    if not await get_hasher().verify(password, user.password_hash):
-        await throttle.record_failed_sign_in(user.email, client)
-        raise AppError(FIX_FIELDS, status=403, fields={field: NOT_CURRENT})
-    return user
-
-
 async def render_password_form(status: int = 200, **context: Any) -> Response:
     return await render("account/password.html", "account/_password_form.html", status, **context)
 
@@ -201,19 +172,11 @@ async def change_password() -> Response:
     a cookie copied before the change is dead too."""
     fields = await read_fields("current_password", "new_password")
     try:
-        problems: dict[str, str] = {}
-        if not fields["current_password"]:
-            problems["current_password"] = ASK_CURRENT
-        email = signed_in_record().email
-        if problem := judge_password(fields["new_password"], email).message:
-            problems["new_password"] = problem
-        if problems:
-            raise AppError(FIX_FIELDS, status=422, fields=problems)
-        user = await confirm_password(fields["current_password"], "current_password")
-        new_hash = await get_hasher().hash(fields["new_password"])
-        # The hash first: from here on the old password opens nothing new.
-        await update_password_hash(user.id, new_hash)
-        record = await get_sessions().sign_in(user.id, user.email, end_other_sessions=True)
+        record = await credentials.change_password(
+            signed_in_record(), fields["current_password"], fields["new_password"]
+        )
+    except credentials.SignedOut:
+        raise Unauthorized() from None
     except AppError as error:
         if wants_json():
             raise
@@ -243,36 +206,20 @@ async def delete_page() -> Response:
     return await render_delete_form(signed_in_record().email)
 
 
-async def close_account(user_id: int) -> None:
-    """Delete the account and every session of it.
-
-    Sessions go first: if MySQL then fails, the user is signed out everywhere but keeps an
-    account to sign in to, never a live session of an account that is gone. After the row,
-    a second sweep ends a session that a sign-in started in between."""
-    sessions = get_sessions()
-    await sessions.sign_out_everywhere(user_id)
-    await delete_user(user_id)
-    try:
-        await sessions.store.revoke_all(user_id)
-    except REDIS_ERRORS:
-        log.warning("account %s deleted; the second sweep of its sessions failed", user_id)
-
-
 @bp.post("/account/delete")
 @signed_in
 async def delete_account() -> Response:
-    email = signed_in_record().email
+    record = signed_in_record()
     fields = await read_fields("password")
     try:
-        if not fields["password"]:
-            raise AppError(FIX_FIELDS, status=422, fields={"password": "Enter your password."})
-        user = await confirm_password(fields["password"], "password")
-        await close_account(user.id)
+        await credentials.delete_account(record, fields["password"])
+    except credentials.SignedOut:
+        raise Unauthorized() from None
     except AppError as error:
         if wants_json():
             raise
         # The sessions may be gone by now (MySQL failed after them): the form still shows.
-        return await render_delete_form(email, error.status, error=error)
+        return await render_delete_form(record.email, error.status, error=error)
     if wants_json():
         return jsonify({"message": "account deleted"})
     return navigate(url_for("account.deleted_page"))

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, render_template, url_for
 from quart_auth import current_user
 
+from .. import credentials
 from ..access import public, signed_in
-from ..accounts import (
-    canonical_email,
-    create_user,
-    delete_user,
-    find_user,
-    judge_password,
-    update_password_hash,
-    validate_sign_up,
-)
 from ..csrf import csrf_token
-from ..errors import AppError, ServiceUnavailable
+from ..errors import AppError
 from ..forms import read_fields
 from ..hypermedia import navigate, render, wants_json
-from ..models import User
-from ..passwords import get_hasher
 from ..server_session import current_record, get_sessions, session_access
 from ..session_store import SessionRecord
-from ..throttle import get_throttle, too_many_attempts
 
 bp = Blueprint("auth", __name__)
-log = logging.getLogger(__name__)
-
-SIGN_IN_FAILED = "Incorrect email or password."
 
 
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
@@ -72,19 +57,7 @@ async def csrf() -> Response:
 async def sign_up() -> Response:
     fields = await read_fields("email", "password")
     try:
-        credentials = validate_sign_up(fields["email"], fields["password"])
-        client = get_sessions().client_ip()
-        decision = await get_throttle().attempt_sign_up(client)
-        if not decision.allowed:
-            raise too_many_attempts(decision)
-        user = await create_user(credentials.email, await get_hasher().hash(credentials.password))
-        try:
-            record = await get_sessions().sign_in(user.id, user.email)
-        except Exception:
-            # Nothing half-written: an account nobody could sign in to right now goes again.
-            await delete_user(user.id)
-            raise
-        await get_throttle().record_sign_in(user.email, client)
+        user, record = await credentials.sign_up(fields["email"], fields["password"])
     except AppError as error:
         if wants_json():
             raise
@@ -97,6 +70,8 @@ async def sign_up() -> Response:
                 "message": "new user created!",
                 "email": user.email,
                 "session": session_summary(record),
+                # Tokens from before the sign-in count no more: here is the session's own.
+                "csrf_token": csrf_token(),
             }
         )
         response.status_code = 201
@@ -117,71 +92,26 @@ async def password_strength() -> Response:
     record = current_record()
     email = record.email if record is not None else fields["email"]
     password = fields["password"] or fields["new_password"]
-    strength = judge_password(password, email) if password else None
     if wants_json():
-        if strength is None:
+        if not password:
             raise AppError(
-                "Please correct the fields below.",
-                status=422,
-                fields={"password": "Enter a password."},
+                credentials.FIX_FIELDS, status=422, fields={"password": "Enter a password."}
             )
+        judged = await credentials.judge_new_password(password, email)
         return jsonify(
             {
-                "score": strength.score,
-                "acceptable": strength.acceptable,
-                "message": strength.message,
+                "score": judged.score,
+                "acceptable": judged.acceptable,
+                "message": judged.message,
             }
         )
+    try:
+        strength = await credentials.judge_new_password(password, email) if password else None
+    except AppError as error:  # throttled: the hint pauses, the form still judges on submit
+        html = await render_template("auth/_password_strength.html", paused=error.message)
+        return Response(html)
     html = await render_template("auth/_password_strength.html", strength=strength)
     return Response(html)
-
-
-async def check_credentials(email: str, password: str) -> User | None:
-    """The account these credentials open, or None; every failure costs the same, as an
-    unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
-    was typed is not an email at all."""
-    user = await find_user(email) if email else None
-    hashed = user.password_hash if user is not None else None
-    if not await get_hasher().verify(password, hashed) or user is None:
-        return None
-    await upgrade_hash(user, password)
-    return user
-
-
-async def authenticate(typed_email: str, password: str) -> User:
-    """``check_credentials`` behind the sign-in throttle: a refused attempt is a 429 that
-    costs no bcrypt work; a wrong password counts against the account and the client and
-    is the one 401 that reads the same for every failure. (A MySQL outage is a 503 and
-    counts against nobody.)"""
-    try:
-        email = account = canonical_email(typed_email)
-    except ValueError:
-        email, account = "", typed_email.strip()  # malformed emails are throttled all the same
-    throttle = get_throttle()
-    client = get_sessions().client_ip()
-    decision = await throttle.check_sign_in(account, client)
-    if not decision.allowed:
-        raise too_many_attempts(decision)
-    user = await check_credentials(email, password)
-    if user is None:
-        await throttle.record_failed_sign_in(account, client)
-        raise AppError(SIGN_IN_FAILED, status=401)
-    await throttle.record_sign_in(account, client)
-    return user
-
-
-async def upgrade_hash(user: User, password: str) -> None:
-    """Re-hash at today's cost when the stored hash was made with another one.
-
-    Sign-in is the only moment the password is at hand. It costs one UPDATE, and only
-    when needed; if MySQL fails just then, the sign-in goes ahead and the next one retries."""
-    hasher = get_hasher()
-    if not hasher.needs_rehash(user.password_hash):
-        return
-    try:
-        await update_password_hash(user.id, await hasher.hash(password))
-    except ServiceUnavailable:
-        log.warning("could not upgrade the password hash of user %s", user.id)
 
 
 @bp.post("/api/v1/signin")
@@ -196,8 +126,7 @@ async def sign_in() -> Response:
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        user = await authenticate(fields["email"], fields["password"])
-        record = await get_sessions().sign_in(user.id, user.email)
+        record = await credentials.sign_in(fields["email"], fields["password"])
     except AppError as error:
         if wants_json():
             raise
@@ -206,7 +135,12 @@ async def sign_in() -> Response:
         )
     if wants_json():
         return jsonify(
-            {"message": "signed in", "email": record.email, "session": session_summary(record)}
+            {
+                "message": "signed in",
+                "email": record.email,
+                "session": session_summary(record),
+                "csrf_token": csrf_token(),
+            }
         )
     return navigate(url_for("home.home"))
 

@@ -1,0 +1,220 @@
+"""What happens to a password: sign-up, sign-in, the re-check before a password change or an
+account deletion, and judging a new password's strength. The views only read the form and
+choose the answer's form; every rule about throttling, bcrypt and sessions is here.
+
+Every password check reserves its attempt with the throttle before any bcrypt work, and a
+sign-in's session starts only if the password it checked is still the account's current
+one (``User.credentials_version``; see ``SessionStore.retire_credentials``), so neither
+concurrency nor a race with a password change or a deletion gets around either rule.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .accounts import (
+    PasswordStrength,
+    canonical_email,
+    change_password_hash,
+    create_user,
+    delete_user,
+    find_user,
+    find_user_by_id,
+    judge_password,
+    password_problem,
+    sign_up_problems,
+    update_password_hash,
+)
+from .errors import AppError, ServiceUnavailable
+from .models import User
+from .passwords import get_hasher
+from .redis_client import REDIS_ERRORS
+from .server_session import get_sessions
+from .session_store import DELETED, CredentialsChanged, SessionRecord
+from .throttle import get_throttle, too_many_attempts
+
+log = logging.getLogger(__name__)
+
+SIGN_IN_FAILED = "Incorrect email or password."
+FIX_FIELDS = "Please correct the fields below."
+NOT_CURRENT = "This is not your current password."
+ASK_CURRENT = "Enter your current password."
+
+
+class SignedOut(Exception):
+    """The signed-in account no longer exists: every session of it has ended."""
+
+
+async def judge_new_password(password: str, email: str) -> PasswordStrength:
+    """How strong a new password is, judged off the event loop and throttled per client
+    (judging costs real CPU time). Length problems are answered without judging."""
+    if password_problem(password):
+        return judge_password(password, email)  # no zxcvbn: the length alone refuses it
+    decision = await get_throttle().attempt_password_strength(get_sessions().client_ip())
+    if not decision.allowed:
+        raise too_many_attempts(decision)
+    try:
+        return await get_hasher().judge(judge_password, password, email)
+    except TimeoutError as error:
+        raise ServiceUnavailable("Password checking") from error
+
+
+async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]:
+    """Create an account and sign it in from this client.
+
+    The cheap checks come first (a 422 costs nothing), then the sign-up is counted against
+    the client, so a refused one costs no strength judgement and no bcrypt work either. A
+    password refused as too weak gives its sign-up back."""
+    email, problems = sign_up_problems(typed_email, password)
+    if "password" in problems:
+        raise AppError(FIX_FIELDS, status=422, fields=problems)
+    throttle = get_throttle()
+    sessions = get_sessions()
+    client = sessions.client_ip()
+    reservation = await throttle.attempt_sign_up(client)
+    if not reservation.allowed:
+        raise too_many_attempts(reservation)
+    try:
+        if problem := (await judge_new_password(password, email)).message:
+            problems["password"] = problem
+        if problems:
+            raise AppError(FIX_FIELDS, status=422, fields=problems)
+    except AppError:
+        await throttle.release(reservation)
+        raise
+    user = await create_user(email, await get_hasher().hash(password))
+    try:
+        record = await sessions.sign_in(
+            user.id, user.email, credentials_version=user.credentials_version
+        )
+    except Exception:
+        # Nothing half-written: an account nobody could sign in to right now goes again.
+        await delete_user(user.id)
+        raise
+    await throttle.record_sign_in(user.email, client)
+    return user, record
+
+
+async def check_credentials(email: str, password: str) -> User | None:
+    """The account these credentials open, or None; every failure costs the same, as an
+    unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
+    was typed is not an email at all."""
+    user = await find_user(email) if email else None
+    hashed = user.password_hash if user is not None else None
+    if not await get_hasher().verify(password, hashed) or user is None:
+        return None
+    await upgrade_hash(user, password)
+    return user
+
+
+async def upgrade_hash(user: User, password: str) -> None:
+    """Re-hash at today's cost when the stored hash was made with another one.
+
+    Sign-in is the only moment the password is at hand. It costs one UPDATE, and only
+    when needed; if MySQL fails just then, the sign-in goes ahead and the next one retries."""
+    hasher = get_hasher()
+    if not hasher.needs_rehash(user.password_hash):
+        return
+    try:
+        await update_password_hash(user.id, await hasher.hash(password))
+    except ServiceUnavailable:
+        log.warning("could not upgrade the password hash of user %s", user.id)
+
+
+async def authenticate(typed_email: str, password: str) -> User:
+    """``check_credentials`` behind the sign-in throttle: a refused attempt is a 429 that
+    costs no bcrypt work; a wrong password stays counted against the account and the
+    client and is the one 401 that reads the same for every failure. (A MySQL outage is a
+    503.)"""
+    try:
+        email = account = canonical_email(typed_email)
+    except ValueError:
+        email, account = "", typed_email.strip()  # malformed emails are throttled all the same
+    throttle = get_throttle()
+    client = get_sessions().client_ip()
+    reservation = await throttle.reserve_sign_in(account, client)
+    if not reservation.allowed:
+        raise too_many_attempts(reservation)
+    user = await check_credentials(email, password)
+    if user is None:
+        raise AppError(SIGN_IN_FAILED, status=401)
+    await throttle.release(reservation)
+    await throttle.record_sign_in(account, client)
+    return user
+
+
+async def sign_in(typed_email: str, password: str) -> SessionRecord:
+    """Check the credentials and start a new session for this request."""
+    user = await authenticate(typed_email, password)
+    try:
+        return await get_sessions().sign_in(
+            user.id, user.email, credentials_version=user.credentials_version
+        )
+    except CredentialsChanged:
+        # The password changed (or the account went) while it was being checked.
+        raise AppError(SIGN_IN_FAILED, status=401) from None
+
+
+async def confirm_password(record: SessionRecord, password: str, field: str) -> User:
+    """The signed-in user's account, once they have typed its password again.
+
+    Throttled per session and per account before any bcrypt work (a stolen session must not
+    become a way to guess the password); a wrong one is a 403 naming ``field``. Raises
+    SignedOut when the account has been deleted meanwhile."""
+    sessions = get_sessions()
+    user = await find_user_by_id(record.user_id)
+    if user is None:  # deleted while this session lived on: it ends here too
+        await sessions.sign_out_everywhere(record.user_id)
+        raise SignedOut()
+    throttle = get_throttle()
+    reservation = await throttle.reserve_password_check(record.key_id, record.user_id)
+    if not reservation.allowed:
+        raise too_many_attempts(reservation)
+    if not await get_hasher().verify(password, user.password_hash):
+        raise AppError(FIX_FIELDS, status=403, fields={field: NOT_CURRENT})
+    await throttle.release(reservation)
+    return user
+
+
+async def change_password(
+    record: SessionRecord, current_password: str, new_password: str
+) -> SessionRecord:
+    """Set a new password. Every other session ends, and this one goes on under a new
+    token, so a cookie copied before the change is dead too; so is every sign-in that
+    checked the old password while this ran."""
+    problems: dict[str, str] = {}
+    if not current_password:
+        problems["current_password"] = ASK_CURRENT
+    if problem := (await judge_new_password(new_password, record.email)).message:
+        problems["new_password"] = problem
+    if problems:
+        raise AppError(FIX_FIELDS, status=422, fields=problems)
+    user = await confirm_password(record, current_password, "current_password")
+    new_hash = await get_hasher().hash(new_password)
+    # The hash first, then the floor, then the sweep: see SessionStore.retire_credentials.
+    version = await change_password_hash(user, new_hash)
+    sessions = get_sessions()
+    await sessions.store.retire_credentials(user.id, version)
+    return await sessions.sign_in(
+        user.id, user.email, credentials_version=version, end_other_sessions=True
+    )
+
+
+async def delete_account(record: SessionRecord, password: str) -> None:
+    """Delete the account and every session of it, once its password is typed again.
+
+    Sessions go first: if MySQL then fails, the user is signed out everywhere but keeps an
+    account to sign in to, never a live session of an account that is gone. After the row,
+    the floor retires every password of the account and a second sweep ends any session a
+    sign-in started in between; later sign-ins find no account."""
+    if not password:
+        raise AppError(FIX_FIELDS, status=422, fields={"password": "Enter your password."})
+    user = await confirm_password(record, password, "password")
+    sessions = get_sessions()
+    await sessions.sign_out_everywhere(user.id)
+    await delete_user(user.id)
+    try:
+        await sessions.store.retire_credentials(user.id, DELETED)
+        await sessions.store.revoke_all(user.id)
+    except REDIS_ERRORS:
+        log.warning("account %s deleted; the second sweep of its sessions failed", user.id)
