@@ -9,16 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     QUARTAPP_ENV=production
 
 RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home quartapp
+
+# A normal install: the wheel carries the templates and static files inside the package.
+# The sources stay out of /app, so the app runs from site-packages, as installed.
+COPY pyproject.toml README.md LICENSE /src/
+COPY quartapp /src/quartapp
+COPY templates /src/templates
+COPY static /src/static
+RUN pip install /src && rm -rf /src
+
 WORKDIR /app
-
-COPY pyproject.toml README.md ./
-COPY quartapp ./quartapp
-# Editable: the app looks for templates/ and static/ beside the package, here in /app.
-
-RUN pip install -e .
-COPY templates ./templates
-COPY static ./static
-
 USER quartapp
 EXPOSE 4300
-CMD ["sh", "-c", "python -m quartapp migrate && exec granian --interface asgi --factory quartapp:create_app --host 0.0.0.0 --port 4300 --loop uvloop --workers \"${QUARTAPP_WORKERS:-1}\" --no-ws --workers-kill-timeout 10"]
+CMD ["sh", "-c", "python -m quartapp migrate && exec python -m quartapp serve --host 0.0.0.0 --port 4300"]

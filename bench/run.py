@@ -53,6 +53,8 @@ from typing import Any
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 import redis
 
+from quartapp.serve import granian_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -270,13 +272,9 @@ class Server:
 
 
 def server_argv(kind: str, module: str, factory: str, port: int) -> list[str]:
-    """The command line each server gets; granian's is script/server's."""
+    """The command line each server gets; granian's is the one ``quartapp serve`` runs."""
     if kind == "granian":
-        return [
-            tool("granian"), "--interface", "asgi", "--factory", f"{module}:{factory}",
-            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-            "--workers", "1", "--no-ws", "--workers-kill-timeout", "10",
-        ]  # fmt: skip
+        return granian_argv(host="127.0.0.1", port=port, workers=1, app=f"{module}:{factory}")
     if kind == "uvicorn":
         return [
             tool("uvicorn"), "--factory", f"{module}:{factory}",

@@ -70,6 +70,8 @@ from run import (
     wait_for_quiet,
 )
 
+from quartapp.serve import granian_argv
+
 PASSWORD = f"soak password {secrets.token_hex(6)}"
 NGINX = "/usr/sbin/nginx"
 
@@ -129,15 +131,6 @@ class Process:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
-
-
-def granian_argv(port: int, workers: int) -> list[str]:
-    """script/server's command line."""
-    return [
-        tool("granian"), "--interface", "asgi", "--factory", "quartapp:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-        "--workers", str(workers), "--no-ws", "--workers-kill-timeout", "10",
-    ]  # fmt: skip
 
 
 def nginx_config(binary: str, directory: Path, port: int, upstreams: list[int]) -> str:
@@ -453,7 +446,7 @@ class Soak:
 
     def app(self, name: str, workers: int = 1, pin: str | None = None) -> tuple[Process, int]:
         port = free_port()
-        argv = granian_argv(port, workers)
+        argv = granian_argv(host="127.0.0.1", port=port, workers=workers)
         if pin is not None:
             argv = ["taskset", "-c", pin, *argv]
         process = Process(name, argv, self.env, self.logdir)

@@ -22,7 +22,10 @@ from .redis_client import RedisClient
 from .server_session import ServerSessions
 from .throttle import Throttling
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# templates/ and static/: inside the package in an installed copy (the wheel puts them
+# there), beside it in a checkout (an editable install uses the folders where they are).
+ASSETS = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
 
 
 def clock(seconds: int) -> str:
@@ -44,8 +47,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build a new app; ``overrides`` win over ``QUARTAPP_*`` environment variables."""
     app = Quart(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(ASSETS / "templates"),
+        static_folder=str(ASSETS / "static"),
     )
     load_config(app, overrides)
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600

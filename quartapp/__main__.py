@@ -1,4 +1,8 @@
-"""``python -m quartapp migrate``: create the database if missing and apply migrations."""
+"""The ``quartapp`` command (also ``python -m quartapp``).
+
+``migrate`` creates the database if missing and applies the migrations; ``serve`` runs
+the app under Granian (quartapp/serve.py).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ import sys
 
 from .config import DEFAULTS
 from .database import migrate
+from .serve import add_arguments, serve
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m quartapp")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="create the database if missing, apply migrations")
+    add_arguments(commands.add_parser("serve", help="serve the app with Granian"))
     args = parser.parse_args(argv)
     if args.command == "migrate":
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
@@ -24,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"quartapp: cannot reach MySQL at {url.split('@')[-1]}: {error}", file=sys.stderr)
             return 1
         print("quartapp: database is up to date")
+    elif args.command == "serve":
+        serve(host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

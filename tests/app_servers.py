@@ -1,4 +1,5 @@
-"""The app served by granian in a subprocess, started the way ``script/server`` starts it.
+"""The app served by granian in a subprocess, started as ``script/server`` starts it
+(``python -m quartapp serve``).
 
 The browser tests and the scale-out tests use real processes: ``serve(...)`` runs one app
 instance on a loopback port of its own until the block ends. An instance can run several
@@ -29,13 +30,13 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from quartapp.serve import WORKERS_KILL_TIMEOUT
+
 from .conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 START_TIMEOUT = 30.0
-# As script/server: granian waits this long for a worker to finish its requests on a stop.
-WORKERS_KILL_TIMEOUT = 10
 STOP_TIMEOUT = WORKERS_KILL_TIMEOUT + 10
 
 
@@ -65,12 +66,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         fallback: int = sock.getsockname()[1]
         return fallback
-
-
-def granian() -> list[str]:
-    """The granian next to this interpreter (the project's venv), else ``-m granian``."""
-    script = Path(sys.executable).with_name("granian")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "granian"]
 
 
 def status_of(port: int, path: str = "/healthz", timeout: float = 1.0) -> int | None:
@@ -231,16 +226,10 @@ def start_app(
         redis_url=redis_url,
         settings=settings,
     )
+    # serve replaces itself with granian: this process is granian's main process.
     command = [
-        *granian(),
-        "--interface", "asgi",
-        "--factory", "quartapp:create_app",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--loop", "uvloop",
-        "--workers", str(workers),
-        "--no-ws",
-        "--workers-kill-timeout", str(WORKERS_KILL_TIMEOUT),
+        sys.executable, "-m", "quartapp", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"server-{name}.log"

@@ -1,0 +1,242 @@
+"""The wheel, installed into a fresh virtualenv, migrates and serves itself.
+
+A normal install (not editable) has only what the wheel carries: every subpackage, the
+migrations, the templates and the static files must be in it. This builds the wheel from
+the checkout, installs it into a new virtualenv and, from a directory outside the
+checkout, runs ``python -m quartapp migrate`` (into a database of its own) and
+``python -m quartapp serve``, then loads the pages and signs up through the real forms.
+The wheel is built without build isolation (hatchling is a dev dependency); its
+dependencies come from the package index, quickly once pip's cache holds them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import subprocess
+import sys
+import uuid
+import warnings
+import zipfile
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import pymysql
+import pytest
+
+from quartapp.database import database_name
+
+from .app_servers import (
+    ROOT,
+    AppServer,
+    app_environment,
+    delete_redis_keys,
+    free_port,
+    new_redis_prefix,
+)
+from .conftest import DATABASE_URL, PASSWORD
+
+pytestmark = pytest.mark.slow
+
+INSTALL_TIMEOUT = 600
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+
+
+def run(
+    command: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to its end; fail the test, with its output, if it fails."""
+    result = subprocess.run(  # noqa: S603 - fixed command lines
+        command, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def shipped_files() -> list[str]:
+    """What the wheel must hold: every module of the package as checked out (subpackages
+    and migrations included), and the top-level templates/ and static/ inside it."""
+    expected = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "quartapp").rglob("*.py")
+        if "__pycache__" not in path.parts
+    ]
+    for folder in ("templates", "static"):
+        expected += [
+            f"quartapp/{path.relative_to(ROOT).as_posix()}"
+            for path in (ROOT / folder).rglob("*")
+            if path.is_file()
+        ]
+    return sorted(expected)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout, by the build backend in this environment."""
+    out = tmp_path_factory.mktemp("wheel")
+    run(
+        [
+            sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+            "--disable-pip-version-check", "--wheel-dir", str(out), str(ROOT),
+        ],
+        timeout=INSTALL_TIMEOUT,
+    )  # fmt: skip
+    (built,) = out.glob("quartapp-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The python of a new virtualenv with the wheel and its dependencies installed."""
+    directory = tmp_path_factory.mktemp("venv")
+    run([sys.executable, "-m", "venv", str(directory)])
+    python = directory / "bin" / "python"
+    run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", str(wheel)],
+        timeout=INSTALL_TIMEOUT,
+    )
+    return python
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """An empty database of its own, next to the test database, dropped afterwards."""
+    parts = urlsplit(DATABASE_URL)
+    url = parts._replace(path=f"/{database_name(DATABASE_URL)}_installed").geturl()
+    drop_database(url)
+    yield url
+    drop_database(url)
+
+
+def drop_database(url: str) -> None:
+    parts = urlsplit(url)
+    connection = pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        autocommit=True,
+    )
+    try:
+        with connection.cursor() as cursor, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MariaDB notes that the database did not exist
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(url)}`")
+    finally:
+        connection.close()
+
+
+class Browser:
+    """One keep-alive connection that keeps the cookies it is given."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None
+    ) -> tuple[http.client.HTTPResponse, str]:
+        headers = {"Accept": "text/html"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urlencode(form)
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        for header in response.headers.get_all("Set-Cookie") or []:
+            parsed: SimpleCookie = SimpleCookie()
+            parsed.load(header)
+            self.cookies.update({name: morsel.value for name, morsel in parsed.items()})
+        return response, text
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def test_wheel_holds_the_package_templates_and_static_files(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    missing = [name for name in shipped_files() if name not in names]
+    assert not missing, f"{wheel.name} lacks {missing}"
+
+
+def test_installed_copy_migrates_and_serves(
+    python: Path, database_url: str, tmp_path: Path
+) -> None:
+    # Outside the checkout, and without it on the path: only the installed copy is found.
+    env = app_environment(
+        database_url, secret_key=uuid.uuid4().hex * 2, redis_prefix=new_redis_prefix("wheel")
+    )
+    env.pop("PYTHONPATH", None)
+    where = run(
+        [str(python), "-c", "import quartapp; print(quartapp.__file__)"], cwd=tmp_path, env=env
+    )
+    assert Path(where.stdout.strip()).is_relative_to(python.parent.parent)
+
+    migrated = run([str(python), "-m", "quartapp", "migrate"], cwd=tmp_path, env=env)
+    assert migrated.stdout.strip() == "quartapp: database is up to date"
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - a fixed command line
+            [str(python), "-m", "quartapp", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = AppServer(
+        name="installed",
+        port=port,
+        process=process,
+        log=log,
+        redis_prefix=env["QUARTAPP_REDIS_PREFIX"],
+        secret_key=env["QUARTAPP_SECRET_KEY"],
+        workers=1,
+    )
+    browser = Browser(port)
+    try:
+        server.wait_until_healthy()
+
+        response, page = browser.request("GET", "/")
+        assert response.status == 200, page
+        assets = STATIC_URL.findall(page)
+        assert any("htmx" in url for url in assets), assets
+        assert any(url.endswith(".css") for url in assets), assets
+        for url in assets:
+            response, _ = browser.request("GET", url)
+            assert response.status == 200, url
+
+        response, page = browser.request("GET", "/register")
+        assert response.status == 200, page
+        token = CSRF_FIELD.search(page)
+        assert token is not None, page
+        email = f"wheel-{uuid.uuid4().hex[:8]}@example.com"
+        response, page = browser.request(
+            "POST",
+            "/api/v1/signup",
+            {"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
+        )
+        assert response.status == 303, page
+        assert response.headers["Location"] == "/home"
+
+        response, page = browser.request("GET", "/home")
+        assert response.status == 200, page
+        assert email in page
+    finally:
+        browser.close()
+        code = server.stop()
+        delete_redis_keys(server.redis_prefix)
+    assert code == 0, server.output()
