@@ -108,7 +108,7 @@ def email_words(email: str) -> list[str]:
     return [text[:MAX_EMAIL_WORD_CHARS] for text in found[:MAX_EMAIL_WORDS]]
 
 
-def _zxcvbn_work(text: str) -> int:
+def zxcvbn_work(text: str) -> int:
     """An upper estimate of zxcvbn's work on ``text``: its ways of reading l33t characters
     (one per choice of character for each letter) times the length squared."""
     readings = math.prod(len(chars) for chars in relevant_l33t_subtable(text, L33T_TABLE).values())
@@ -118,7 +118,7 @@ def _zxcvbn_work(text: str) -> int:
 def judged_part(password: str) -> str:
     """The start of ``password`` that zxcvbn is shown (see ZXCVBN_WORK)."""
     part = password[:ZXCVBN_MAX_CHARS]
-    while len(part) > MIN_PASSWORD_LENGTH and _zxcvbn_work(part) > ZXCVBN_WORK:
+    while len(part) > MIN_PASSWORD_LENGTH and zxcvbn_work(part) > ZXCVBN_WORK:
         part = part[:-1]
     return part
 

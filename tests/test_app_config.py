@@ -49,6 +49,8 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("SECRET_KEY_FALLBACKS", "old key"),  # not a JSON list: each letter would be a key
         ("SECRET_KEY_FALLBACKS", [""]),
         ("REDIS_PREFIX", "app:{x}:"),
+        ("SESSION_MAX_PER_USER", -1),
+        ("SESSION_MAX_PER_USER", "many"),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:
@@ -93,3 +95,9 @@ async def test_health_endpoints(client: QuartClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert await ready.get_json() == {"status": "ok", "redis": "ok", "mysql": "ok"}
+
+
+def test_a_short_secret_key_stops_start_up_outside_development() -> None:
+    with pytest.raises(ConfigError, match="QUARTAPP_SECRET_KEY is too short"):
+        create_app({"ENV": "production", "SECRET_KEY": "k" * 31})
+    assert create_app({"ENV": "development", "SECRET_KEY": "short"}).config["SECRET_KEY"]

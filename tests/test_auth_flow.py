@@ -173,3 +173,29 @@ async def test_sign_out_confirmation_page(client: QuartClient, auth: Auth) -> No
     assert page.status_code == 200
     assert 'action="/logout"' in text
     assert 'method="post"' in text
+
+
+async def test_a_token_from_before_sign_in_is_refused_after_it(client: QuartClient) -> None:
+    """Once signed in, only tokens bound to the session count, and the anonymous cookie is
+    dropped at sign-in (a planted one cannot carry over either)."""
+    anonymous = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    signed_up = await client.post(
+        "/api/v1/signup",
+        json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"X-CSRF-Token": anonymous},
+    )
+    assert signed_up.status_code == 201
+    dropped = [c for c in signed_up.headers.getlist("Set-Cookie") if "quartapp_csrf=" in c]
+    assert dropped
+    assert all("Max-Age=0" in cookie or "01 Jan 1970" in cookie for cookie in dropped)
+    stale = await client.post(
+        "/sessions/revoke-others", json={}, headers={"X-CSRF-Token": anonymous}
+    )
+    assert stale.status_code == 403
+    fresh = (await signed_up.get_json())["csrf_token"]
+    ok = await client.post(
+        "/sessions/revoke-others",
+        json={},
+        headers={"X-CSRF-Token": fresh, "Accept": "application/json"},
+    )
+    assert ok.status_code == 200

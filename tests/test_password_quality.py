@@ -3,10 +3,25 @@ shown while the password is typed."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.accounts import COMMON, FROM_EMAIL, email_words, judge_password
+from quartapp.accounts import (
+    COMMON,
+    FROM_EMAIL,
+    MAX_EMAIL_WORDS,
+    ZXCVBN_WORK,
+    email_words,
+    judge_password,
+    judged_part,
+    zxcvbn_work,
+)
 from quartapp.models import User
 
 from .conftest import PASSWORD, Auth, csrf_from
@@ -205,3 +220,56 @@ async def test_strength_needs_a_csrf_token(client: QuartClient) -> None:
     assert response.status_code == 403
     as_json = await client.post(STRENGTH_PATH, json={"password": "password123"})
     assert as_json.status_code == 403
+
+
+# -- bounded work -------------------------------------------------------------------------------
+
+# Its 21 symbols each read as a letter in one or more ways; zxcvbn took 4.6 s over it whole.
+SLOW_TO_SCORE = "4@8({[<3691!|70$5+7%24@8({[<3691!|70$5+7%24@8({[<3691!|70$5+7%24@8({[<36"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="4@8({[<3691!|70$5+7%2abcilost", min_size=1, max_size=72))
+def test_zxcvbn_is_shown_a_part_of_bounded_work(password: str) -> None:
+    part = judged_part(password)
+    assert password.startswith(part)
+    assert len(part) >= min(len(password), 8)
+    assert len(part) <= 8 or zxcvbn_work(part) <= ZXCVBN_WORK
+
+
+def test_ordinary_passwords_and_passphrases_are_judged_whole() -> None:
+    for password in (STRONG, "correct horse battery staple and then some more words", "x" * 64):
+        assert judged_part(password) == password
+
+
+def test_the_email_gives_a_bounded_number_of_words() -> None:
+    email = ".".join(f"word{n:03d}" for n in range(60)) + "@example.com"
+    words = email_words(email)
+    assert len(words) <= MAX_EMAIL_WORDS
+    assert all(len(word) <= 64 for word in words)
+
+
+async def test_slow_to_score_passwords_do_not_hold_up_other_requests(
+    app: Quart, client: QuartClient
+) -> None:
+    """Passwords are judged in a thread of their own, never on the event loop: while four
+    slow-to-score passwords are judged, a probe answers at once. (On the event loop each
+    one held every other request for seconds.)"""
+    token = await csrf_from(client, "/register")
+    headers = {"X-CSRF-Token": token, "Accept": "application/json"}
+
+    async def judge(n: int) -> int:
+        body = {"email": f"user{n}@example.com", "password": SLOW_TO_SCORE[n:] + SLOW_TO_SCORE[:n]}
+        response = await client.post(STRENGTH_PATH, json=body, headers=headers)
+        return response.status_code
+
+    judging = asyncio.gather(*(judge(n) for n in range(4)))
+    probes = []
+    for _ in range(5):
+        start = time.perf_counter()
+        assert (await client.get("/healthz")).status_code == 200
+        probes.append(time.perf_counter() - start)
+        await asyncio.sleep(0.01)
+    assert await judging == [200, 200, 200, 200]
+    # Generous: a hang detector, not a benchmark. Each judgement alone took seconds before.
+    assert max(probes) < 1.0, probes

@@ -170,6 +170,39 @@ async def test_countdown_reads_without_extending_and_pages_slide(
     assert await record_pttl(app, client, redis) > 2800
 
 
+async def test_static_files_and_unknown_pages_do_not_slide(
+    make_app: Callable[..., Any], redis: Redis
+) -> None:
+    """Only real page loads and posts count as activity: a stylesheet, a favicon or a 404
+    does not keep a session alive."""
+    app = await make_app(SESSION_IDLE_TIMEOUT=3)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    await asyncio.sleep(1.2)
+    for path in ("/static/app.css", "/static/favicon.svg", "/no-such-page", "/static/nope.js"):
+        await client.get(path)
+    assert await record_pttl(app, client, redis) < 2000
+    await client.get("/home")
+    assert await record_pttl(app, client, redis) > 2800
+
+
+async def test_sessions_per_account_are_capped_ending_the_oldest(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app(SESSION_MAX_PER_USER=3)
+    clients = [app.test_client() for _ in range(5)]
+    await Auth(clients[0]).sign_up()
+    for client in clients[1:]:
+        assert (await Auth(client).sign_in()).status_code == 303
+    alive = [
+        (await client.get("/home", headers={"Accept": "application/json"})).status_code
+        for client in clients
+    ]
+    assert alive == [401, 401, 200, 200, 200]
+    listed = await clients[-1].get("/sessions", headers={"Accept": "application/json"})
+    assert len((await listed.get_json())["sessions"]) == 3
+
+
 async def test_extend_slides_up_to_the_absolute_limit(
     make_app: Callable[..., Any], redis: Redis
 ) -> None:

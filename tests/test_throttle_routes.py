@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from quart.testing import QuartClient
 
 from quartapp.passwords import PasswordHasher
 
-from .conftest import Auth, csrf_from
+from .conftest import PASSWORD, Auth, csrf_from
 
 JSON = {"Accept": "application/json"}
 
@@ -166,3 +167,138 @@ async def test_hsts_only_over_https(client: QuartClient) -> None:
     assert "Strict-Transport-Security" not in plain.headers
     secure = await client.get("/", scheme="https")
     assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"
+
+
+async def test_concurrent_guesses_check_no_more_passwords_than_the_limit(
+    throttled: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guesses sent all at once: each reserves its attempt before bcrypt, so only the pair
+    rule's 3 are checked, however many arrive together; the rest are refused for free."""
+    auth = Auth(throttled.test_client())
+    await auth.sign_up()
+    client = throttled.test_client()
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    calls = BcryptCalls(monkeypatch)
+    body = {"email": "ada@example.com", "password": "wrong password"}
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/signin", json=body, headers={"X-CSRF-Token": token})
+            for _ in range(40)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [401] * 3 + [429] * 37
+    assert calls.count == 3
+
+
+async def test_concurrent_re_checks_from_one_session_check_no_more_than_the_limit(
+    throttled: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stolen session guessing the password before an account deletion, all at once."""
+    auth = Auth(throttled.test_client())
+    await auth.sign_up()
+    token = await auth.page_token()
+    calls = BcryptCalls(monkeypatch)
+    responses = await asyncio.gather(
+        *(
+            auth.client.post(
+                "/account/delete",
+                form={"password": "wrong password", "csrf_token": token},
+                headers=JSON,
+            )
+            for _ in range(30)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [403] * 3 + [429] * 27
+    assert calls.count == 3
+    # A right password is checked only once the window has room again: nothing was deleted.
+    assert (await auth.client.get("/home", headers=JSON)).status_code == 200
+
+
+async def test_others_failing_from_the_owners_network_do_not_lock_the_owner_out(
+    throttled: Quart,
+) -> None:
+    """Re-checks by a signed-in session have rules of their own: failed sign-ins from the
+    same address (a shared office, say) leave the owner's account pages working."""
+    owner = Auth(throttled.test_client())
+    await owner.sign_up()
+    for n in range(6):  # past the per-client sign-in rule (5), on other accounts
+        stranger = Auth(throttled.test_client())
+        await stranger.sign_in(f"someone{n}@example.com", "guess guess")
+    assert (
+        await Auth(throttled.test_client()).sign_in("x@example.com", "y y y y")
+    ).status_code == 429
+    changed = await owner.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "a brand new passphrase for ada"},
+    )
+    assert changed.status_code == 303
+
+
+async def test_a_signed_in_session_has_its_own_re_check_limit(throttled: Quart) -> None:
+    """Per session: 3 wrong re-checks lock this session's re-checks, not another's; per
+    account: 5 in all, from every session of the account."""
+    first, second = Auth(throttled.test_client()), Auth(throttled.test_client())
+    await first.sign_up()
+    await second.sign_in()
+    wrong = {"password": "wrong password"}
+    assert [(await first.post("/account/delete", wrong)).status_code for _ in range(4)] == [
+        403,
+        403,
+        403,
+        429,
+    ]
+    assert [(await second.post("/account/delete", wrong)).status_code for _ in range(3)] == [
+        403,
+        403,
+        429,
+    ]
+
+
+async def test_the_strength_hint_is_throttled_per_client(throttled: Quart) -> None:
+    client = throttled.test_client()
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    headers = {"X-CSRF-Token": token}
+    body = {"password": "a passphrase being typed"}
+    statuses = [
+        (await client.post("/api/v1/password-strength", json=body, headers=headers)).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [200] * 10 + [429]
+    # The live hint says it has paused, as a fragment the form can show.
+    hint = await client.post(
+        "/api/v1/password-strength",
+        form={**body, "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert hint.status_code == 200
+    assert "still checked when you send the form" in await hint.get_data(as_text=True)
+
+
+async def test_a_sign_up_refused_by_the_throttle_judges_nothing(
+    throttled: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged: list[str] = []
+    original = PasswordHasher.judge
+
+    async def counted(hasher: PasswordHasher, *args: Any) -> Any:
+        judged.append(args[1])
+        return await original(hasher, *args)
+
+    monkeypatch.setattr(PasswordHasher, "judge", counted)
+    auth = Auth(throttled.test_client())
+    for email in ("a@example.com", "b@example.com"):
+        assert (await auth.sign_up(email)).status_code == 303
+        await auth.post("/logout")
+    judged.clear()
+    refused = await auth.sign_up("c@example.com")
+    assert refused.status_code == 429
+    assert judged == []
+
+
+async def test_a_too_weak_password_gives_its_sign_up_back(throttled: Quart) -> None:
+    auth = Auth(throttled.test_client())
+    for _ in range(3):
+        assert (await auth.sign_up(password="password123")).status_code == 422
+    assert (await auth.sign_up()).status_code == 303
