@@ -1,0 +1,163 @@
+"""Attacks tried against the app, each kept as a test (docs/security.md, "Tested attacks").
+
+The in-process ones go through the test client; the last ones run the app as it is served
+(``python -m quartapp serve``, one granian worker) and attack it over real sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from quart.testing import QuartClient
+
+from quartapp.models import User
+
+from .app_servers import AppServer, serve
+from .conftest import PASSWORD, Auth, csrf_from
+
+SQL_INJECTIONS = [
+    "' OR '1'='1",
+    "ada@example.com' --",
+    "ada@example.com'; DROP TABLE users; --",
+    '" OR ""="',
+    "x@example.com' UNION SELECT id, email, password_hash, 1, 0 FROM users --",
+    "\\' OR 1=1 #",
+]
+SCRIPT = '<script>alert("x")</script>'
+
+
+@pytest.mark.parametrize("email", SQL_INJECTIONS)
+async def test_sql_in_the_sign_in_form_is_just_a_failed_sign_in(
+    app: object, auth: Auth, email: str
+) -> None:
+    await auth.sign_up()
+    await auth.post("/logout")
+    for password in (PASSWORD, "' OR '1'='1"):
+        response = await auth.sign_in(email, password)
+        assert response.status_code in (401, 422), (email, response.status_code)
+    assert await User.all().count() == 1
+
+
+@pytest.mark.parametrize("text", SQL_INJECTIONS)
+async def test_sql_in_the_sign_up_form_is_refused_or_stored_as_text(auth: Auth, text: str) -> None:
+    response = await auth.sign_up(text, "tulip granite harbour kettle")
+    assert response.status_code in (303, 422)
+    assert await User.filter(email="ada@example.com").count() == 0
+    assert await User.all().count() <= 1
+
+
+async def test_what_is_typed_comes_back_escaped(client: QuartClient, auth: Auth) -> None:
+    """A failed form shows the email as typed, escaped: never as markup."""
+    for path, page in (("/api/v1/signin", "/"), ("/api/v1/signup", "/register")):
+        token = await csrf_from(client, page)
+        response = await client.post(
+            path,
+            form={"email": f"{SCRIPT}@example.com", "password": "x", "csrf_token": token},
+        )
+        body = await response.get_data(as_text=True)
+        assert response.status_code in (401, 422)
+        assert SCRIPT not in body
+        assert "&lt;script&gt;" in body
+
+
+async def test_forged_client_address_headers_are_not_believed(client: QuartClient) -> None:
+    """Without a trusted proxy, X-Forwarded-For is ignored, so a guesser cannot pose as
+    many clients to get round the per-client rules (tests/test_client_address.py has more)."""
+    response = await client.get("/", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
+    assert response.status_code == 200
+
+
+# -- against the served app ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(database: str) -> Iterator[AppServer]:
+    with serve(database, "attacks") as running:
+        yield running
+
+
+def _post_json(server: AppServer, path: str, body: dict[str, str], token: str, cookie: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request(
+        "POST",
+        path,
+        body=json.dumps(body),
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-CSRF-Token": token,
+            "Cookie": cookie,
+        },
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def _csrf(server: AppServer) -> tuple[str, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/api/v1/csrf")
+    response = conn.getresponse()
+    token = json.loads(response.read())["csrf_token"]
+    cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    conn.close()
+    return token, cookie
+
+
+def _probe(server: AppServer) -> float:
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+    return time.perf_counter() - start
+
+
+def test_slow_to_score_passwords_do_not_freeze_the_worker(server: AppServer) -> None:
+    """The black-box finding: one anonymous request with a password zxcvbn is slow on froze
+    the worker for seconds. Four at once, and the probe still answers at once."""
+    from .test_password_quality import SLOW_TO_SCORE
+
+    token, cookie = _csrf(server)
+    statuses: list[int] = []
+
+    def judge(n: int) -> None:
+        body = {"email": f"user{n}@example.com", "password": SLOW_TO_SCORE[n:] + SLOW_TO_SCORE[:n]}
+        statuses.append(_post_json(server, "/api/v1/password-strength", body, token, cookie))
+
+    threads = [threading.Thread(target=judge, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    probes = [_probe(server) for _ in range(5)]
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [200, 200, 200, 200]
+    # A hang detector with a wide margin, not a benchmark (it took 4.6 s each before).
+    assert max(probes) < 1.0, probes
+
+
+def test_slow_clients_do_not_hold_up_others(server: AppServer) -> None:
+    """Clients that open connections and send their headers a byte at a time (slowloris)
+    do not stop the server answering everyone else."""
+    sockets = []
+    try:
+        for _ in range(50):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(b"POST /api/v1/signin HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            sockets.append(sock)
+        for n in range(3):
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # the server may close them: fine too
+                    sock.sendall(f"X-Slow-{n}: a\r\n".encode())
+            assert _probe(server) < 1.0
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert server.running()
