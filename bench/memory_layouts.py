@@ -32,7 +32,7 @@ from collections.abc import Callable
 import redis
 from run import DEVICES, delete_prefix, session_ip
 
-from quartapp.session_store import SessionRecord
+from quartapp.sessions.store import SessionRecord
 
 FIRST_USER = 100_000
 IDLE_MS = 600_000

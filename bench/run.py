@@ -786,7 +786,7 @@ def during_sign_ins(
 # Redis memory per session
 
 
-# Realistic record fields: what a sign-in stores (quartapp/devices.py names the browser).
+# Realistic record fields: what a sign-in stores (quartapp/sessions/devices.py names the browser).
 DEVICES = (
     "Chrome 131 on Windows",
     "Safari 18 on iOS",
@@ -809,7 +809,7 @@ async def memory_per_session(
     from redis.asyncio import BlockingConnectionPool
     from redis.asyncio import Redis as AsyncRedis
 
-    from quartapp.session_store import SessionRecord, SessionStore
+    from quartapp.sessions.store import SessionRecord, SessionStore
 
     # As long as the default "quartapp:", so key names cost what they cost in production.
     prefix = f"qb{secrets.token_hex(3)}:"

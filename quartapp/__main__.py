@@ -11,9 +11,9 @@ import asyncio
 import os
 import sys
 
-from .config import DEFAULTS
-from .database import migrate
-from .serve import add_arguments, serve
+from quartapp.config import DEFAULTS
+from quartapp.infra.database import migrate
+from quartapp.serve import add_arguments, serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 
 from quart import Quart
 
-from .client_address import trusted_networks
-from .redis_client import RedisUrlError, parse_redis_url
+from quartapp.infra.redis_client import RedisUrlError, parse_redis_url
+from quartapp.web.client_address import trusted_networks
 
 DEFAULTS: dict[str, Any] = {
     # "development" relaxes what a laptop over plain http needs; anything else is production.

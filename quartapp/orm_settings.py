@@ -5,7 +5,7 @@ The app itself never imports this module; it builds its configuration in ``creat
 
 import os
 
-from .config import DEFAULTS
-from .database import tortoise_config
+from quartapp.config import DEFAULTS
+from quartapp.infra.database import tortoise_config
 
 TORTOISE_ORM = tortoise_config(os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"]))

@@ -113,9 +113,10 @@ def app_environment(
             "QUARTAPP_REDIS_URL": redis_url,
             "QUARTAPP_REDIS_PREFIX": redis_prefix,
             "QUARTAPP_BCRYPT_ROUNDS": "4",
-            # Tests sign up many accounts from one address: more than the default limit of
-            # sign-ups per client allows in an hour.
+            # Tests sign up many accounts from one address: more than the default limits of
+            # sign-ups (and so of password strength judgements) per client allow.
             "QUARTAPP_THROTTLE_SIGN_UP_PER_IP": "null",
+            "QUARTAPP_THROTTLE_PASSWORD_STRENGTH_PER_IP": "null",
         }
     )
     env.update({f"QUARTAPP_{key}": json.dumps(value) for key, value in (settings or {}).items()})

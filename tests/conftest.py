@@ -23,7 +23,7 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 
 from quartapp import create_app
-from quartapp.database import database_name, migrate
+from quartapp.infra.database import database_name, migrate
 
 DATABASE_URL = os.environ.get(
     "QUARTAPP_TEST_DATABASE_URL", "mysql://root:@127.0.0.1:3306/quartapp_test"

@@ -17,10 +17,10 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 
 from quartapp import create_app
-from quartapp.blueprints.account import how_long_ago
+from quartapp.accounts.models import User
 from quartapp.config import ConfigError
-from quartapp.models import User
-from quartapp.session_store import SessionRecord, SessionStore, key_id_for
+from quartapp.sessions.store import SessionRecord, SessionStore, key_id_for
+from quartapp.web.templating import how_long_ago
 
 from .conftest import PASSWORD, csrf_from, session_cookie
 from .test_sessions import Counter

@@ -6,8 +6,9 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp import clock, create_app
+from quartapp import create_app
 from quartapp.config import ConfigError
+from quartapp.web.templating import clock
 
 
 def test_missing_secret_key_outside_development_stops_start_up(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from quart.testing import QuartClient
 
-from quartapp.models import User
+from quartapp.accounts.models import User
 
 from .app_servers import AppServer, serve
 from .conftest import PASSWORD, Auth, csrf_from

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
-from quartapp.models import User
+from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, Auth, session_cookie
 

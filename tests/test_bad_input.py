@@ -6,7 +6,7 @@ import pytest
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
-from quartapp.models import User
+from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, Auth, csrf_from
 

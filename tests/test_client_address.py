@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartapp import create_app
-from quartapp.client_address import client_ip, parse_address, trusted_networks
 from quartapp.config import ConfigError
+from quartapp.web.client_address import client_ip, parse_address, trusted_networks
 
 from .conftest import REDIS_URL
 

@@ -35,15 +35,18 @@ def headers_of(response: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items() if k.lower() not in IGNORED_HEADERS}
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_live_poll_skips_quart_and_matches_the_route(
-    app: Quart, client: QuartClient, auth: Auth
+    app: Quart, client: QuartClient, auth: Auth, scheme: str
 ) -> None:
     await auth.sign_up()
     quart = QuartRequests(app)
-    fast = await client.get("/session/countdown", headers=HTMX)
+    fast = await client.get("/session/countdown", headers=HTMX, scheme=scheme)
     assert quart.count == 0
-    slow = await client.get("/session/countdown")  # not htmx: the Quart route answers
+    # Not htmx: the Quart route answers.
+    slow = await client.get("/session/countdown", scheme=scheme)
     assert quart.count == 1
+    assert ("strict-transport-security" in headers_of(fast)) == (scheme == "https")
     assert fast.status_code == slow.status_code == 200
     fast_text = await fast.get_data(as_text=True)
     assert 'hx-trigger="every 1s"' in fast_text

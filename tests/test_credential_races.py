@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from quartapp.models import User
-from quartapp.passwords import PasswordHasher
-from quartapp.server_session import get_sessions
-from quartapp.session_store import SessionRecord
+from quartapp.accounts.hashing import PasswordHasher
+from quartapp.accounts.models import User
+from quartapp.sessions.extension import get_sessions
+from quartapp.sessions.store import SessionRecord
 
 from .conftest import PASSWORD, Auth
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quartapp.devices import describe_device
+from quartapp.sessions.devices import describe_device
 
 AGENTS = {
     # Chrome

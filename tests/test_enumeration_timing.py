@@ -1,10 +1,10 @@
 """A failed sign-in does not tell whether the email has an account: not by its words, not by
 its status, and not by how long it takes.
 
-``check_credentials`` (quartapp/credentials.py) looks the email up and then always runs
+``check_credentials`` (quartapp/accounts/service.py) looks the email up and then always runs
 one bcrypt check: against the account's hash when there is one, otherwise against a
 reference hash the hasher makes at start-up (``PasswordHasher._start`` in
-quartapp/passwords.py). Without that reference hash an unknown email would skip bcrypt and
+quartapp/accounts/hashing.py). Without that reference hash an unknown email would skip bcrypt and
 fail in about a millisecond (a MySQL lookup), a known email with a wrong password only after
 the whole bcrypt check: the "3 ms against 300 ms" difference the tutorial warns about, which
 anyone can see from a script, and which lets them test a list of addresses for accounts.
@@ -38,7 +38,7 @@ from typing import Any
 import bcrypt
 from quart.testing import QuartClient
 
-from quartapp.models import User
+from quartapp.accounts.models import User
 
 from .conftest import PASSWORD
 

@@ -14,7 +14,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.models import User
+from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, REDIS_URL, Auth, csrf_from
 from .tcp_proxy import TcpProxy

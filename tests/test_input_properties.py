@@ -21,9 +21,9 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 from zxcvbn import zxcvbn
 
-from quartapp.accounts import canonical_email
-from quartapp.credentials import SIGN_IN_FAILED
-from quartapp.models import User
+from quartapp.accounts.models import User
+from quartapp.accounts.policy import canonical_email
+from quartapp.accounts.service import SIGN_IN_FAILED
 
 from .conftest import PASSWORD, session_cookie
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import pymysql
 import pytest
 
-from quartapp.database import database_name
+from quartapp.infra.database import database_name
 
 from .app_servers import (
     ROOT,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.accounts import (
+from quartapp.accounts.models import User
+from quartapp.accounts.policy import (
     COMMON,
     FROM_EMAIL,
     MAX_EMAIL_WORDS,
@@ -22,7 +23,6 @@ from quartapp.accounts import (
     judged_part,
     zxcvbn_work,
 )
-from quartapp.models import User
 
 from .conftest import PASSWORD, Auth, csrf_from
 

@@ -43,8 +43,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from quartapp import create_app
 from quartapp.config import ConfigError
-from quartapp.errors import redis_unavailable
-from quartapp.redis_client import RedisTarget, RedisUrlError, parse_redis_url
+from quartapp.infra.redis_client import RedisTarget, RedisUrlError, parse_redis_url
+from quartapp.web.errors import redis_unavailable
 
 from . import redis_servers
 from .conftest import PASSWORD, csrf_from, session_cookie

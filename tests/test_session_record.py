@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quartapp.session_store import VERSION, SessionRecord, encode_body
+from quartapp.sessions.store import VERSION, SessionRecord, encode_body
 
 json_values = st.recursive(
     st.none()

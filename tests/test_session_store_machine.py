@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from quartapp.session_store import TAG_LENGTH, SessionRecord, SessionStore, key_id_for
+from quartapp.sessions.store import TAG_LENGTH, SessionRecord, SessionStore, key_id_for
 
 from .redis_machine import RedisMachine
 

@@ -15,8 +15,8 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 from tortoise import connections
 
-from quartapp.redis_client import get_redis
-from quartapp.session_store import TAG_LENGTH, key_id_for
+from quartapp.infra.redis_client import get_redis
+from quartapp.sessions.store import TAG_LENGTH, key_id_for
 
 from .conftest import PASSWORD, Auth, csrf_from, session_cookie
 

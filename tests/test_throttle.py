@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from quartapp.throttle import (
+from quartapp.accounts.throttle import (
     Decision,
     Limit,
     Throttle,

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from quartapp.throttle import Decision, Limit, Throttle, ThrottleRules
+from quartapp.accounts.throttle import Decision, Limit, Throttle, ThrottleRules
 
 from .redis_machine import RedisMachine
 

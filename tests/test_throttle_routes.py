@@ -11,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.passwords import PasswordHasher
+from quartapp.accounts.hashing import PasswordHasher
 
 from .conftest import PASSWORD, Auth, csrf_from
 

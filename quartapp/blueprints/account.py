@@ -4,23 +4,26 @@ password, and deleting the account. For browsers (with or without htmx) and JSON
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-from markupsafe import Markup
 from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import Unauthorized
 
-from .. import credentials
-from ..access import public, signed_in
-from ..csrf import csrf_token
-from ..devices import UNKNOWN_BROWSER
-from ..errors import AppError
-from ..forms import read_fields
-from ..hypermedia import htmx, navigate, render, wants_json
-from ..server_session import current_record, get_sessions, session_access
-from ..session_store import SessionRecord
-from .auth import session_summary
+from quartapp.accounts import service
+from quartapp.sessions.csrf import csrf_token
+from quartapp.sessions.devices import UNKNOWN_BROWSER
+from quartapp.sessions.extension import (
+    current_record,
+    get_sessions,
+    session_access,
+    session_summary,
+)
+from quartapp.sessions.store import SessionRecord
+from quartapp.web.access import public, signed_in
+from quartapp.web.errors import AppError
+from quartapp.web.forms import read_fields
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
+from quartapp.web.templating import iso_time
 
 bp = Blueprint("account", __name__)
 
@@ -45,35 +48,6 @@ def this_device_first(records: list[SessionRecord], current: SessionRecord) -> l
     )
 
 
-def iso_time(milliseconds: int) -> str:
-    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat(timespec="seconds")
-
-
-def how_long_ago(milliseconds: int) -> str:
-    """A duration as people say it: "just now", "5 min ago", "2 h 10 min ago", "3 days ago"."""
-    minutes = max(0, milliseconds) // 60_000
-    if minutes < 1:
-        return "just now"  # last active moves once a minute at most anyway
-    if minutes < 60:
-        return f"{minutes} min ago"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
-    days = hours // 24
-    return f"{days} day{'s' if days != 1 else ''} ago"
-
-
-@bp.app_template_filter("ago")
-def ago(milliseconds: int, now: int) -> Markup:
-    """A Redis-clock time as a ``<time>`` reading "5 min ago", exact in its tooltip."""
-    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        moment.isoformat(timespec="seconds"),
-        moment.strftime("%d %b %Y, %H:%M:%S UTC"),
-        how_long_ago(now - milliseconds),
-    )
-
-
 def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any]:
     return {
         "id": record.public_id,
@@ -82,7 +56,7 @@ def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any
         "ip": record.ip or None,
         "started_at": iso_time(record.created_at),
         "last_active_at": iso_time(record.last_active),
-        "expires_in": record.time_left_ms // 1000,
+        "expires_in": record.seconds_left,
     }
 
 
@@ -172,10 +146,10 @@ async def change_password() -> Response:
     a cookie copied before the change is dead too."""
     fields = await read_fields("current_password", "new_password")
     try:
-        record = await credentials.change_password(
+        record = await service.change_password(
             signed_in_record(), fields["current_password"], fields["new_password"]
         )
-    except credentials.SignedOut:
+    except service.SignedOut:
         raise Unauthorized() from None
     except AppError as error:
         if wants_json():
@@ -212,8 +186,8 @@ async def delete_account() -> Response:
     record = signed_in_record()
     fields = await read_fields("password")
     try:
-        await credentials.delete_account(record, fields["password"])
-    except credentials.SignedOut:
+        await service.delete_account(record, fields["password"])
+    except service.SignedOut:
         raise Unauthorized() from None
     except AppError as error:
         if wants_json():

@@ -7,14 +7,18 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, render_template, url_for
 from quart_auth import current_user
 
-from .. import credentials
-from ..access import public, signed_in
-from ..csrf import csrf_token
-from ..errors import AppError
-from ..forms import read_fields
-from ..hypermedia import navigate, render, wants_json
-from ..server_session import current_record, get_sessions, session_access
-from ..session_store import SessionRecord
+from quartapp.accounts import service
+from quartapp.sessions.csrf import csrf_token
+from quartapp.sessions.extension import (
+    current_record,
+    get_sessions,
+    session_access,
+    session_summary,
+)
+from quartapp.web.access import public, signed_in
+from quartapp.web.errors import AppError, InvalidFields
+from quartapp.web.forms import read_fields
+from quartapp.web.hypermedia import navigate, render, wants_json
 
 bp = Blueprint("auth", __name__)
 
@@ -22,10 +26,6 @@ bp = Blueprint("auth", __name__)
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
     """The form alone for an htmx swap, or the whole page around it."""
     return await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
-
-
-def session_summary(record: SessionRecord) -> dict[str, Any]:
-    return {"id": record.public_id, "expires_in": record.time_left_ms // 1000}
 
 
 @bp.get("/")
@@ -57,7 +57,7 @@ async def csrf() -> Response:
 async def sign_up() -> Response:
     fields = await read_fields("email", "password")
     try:
-        user, record = await credentials.sign_up(fields["email"], fields["password"])
+        user, record = await service.sign_up(fields["email"], fields["password"])
     except AppError as error:
         if wants_json():
             raise
@@ -94,10 +94,8 @@ async def password_strength() -> Response:
     password = fields["password"] or fields["new_password"]
     if wants_json():
         if not password:
-            raise AppError(
-                credentials.FIX_FIELDS, status=422, fields={"password": "Enter a password."}
-            )
-        judged = await credentials.judge_new_password(password, email)
+            raise InvalidFields({"password": "Enter a password."})
+        judged = await service.judge_new_password(password, email)
         return jsonify(
             {
                 "score": judged.score,
@@ -106,7 +104,7 @@ async def password_strength() -> Response:
             }
         )
     try:
-        strength = await credentials.judge_new_password(password, email) if password else None
+        strength = await service.judge_new_password(password, email) if password else None
     except AppError as error:  # throttled: the hint pauses, the form still judges on submit
         html = await render_template("auth/_password_strength.html", paused=error.message)
         return Response(html)
@@ -126,7 +124,7 @@ async def sign_in() -> Response:
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        record = await credentials.sign_in(fields["email"], fields["password"])
+        record = await service.sign_in(fields["email"], fields["password"])
     except AppError as error:
         if wants_json():
             raise

@@ -7,10 +7,10 @@ from collections.abc import Awaitable
 
 from quart import Blueprint, Response, current_app, jsonify
 
-from ..access import public
-from ..database import EXTENSION as DATABASE
-from ..redis_client import get_redis, ping
-from ..server_session import session_access
+from quartapp.infra.database import EXTENSION as DATABASE
+from quartapp.infra.redis_client import get_redis, ping
+from quartapp.sessions.extension import session_access
+from quartapp.web.access import public
 
 bp = Blueprint("health", __name__)
 

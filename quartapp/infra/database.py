@@ -86,8 +86,8 @@ def tortoise_config(
         "connections": {"default": connection},
         "apps": {
             "quartapp": {
-                "models": ["quartapp.models"],
-                "migrations": "quartapp.migrations",
+                "models": ["quartapp.accounts.models"],
+                "migrations": "quartapp.accounts.migrations",
                 "default_connection": "default",
             }
         },

@@ -17,8 +17,8 @@ import time
 from itsdangerous import BadData, URLSafeTimedSerializer
 from quart import Quart, Response, current_app, g, request
 
-from .errors import AppError
-from .server_session import current_record
+from quartapp.sessions.extension import current_record
+from quartapp.web.errors import AppError
 
 EXTENSION = "quartapp.csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

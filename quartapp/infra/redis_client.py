@@ -30,7 +30,18 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
@@ -43,6 +54,45 @@ RedisConnection: TypeAlias = Redis | RedisCluster
 # Everything a Redis call may raise: RedisError, and the Cluster client's own exceptions
 # (which are not RedisErrors).
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+
+# Errors that say Redis cannot serve right now, rather than that a command is wrong:
+# connection failures and timeouts (these include a Sentinel that knows no master, a full
+# pool, a server still loading its data, and a demoted master that the Sentinel client
+# reports as a dropped connection); a replica refusing a write; a Cluster that is down, is
+# moving slots, or sent redirections until the client gave up; a server out of memory.
+_REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN, and "TTL exhausted" after redirections
+    TryAgainError,
+    AskError,  # and MovedError
+    OutOfMemoryError,
+    SlotNotCoveredError,
+)
+# Error replies, by code, that mean the same but have no class of their own.
+_UNAVAILABLE_REPLIES = ("MISCONF ", "NOREPLICAS ", "MASTERDOWN ", "LOADING ", "BUSY ")
+# What the Cluster client raises when it cannot map the cluster (messages of redis-py's
+# NodesManager.initialize); its other RedisClusterExceptions are mistakes in a command.
+_CLUSTER_UNMAPPED = (
+    "Redis Cluster cannot be connected",
+    "All slots are not covered",
+    "startup_nodes could not agree",
+)
+
+
+def redis_unavailable(error: BaseException) -> bool:
+    """Whether a Redis error means "not available right now" (a 503), not a bug."""
+    if isinstance(error, _REDIS_UNAVAILABLE):
+        return True
+    if isinstance(error, ResponseError):
+        return str(error).startswith(_UNAVAILABLE_REPLIES)
+    if isinstance(error, RedisClusterException):
+        return str(error).startswith(_CLUSTER_UNMAPPED) or isinstance(
+            error.__cause__, RedisConnectionError | RedisTimeoutError | OSError
+        )
+    return False
+
 
 SENTINEL_PORT = 26379
 CLUSTER_PORT = 6379

@@ -12,31 +12,32 @@ from __future__ import annotations
 
 import logging
 
-from .accounts import (
+from quartapp.accounts.hashing import get_hasher
+from quartapp.accounts.models import User
+from quartapp.accounts.policy import (
     PasswordStrength,
     canonical_email,
+    judge_password,
+    password_problem,
+    sign_up_problems,
+)
+from quartapp.accounts.queries import (
     change_password_hash,
     create_user,
     delete_user,
     find_user,
     find_user_by_id,
-    judge_password,
-    password_problem,
-    sign_up_problems,
     update_password_hash,
 )
-from .errors import AppError, ServiceUnavailable
-from .models import User
-from .passwords import get_hasher
-from .redis_client import REDIS_ERRORS
-from .server_session import get_sessions
-from .session_store import DELETED, CredentialsChanged, SessionRecord
-from .throttle import get_throttle, too_many_attempts
+from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.infra.redis_client import REDIS_ERRORS
+from quartapp.sessions.extension import get_sessions
+from quartapp.sessions.store import DELETED, CredentialsChanged, SessionRecord
+from quartapp.web.errors import AppError, InvalidFields, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 SIGN_IN_FAILED = "Incorrect email or password."
-FIX_FIELDS = "Please correct the fields below."
 NOT_CURRENT = "This is not your current password."
 ASK_CURRENT = "Enter your current password."
 
@@ -67,7 +68,7 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     password refused as too weak gives its sign-up back."""
     email, problems = sign_up_problems(typed_email, password)
     if "password" in problems:
-        raise AppError(FIX_FIELDS, status=422, fields=problems)
+        raise InvalidFields(problems)
     throttle = get_throttle()
     sessions = get_sessions()
     client = sessions.client_ip()
@@ -78,7 +79,7 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
         if problem := (await judge_new_password(password, email)).message:
             problems["password"] = problem
         if problems:
-            raise AppError(FIX_FIELDS, status=422, fields=problems)
+            raise InvalidFields(problems)
     except AppError:
         await throttle.release(reservation)
         raise
@@ -171,7 +172,7 @@ async def confirm_password(record: SessionRecord, password: str, field: str) -> 
     if not reservation.allowed:
         raise too_many_attempts(reservation)
     if not await get_hasher().verify(password, user.password_hash):
-        raise AppError(FIX_FIELDS, status=403, fields={field: NOT_CURRENT})
+        raise InvalidFields({field: NOT_CURRENT}, status=403)
     await throttle.release(reservation)
     return user
 
@@ -188,7 +189,7 @@ async def change_password(
     if problem := (await judge_new_password(new_password, record.email)).message:
         problems["new_password"] = problem
     if problems:
-        raise AppError(FIX_FIELDS, status=422, fields=problems)
+        raise InvalidFields(problems)
     user = await confirm_password(record, current_password, "current_password")
     new_hash = await get_hasher().hash(new_password)
     # The hash first, then the floor, then the sweep: see SessionStore.retire_credentials.
@@ -208,7 +209,7 @@ async def delete_account(record: SessionRecord, password: str) -> None:
     the floor retires every password of the account and a second sweep ends any session a
     sign-in started in between; later sign-ins find no account."""
     if not password:
-        raise AppError(FIX_FIELDS, status=422, fields={"password": "Enter your password."})
+        raise InvalidFields({"password": "Enter your password."})
     user = await confirm_password(record, password, "password")
     sessions = get_sessions()
     await sessions.sign_out_everywhere(user.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,13 @@ class HtmxDetails:
     target: str | None
 
     @classmethod
-    def from_headers(cls) -> HtmxDetails:
-        headers = request.headers
+    def from_headers(cls, get: Callable[[str], str | None]) -> HtmxDetails:
+        """Read from ``get(name)``, a lookup of request headers by (case-blind) name."""
         return cls(
-            request=headers.get("HX-Request") == "true",
-            boosted=headers.get("HX-Boosted") == "true",
-            history_restore=headers.get("HX-History-Restore-Request") == "true",
-            target=headers.get("HX-Target"),
+            request=get("HX-Request") == "true",
+            boosted=get("HX-Boosted") == "true",
+            history_restore=get("HX-History-Restore-Request") == "true",
+            target=get("HX-Target"),
         )
 
     @property
@@ -36,7 +37,7 @@ class HtmxDetails:
 def htmx() -> HtmxDetails:
     details: HtmxDetails | None = g.get("htmx")
     if details is None:
-        details = g.htmx = HtmxDetails.from_headers()
+        details = g.htmx = HtmxDetails.from_headers(request.headers.get)
     return details
 
 

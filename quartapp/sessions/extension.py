@@ -21,10 +21,10 @@ from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
-from .client_address import client_ip, trusted_networks
-from .devices import describe_device
-from .redis_client import get_redis
-from .session_store import SessionRecord, SessionStore
+from quartapp.infra.redis_client import get_redis
+from quartapp.sessions.devices import describe_device
+from quartapp.sessions.store import SessionRecord, SessionStore
+from quartapp.web.client_address import client_ip, trusted_networks
 
 EXTENSION = "quartapp.sessions"
 
@@ -43,7 +43,7 @@ def session_access(mode: SessionAccess) -> Callable[[View], View]:
     return decorate
 
 
-class ServerSession(CallbackDict[str, Any], SessionMixin):
+class RequestSession(CallbackDict[str, Any], SessionMixin):
     """The request's session: the free-form data plus the record it came from, if any."""
 
     def __init__(self, token: str | None) -> None:
@@ -71,40 +71,40 @@ class SessionUser(AuthUser):
     async def is_authenticated(self) -> bool:
         current = session
         return (
-            isinstance(current, ServerSession)
+            isinstance(current, RequestSession)
             and current.record is not None
             and self.auth_id is not None
             and current.token == self.auth_id
         )
 
 
-def current_session() -> ServerSession:
+def request_session() -> RequestSession:
     current = session
-    assert isinstance(current, ServerSession), "the app's session interface is not installed"
+    assert isinstance(current, RequestSession), "the app's session interface is not installed"
     return current
 
 
 def current_record() -> SessionRecord | None:
-    return current_session().record
+    return request_session().record
 
 
 class RedisSessionInterface(SessionInterface):
-    def __init__(self, sessions: ServerSessions) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
-    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSession:
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> RequestSession:
         auth = self.sessions.auth
         cookie = request.cookies.get(auth.cookie_name or "")
-        return ServerSession(self.sessions.read_token(cookie) if cookie else None)
+        return RequestSession(self.sessions.read_token(cookie) if cookie else None)
 
     async def save_session(  # type: ignore[override]
-        self, app: Quart, session: ServerSession, response: Response
+        self, app: Quart, session: RequestSession, response: Response
     ) -> None:
         if session.modified and session.record is not None:
             await self.sessions.store.save_data(session.record, dict(session))
 
 
-class ServerSessions:
+class Sessions:
     """Wires the Redis session store, Quart's session interface and quart-auth together."""
 
     def __init__(self, app: Quart | None = None) -> None:
@@ -178,7 +178,7 @@ class ServerSessions:
         return self._store
 
     async def _load_current(self) -> None:
-        current = current_session()
+        current = request_session()
         access: SessionAccess
         if request.endpoint == "static":
             access = "none"  # a stylesheet is no sign of a person at work
@@ -220,7 +220,7 @@ class ServerSessions:
         ``credentials_version``: that of the password just checked (``User.credentials_version``);
         raises CredentialsChanged when it was changed meanwhile (see
         ``SessionStore.retire_credentials``)."""
-        current = current_session()
+        current = request_session()
         if end_other_sessions:
             await self.store.revoke_all(user_id)
         elif current.record is not None:
@@ -237,7 +237,7 @@ class ServerSessions:
         return record
 
     async def sign_out(self) -> None:
-        current = current_session()
+        current = request_session()
         if current.record is not None:
             await self.store.revoke(current.record)
         self.forget()
@@ -250,10 +250,15 @@ class ServerSessions:
 
     def forget(self) -> None:
         """Treat this request as signed out from here on, and drop the browser's cookie."""
-        current_session().attach(None, None)
+        request_session().attach(None, None)
         logout_user()
 
 
-def get_sessions() -> ServerSessions:
-    sessions: ServerSessions = current_app.extensions[EXTENSION]
+def session_summary(record: SessionRecord) -> dict[str, Any]:
+    """A session as JSON answers name it: its public id and the seconds it has left."""
+    return {"id": record.public_id, "expires_in": record.seconds_left}
+
+
+def get_sessions() -> Sessions:
+    sessions: Sessions = current_app.extensions[EXTENSION]
     return sessions

@@ -87,10 +87,10 @@ from typing import Any
 
 from quart import Quart, current_app
 
-from .client_address import parse_address
-from .config import ConfigError
-from .errors import AppError
-from .redis_client import RedisConnection, get_redis
+from quartapp.config import ConfigError
+from quartapp.infra.redis_client import RedisConnection, get_redis
+from quartapp.web.client_address import parse_address
+from quartapp.web.errors import AppError
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -374,7 +374,7 @@ class Throttle:
     ``email`` arguments are the canonical email (``accounts.canonical_email``), or the
     trimmed input when it is not a valid one: an unknown or malformed email is throttled
     like any other, so the throttle never tells which accounts exist. ``ip`` is the
-    client's address as ``ServerSessions.client_ip`` gives it.
+    client's address as ``Sessions.client_ip`` gives it.
 
     Sign-in: check the form (a 422 costs nothing), then ``reserve_sign_in``; refused,
     raise ``too_many_attempts`` before any bcrypt work. Then verify the password: wrong (or

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .redis_client import RedisConnection
+from quartapp.infra.redis_client import RedisConnection
 
 # Users per bucket. Redis keeps a hash compact (a listpack) up to hash-max-listpack-entries
 # fields, 128 by default: 16 users may hold 8 sessions each on average before their bucket
@@ -348,6 +348,12 @@ class SessionRecord:
     @property
     def time_left_ms(self) -> int:
         return max(0, self.expires_at - self.read_at)
+
+    @property
+    def seconds_left(self) -> int:
+        """Whole seconds left, rounded up: "0" only once the session has ended. Every page,
+        fragment and JSON answer shows this one number."""
+        return -(-self.time_left_ms // 1000)
 
     @property
     def can_extend(self) -> bool:

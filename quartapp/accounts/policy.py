@@ -1,22 +1,17 @@
-"""Accounts: what a valid sign-up is, and the MySQL queries the app makes."""
+"""What an account may be: a valid email, an acceptable password, and how guessable one is."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from tortoise.exceptions import BaseORMException, IntegrityError
-from tortoise.expressions import F
 from zxcvbn import zxcvbn
 from zxcvbn.matching import L33T_TABLE, relevant_l33t_subtable
 
-from .errors import AppError, ServiceUnavailable
-from .models import User
-from .passwords import MAX_PASSWORD_BYTES
+from quartapp.accounts.hashing import MAX_PASSWORD_BYTES
 
 MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 8
@@ -161,62 +156,3 @@ def sign_up_problems(email: str, password: str) -> tuple[str, dict[str, str]]:
     if problem := password_problem(password):
         fields["password"] = problem
     return email, fields
-
-
-async def _database(query: Awaitable[T]) -> T:
-    try:
-        return await query
-    except IntegrityError:
-        raise
-    except (BaseORMException, OSError, TimeoutError) as error:
-        raise ServiceUnavailable("The account database") from error
-
-
-async def create_user(email: str, password_hash: str) -> User:
-    """Insert a user; an email already taken (in any case) is a 409."""
-    try:
-        return await _database(User.create(email=email, password_hash=password_hash))
-    except IntegrityError as error:
-        raise AppError(
-            "An account with this email already exists. Sign in instead.",
-            status=409,
-            fields={"email": "This email is already registered."},
-        ) from error
-
-
-async def find_user(email: str) -> User | None:
-    return await _database(User.get_or_none(email=email))
-
-
-async def find_user_by_id(user_id: int) -> User | None:
-    return await _database(User.get_or_none(id=user_id))
-
-
-async def update_password_hash(user_id: int, password_hash: str) -> None:
-    """Store a new hash of the same password (a cost upgrade): its version stays."""
-    await _database(User.filter(id=user_id).update(password_hash=password_hash))
-
-
-async def change_password_hash(user: User, password_hash: str) -> int:
-    """Store the hash of a new password and return the password's new version.
-
-    Only if ``user``'s version is still the stored one: when two changes race, the second
-    gets a 409 instead of silently undoing the first."""
-    version = user.credentials_version + 1
-    updated = await _database(
-        User.filter(id=user.id, credentials_version=user.credentials_version).update(
-            password_hash=password_hash, credentials_version=F("credentials_version") + 1
-        )
-    )
-    if not updated:
-        raise AppError(
-            "Your password was changed at the same moment by another request. "
-            "Reload the page and try again.",
-            status=409,
-        )
-    user.password_hash, user.credentials_version = password_hash, version
-    return version
-
-
-async def delete_user(user_id: int) -> None:
-    await _database(User.filter(id=user_id).delete())

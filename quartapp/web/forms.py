@@ -6,7 +6,7 @@ import json
 
 from quart import request
 
-from .errors import AppError
+from quartapp.web.errors import AppError, InvalidFields
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -19,17 +19,9 @@ async def read_fields(*names: str) -> dict[str, str]:
         for name in names:
             value = data.get(name, "")
             if not isinstance(value, str):
-                raise AppError(
-                    "Please correct the fields below.",
-                    status=422,
-                    fields={name: "This must be a string."},
-                )
+                raise InvalidFields({name: "This must be a string."})
             if not _encodable(value):
-                raise AppError(
-                    "Please correct the fields below.",
-                    status=422,
-                    fields={name: "This contains characters that are not valid text."},
-                )
+                raise InvalidFields({name: "This contains characters that are not valid text."})
             values[name] = value
         return values
     if request.mimetype in FORM_TYPES:

@@ -8,22 +8,14 @@ from collections.abc import Mapping
 from quart import Quart, Response, jsonify, render_template, request, url_for
 from quart_auth import Unauthorized
 from redis.exceptions import (
-    AskError,
-    ClusterError,
-    OutOfMemoryError,
-    ReadOnlyError,
     RedisClusterException,
     RedisError,
-    ResponseError,
-    SlotNotCoveredError,
-    TryAgainError,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise.exceptions import DBConnectionError
 from werkzeug.exceptions import HTTPException
 
-from .hypermedia import htmx, navigate, wants_json
+from quartapp.infra.redis_client import redis_unavailable
+from quartapp.web.hypermedia import htmx, navigate, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -45,43 +37,14 @@ class AppError(Exception):
         self.headers = dict(headers or {})
 
 
-# Errors that say Redis cannot serve right now, rather than that a command is wrong:
-# connection failures and timeouts (these include a Sentinel that knows no master, a full
-# pool, a server still loading its data, and a demoted master that the Sentinel client
-# reports as a dropped connection); a replica refusing a write; a Cluster that is down, is
-# moving slots, or sent redirections until the client gave up; a server out of memory.
-_REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-    ClusterError,  # CLUSTERDOWN, MASTERDOWN, and "TTL exhausted" after redirections
-    TryAgainError,
-    AskError,  # and MovedError
-    OutOfMemoryError,
-    SlotNotCoveredError,
-)
-# Error replies, by code, that mean the same but have no class of their own.
-_UNAVAILABLE_REPLIES = ("MISCONF ", "NOREPLICAS ", "MASTERDOWN ", "LOADING ", "BUSY ")
-# What the Cluster client raises when it cannot map the cluster (messages of redis-py's
-# NodesManager.initialize); its other RedisClusterExceptions are mistakes in a command.
-_CLUSTER_UNMAPPED = (
-    "Redis Cluster cannot be connected",
-    "All slots are not covered",
-    "startup_nodes could not agree",
-)
+FIX_FIELDS = "Please correct the fields below."
 
 
-def redis_unavailable(error: BaseException) -> bool:
-    """Whether a Redis error means "not available right now" (a 503), not a bug."""
-    if isinstance(error, _REDIS_UNAVAILABLE):
-        return True
-    if isinstance(error, ResponseError):
-        return str(error).startswith(_UNAVAILABLE_REPLIES)
-    if isinstance(error, RedisClusterException):
-        return str(error).startswith(_CLUSTER_UNMAPPED) or isinstance(
-            error.__cause__, RedisConnectionError | RedisTimeoutError | OSError
-        )
-    return False
+class InvalidFields(AppError):
+    """A form with problems, by field; shown next to each field, the form as typed."""
+
+    def __init__(self, fields: Mapping[str, str], status: int = 422) -> None:
+        super().__init__(FIX_FIELDS, status=status, fields=fields)
 
 
 class ServiceUnavailable(AppError):

@@ -1,0 +1,74 @@
+"""The MySQL queries on accounts. A database fault is a ServiceUnavailable (a 503);
+an email taken twice is a 409."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from tortoise.exceptions import BaseORMException, IntegrityError
+from tortoise.expressions import F
+
+from quartapp.accounts.models import User
+from quartapp.web.errors import AppError, ServiceUnavailable
+
+T = TypeVar("T")
+
+
+async def _database(query: Awaitable[T]) -> T:
+    try:
+        return await query
+    except IntegrityError:
+        raise
+    except (BaseORMException, OSError, TimeoutError) as error:
+        raise ServiceUnavailable("The account database") from error
+
+
+async def create_user(email: str, password_hash: str) -> User:
+    """Insert a user; an email already taken (in any case) is a 409."""
+    try:
+        return await _database(User.create(email=email, password_hash=password_hash))
+    except IntegrityError as error:
+        raise AppError(
+            "An account with this email already exists. Sign in instead.",
+            status=409,
+            fields={"email": "This email is already registered."},
+        ) from error
+
+
+async def find_user(email: str) -> User | None:
+    return await _database(User.get_or_none(email=email))
+
+
+async def find_user_by_id(user_id: int) -> User | None:
+    return await _database(User.get_or_none(id=user_id))
+
+
+async def update_password_hash(user_id: int, password_hash: str) -> None:
+    """Store a new hash of the same password (a cost upgrade): its version stays."""
+    await _database(User.filter(id=user_id).update(password_hash=password_hash))
+
+
+async def change_password_hash(user: User, password_hash: str) -> int:
+    """Store the hash of a new password and return the password's new version.
+
+    Only if ``user``'s version is still the stored one: when two changes race, the second
+    gets a 409 instead of silently undoing the first."""
+    version = user.credentials_version + 1
+    updated = await _database(
+        User.filter(id=user.id, credentials_version=user.credentials_version).update(
+            password_hash=password_hash, credentials_version=F("credentials_version") + 1
+        )
+    )
+    if not updated:
+        raise AppError(
+            "Your password was changed at the same moment by another request. "
+            "Reload the page and try again.",
+            status=409,
+        )
+    user.password_hash, user.credentials_version = password_hash, version
+    return version
+
+
+async def delete_user(user_id: int) -> None:
+    await _database(User.filter(id=user_id).delete())

@@ -1,0 +1,65 @@
+"""How times and durations read on pages and in JSON: the template filters, in one place.
+
+Times are Redis-clock milliseconds (every deadline comes from Redis's ``TIME``), shown in
+UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from markupsafe import Markup
+from quart import Quart
+
+READABLE = "%d %b %Y, %H:%M:%S UTC"
+
+
+def clock(seconds: int) -> str:
+    """Seconds as ``m:ss`` (or ``h:mm:ss`` from an hour up)."""
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _moment(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+def iso_time(milliseconds: int) -> str:
+    """A time as ISO 8601, to the second (for JSON)."""
+    return _moment(milliseconds).isoformat(timespec="seconds")
+
+
+def timestamp(milliseconds: int) -> Markup:
+    """A time as a ``<time>`` element."""
+    moment = _moment(milliseconds)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"), moment.strftime(READABLE)
+    )
+
+
+def how_long_ago(milliseconds: int) -> str:
+    """A duration as people say it: "just now", "5 min ago", "2 h 10 min ago", "3 days ago"."""
+    minutes = max(0, milliseconds) // 60_000
+    if minutes < 1:
+        return "just now"  # last active moves once a minute at most anyway
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
+    days = hours // 24
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def ago(milliseconds: int, now: int) -> Markup:
+    """A time as a ``<time>`` reading "5 min ago" (as of ``now``), exact in its tooltip."""
+    moment = _moment(milliseconds)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"),
+        moment.strftime(READABLE),
+        how_long_ago(now - milliseconds),
+    )
+
+
+def init_app(app: Quart) -> None:
+    app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
