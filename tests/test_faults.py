@@ -153,3 +153,20 @@ async def test_mysql_down_keeps_signed_in_pages_and_recovers(
     response = await asyncio.wait_for(visitor.sign_in(), HANG)
     assert response.status_code == 303
     assert (await get(client, "/readyz")).status_code == 200
+
+
+async def test_sign_ins_refused_by_a_mysql_outage_count_against_nobody(
+    make_app: Callable[..., Any], mysql_proxy: TcpProxy, database: str
+) -> None:
+    """Only wrong passwords count: a 503 gives its reserved attempt back, so an outage
+    does not lock anyone out once MySQL is back."""
+    app: Quart = await make_app(
+        DATABASE_URL=_through(database, mysql_proxy), THROTTLE_SIGN_IN_PER_ACCOUNT_IP=[2, 600]
+    )
+    await Auth(app.test_client()).sign_up()
+    visitor = Auth(app.test_client())
+    await mysql_proxy.stop()
+    for _ in range(4):
+        assert (await asyncio.wait_for(visitor.sign_in(), HANG)).status_code == 503
+    await mysql_proxy.start()
+    assert (await asyncio.wait_for(visitor.sign_in(), HANG)).status_code == 303

@@ -1,10 +1,12 @@
 """The Redis session store against a model of it, with real Redis and real (short) time.
 
 A hypothesis state machine creates, reads, touches, extends, lists, revokes (one, all of a
-user's but one, or all of a user's) and rewrites sessions while real time passes, and checks
-every answer against a small model, and that the index buckets and the records never
-disagree. Timeouts are scaled
-down to milliseconds (idle 300 ms, absolute 750 ms) so sessions really expire during a run.
+user's but one, or all of a user's) and rewrites sessions, and retires users' credentials,
+while real time passes, and checks every answer against a small model, and that the index
+buckets and the records never disagree. A user has at most ``MAX_SESSIONS`` sessions (a new
+one ends the oldest), and a session whose password version is under the user's credentials
+floor never starts. Timeouts are scaled down to milliseconds (idle 300 ms, absolute 750 ms)
+so sessions really expire during a run.
 
 Time is Redis's: the model keeps the deadlines the store reported (which come from Redis's
 clock) and brackets every operation between two readings of Redis's ``TIME``. Near a
@@ -30,12 +32,20 @@ from hypothesis.stateful import (
     Bundle,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
 )
 from redis.asyncio import Redis
 
-from quartapp.sessions.store import TAG_LENGTH, SessionRecord, SessionStore, key_id_for
+from quartapp.sessions.store import (
+    DELETED,
+    TAG_LENGTH,
+    CredentialsChanged,
+    SessionRecord,
+    SessionStore,
+    key_id_for,
+)
 
 from .redis_machine import RedisMachine
 
@@ -43,6 +53,7 @@ REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 
 IDLE_MS = 300
 ABSOLUTE_MS = 750
+MAX_SESSIONS = 3
 # Real sleeping per example, at most (one rule may overshoot it): enough to outlive the
 # absolute timeout, small enough to keep the whole run well under a minute.
 SLEEP_BUDGET_MS = 1200
@@ -125,8 +136,10 @@ class SessionStoreMachine(RedisMachine):
             idle_timeout=IDLE_MS / 1000,
             absolute_timeout=ABSOLUTE_MS / 1000,
             secret_keys=["machine secret"],
+            max_sessions_per_user=MAX_SESSIONS,
         )
         self.model: list[ModelSession] = []
+        self.floors: dict[int, int] = {}  # the credentials floor the model expects per user
         self.slept_ms = 0
 
     # -- plumbing -------------------------------------------------------------------------
@@ -201,7 +214,7 @@ class SessionStoreMachine(RedisMachine):
     def first_session(self, user_id: int) -> ModelSession:
         """Start with one session, so that every rule has something to work on."""
         assert self.index_entries(user_id) == set()
-        return cast(ModelSession, self.create(user_id, None, "", ""))
+        return cast(ModelSession, self.create(user_id, None, "", "", None))
 
     @rule(
         target=sessions,
@@ -209,12 +222,32 @@ class SessionStoreMachine(RedisMachine):
         data=creation_data,
         ip=client_ips,
         device=devices,
+        version=st.none() | st.integers(min_value=0, max_value=3),
     )
     def create(
-        self, user_id: int, data: dict[str, Any] | None, ip: str, device: str
-    ) -> ModelSession:
+        self, user_id: int, data: dict[str, Any] | None, ip: str, device: str, version: int | None
+    ) -> Any:
         email = EMAILS[user_id]
-        token, record = self.run(self.store.create(user_id, email, data, ip=ip, device=device))
+        floor = self.floors.get(user_id, 0)
+        entries = self.index_entries(user_id)
+        if version is not None and version < floor:
+            with pytest.raises(CredentialsChanged):
+                self.run(
+                    self.store.create(
+                        user_id, email, data, ip=ip, device=device, credentials_version=version
+                    )
+                )
+            event("refused below the credentials floor")
+            assert self.index_entries(user_id) <= entries  # nothing written
+            return multiple()
+        earlier = [s for s in self.model if s.user_id == user_id and not s.dead]
+        before = self.redis_now()
+        token, record = self.run(
+            self.store.create(
+                user_id, email, data, ip=ip, device=device, credentials_version=version
+            )
+        )
+        self.check_the_cap(earlier, before)
         assert key_id_for(token) == record.key_id
         assert token[:TAG_LENGTH] == record.tag == self.store.tags(user_id)[0]
         assert token not in record.key_id
@@ -242,6 +275,58 @@ class SessionStoreMachine(RedisMachine):
         before, stored, after = self.timed(self.store.load(token, touch=False))
         self.observe(session, stored, before, after)
         return session
+
+    def redis_now(self) -> int:
+        seconds, microseconds = self.run(self.redis.time())
+        return int(seconds) * 1000 + int(microseconds) // 1000
+
+    def check_the_cap(self, earlier: list[ModelSession], before: int) -> None:
+        """After a create: the user's sessions that vanished although surely alive were
+        ended by the cap, and each was older than every one that stayed."""
+        after = self.redis_now()
+        alive = {s.key_id: bool(self.run(self.redis.exists(self.record_key(s)))) for s in earlier}
+        capped = [
+            s
+            for s in earlier
+            if not alive[s.key_id] and self.expectation(s, before, after) == "alive"
+        ]
+        survivors = [s for s in earlier if alive[s.key_id]]
+        assert len(survivors) <= MAX_SESSIONS - 1, f"{len(survivors)} sessions stayed"
+        for session in capped:
+            event("the cap ended the oldest session")
+            assert all(
+                (session.created_at, session.key_id) < (other.created_at, other.key_id)
+                for other in survivors
+            ), f"the cap ended {session}, not the oldest"
+            session.revoked = True
+            self.assert_ended(session)
+
+    @rule(
+        user_id=st.sampled_from(USER_IDS),
+        version=st.integers(min_value=0, max_value=3) | st.just(DELETED),
+    )
+    def retire_credentials(self, user_id: int, version: int) -> None:
+        """A password change (or a deletion: every version) raises the floor, never lowers it."""
+        self.run(self.store.retire_credentials(user_id, version))
+        self.floors[user_id] = max(self.floors.get(user_id, 0), version)
+
+    @rule(target=sessions, user_id=st.sampled_from(USER_IDS))
+    def sign_in_again_and_again(self, user_id: int) -> Any:
+        """More sign-ins in a row than the cap allows: the oldest sessions make room."""
+        made = [self.create(user_id, None, "", "", None) for _ in range(MAX_SESSIONS + 1)]
+        return multiple(*made)
+
+    @rule(
+        target=sessions,
+        user_id=st.sampled_from(USER_IDS),
+        checked=st.integers(min_value=0, max_value=2),
+        changed_to=st.integers(min_value=1, max_value=3) | st.just(DELETED),
+    )
+    def sign_in_racing_a_change(self, user_id: int, checked: int, changed_to: int) -> Any:
+        """A sign-in checked version ``checked`` of the password; a change (or a deletion)
+        then retired it before the sign-in's session was made."""
+        self.retire_credentials(user_id, changed_to)
+        return self.create(user_id, None, "", "", checked)
 
     @rule(session=sessions)
     def read(self, session: ModelSession) -> None:
@@ -457,6 +542,11 @@ class SessionStoreMachine(RedisMachine):
             assert abs(expire_at - session.expires_at) <= SAME_DEADLINE_MS
             # The index lives at least as long as every session in it.
             assert index_expire_at >= expire_at
+        # No user ever holds more live sessions than the cap.
+        for user_id in USER_IDS:
+            live = [s for s in self.model if s.user_id == user_id and not s.dead]
+            keys = [self.record_key(s) for s in live]
+            assert (self.run(self.redis.exists(*keys)) if keys else 0) <= MAX_SESSIONS
 
     @invariant()
     def indexes_hold_only_their_users_sessions(self) -> None:
@@ -484,7 +574,7 @@ class SessionStoreMachine(RedisMachine):
         async def record_keys() -> set[str]:
             pattern = f"{self.prefix}*"
             keys = {key.decode() async for key in self.redis.scan_iter(match=pattern, count=500)}
-            return {key for key in keys if "}s:" in key}
+            return {key for key in keys if "}s:" in key}  # not buckets ("}ix"), not floors
 
         keys = self.run(record_keys())
         known = {self.record_key(s): s for s in self.model}

@@ -10,7 +10,9 @@ concurrency nor a race with a password change or a deletion gets around either r
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from quartapp.accounts.hashing import get_hasher
 from quartapp.accounts.models import User
@@ -29,7 +31,7 @@ from quartapp.accounts.queries import (
     find_user_by_id,
     update_password_hash,
 )
-from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.extension import get_sessions
 from quartapp.sessions.store import DELETED, CredentialsChanged, SessionRecord
@@ -96,6 +98,18 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     return user, record
 
 
+@contextlib.asynccontextmanager
+async def given_back_unless_wrong(reservation: Reservation) -> AsyncIterator[None]:
+    """Give a reserved attempt back if the check fails for another reason than a wrong
+    password (MySQL away, the request cancelled): only wrong passwords count."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await get_throttle().release(reservation)
+        raise
+
+
 async def check_credentials(email: str, password: str) -> User | None:
     """The account these credentials open, or None; every failure costs the same, as an
     unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
@@ -136,7 +150,8 @@ async def authenticate(typed_email: str, password: str) -> User:
     reservation = await throttle.reserve_sign_in(account, client)
     if not reservation.allowed:
         raise too_many_attempts(reservation)
-    user = await check_credentials(email, password)
+    async with given_back_unless_wrong(reservation):
+        user = await check_credentials(email, password)
     if user is None:
         raise AppError(SIGN_IN_FAILED, status=401)
     await throttle.release(reservation)
@@ -171,7 +186,9 @@ async def confirm_password(record: SessionRecord, password: str, field: str) -> 
     reservation = await throttle.reserve_password_check(record.key_id, record.user_id)
     if not reservation.allowed:
         raise too_many_attempts(reservation)
-    if not await get_hasher().verify(password, user.password_hash):
+    async with given_back_unless_wrong(reservation):
+        matches = await get_hasher().verify(password, user.password_hash)
+    if not matches:
         raise InvalidFields({field: NOT_CURRENT}, status=403)
     await throttle.release(reservation)
     return user

@@ -1,76 +1,13 @@
-"""Throttling of password guesses, sign-ups and strength checks in Redis, shared by every
-app process.
+"""Throttling of password guesses, sign-ups and strength judgements in Redis, shared by every
+app process. docs/throttling.md gives the rules, the reasons for their numbers and how the
+owner keeps a way in.
 
-The rules (defaults in ``ThrottleRules``; each is configurable, and ``None`` turns it off):
-
-- ``sign_in_per_account_ip``, 5 failures in 15 minutes: guessing one account's password from
-  one client.
-- ``sign_in_per_ip``, 20 failures in 10 minutes: one client trying many accounts (stuffing).
-- ``sign_in_per_account``, 50 failures in an hour: one account sprayed from many clients.
-- ``sign_up_per_ip``, 10 sign-ups in an hour: one client creating accounts in bulk, or
-  probing which emails are taken (a 409 tells).
-- ``password_check_per_session``, 5 wrong passwords in 15 minutes, and
-  ``password_check_per_account``, 20 in an hour: the password typed again by a signed-in
-  user before a password change or an account deletion. A stolen session must not become a
-  way to guess the password; these rules are apart from sign-in's so that other people's
-  failed sign-ins from the owner's network never lock the owner out of their account pages.
-- ``password_strength_per_ip``, 60 in 5 minutes: the live strength hint, since judging a
-  password costs real CPU time (about a keystroke pause each while someone types).
-
-Why these numbers: someone who forgot which password they used gets five tries, then waits
-a quarter of an hour, so one client gets at most 480 guesses a day on one account. A
-household or an office behind one address, with several people mistyping, stays well below
-20 failures in 10 minutes, while stuffing from one address drops to 2,880 tries a day over all
-accounts. The owner alone can never reach 50 failures an hour on their account (their own
-pair rule stops them at 20), so reaching it means several clients fail on one account: a
-spray, held to 1,200 guesses a day. Ten sign-ups an hour is more than a family needs.
-
-Keeping the owner in. A throttled attempt is refused before bcrypt and is not recorded, so
-hammering a closed door does not keep it closed: every limit lapses by itself as its window
-slides on. A successful sign-in gives back the attempt it reserved (see Races), then does
-two things, and only these:
-
-- It clears the (account, client) log, so the owner's own typos are forgotten. It does not
-  clear the account's or the client's log: an attacker with an account of their own could
-  otherwise wipe their per-client record between guesses by signing in to it, and an
-  owner's success would hand a spray a fresh allowance.
-- It remembers that client for the account (30 days, the 10 most recent clients). A
-  remembered client is exempt from the per-account and the per-client rules; only its own
-  (account, client) rule applies. So while the account is being sprayed, or while stuffing
-  from a shared address trips the per-client rule, the owner still signs in from the
-  clients they used before, and nobody gets onto that list without the password. What this
-  cannot do: an owner on a client never seen before, during a spray on their account, waits
-  until the spray slows below the per-account rule (the answer's Retry-After says how long).
-
-Why a log of attempts. Each rule keeps, per key, a sorted set of attempt times (Redis clock,
-ms). That gives an exact sliding window: "at most N in any W seconds" holds at every instant,
-without the double burst across a boundary that fixed windows allow, and without the
-estimate of the two-counter approximation, so Retry-After is exact too: the moment the
-oldest attempt that still counts leaves the window. Memory stays bounded: a key keeps only
-its newest N times, which loses nothing, since the decision (N in the window) and the retry
-time (the oldest kept + W) are the same as with the whole log; and its TTL is W from its
-newest write, so an idle key disappears as soon as it no longer counts. With the defaults a
-key holds at most 50 small entries, and keys are only written after an attempt that cost
-bcrypt, so they cannot be created faster than passwords are checked.
-
-Keys and names. ``<prefix>{throttle}:<rule>:<account or client>[:<client>]``: one script reads or
-writes every log of a check in one round trip, so all throttle keys share one hash tag
-(on Redis Cluster they live in one slot; their traffic is bounded by the sign-in rate and
-their memory as above). Accounts and clients appear only as 128-bit HMAC-SHA-256 names keyed
-by the app's secret: plain SHA-256 would not hide them, as the IPv4 space and lists of
-known emails are small enough to hash in full. Rotating the secret starts the counters
-afresh and forgets remembered clients, which is harmless. A client is its IPv4 address, or
-its IPv6 /64 (one subscriber gets a whole /64 and may use any address in it).
-
-Races and faults. Every password check *reserves* its attempt before any bcrypt work: one
-script reads every log of the check and, if none refuses, adds the attempt to all of them,
-atomically. A wrong password leaves it counted; a right one gives it back (``release``).
-So however many requests arrive at once, no more passwords are checked than a rule's limit
-in its window: the ones beyond it are refused before they cost anything. (Checking first
-and recording the failure after bcrypt would let every request that arrives together pass
-the check.) Sign-ups are reserved the same way, before the password's strength is judged;
-a password refused as too weak gives its sign-up back. Redis errors propagate: the app
-answers them with a 503.
+Each rule keeps, per key, a sorted set of attempt times on the Redis clock: an exact sliding
+window, at most N entries per key, expiring with its window. Every password check reserves
+its attempt in one script before any bcrypt work (a right password gives it back), so no
+concurrency gets more checks than a rule allows. Keys share one hash tag (``{throttle}``) so
+a check is one round trip on Redis Cluster; accounts and clients appear in them only as
+HMACs keyed by the app's secret.
 """
 
 from __future__ import annotations

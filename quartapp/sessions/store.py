@@ -1,30 +1,11 @@
-"""Server-side sessions in Redis.
+"""Server-side sessions in Redis; docs/sessions.md explains the layout and its reasons.
 
-A session is one record under a key derived from the SHA-256 of its token, so neither a
-Redis dump nor ``MONITOR`` shows a token that would work in a cookie. The key's TTL is always
-min(idle deadline, absolute deadline): the key vanishes exactly when the session ends, and its
-PTTL is the time left. All times come from the Redis server's clock (``TIME`` inside the
-scripts), so app processes on several machines agree on every deadline.
-
-Memory. Every live session costs one key, so the layout is chosen by the byte (the figures
-are in docs/benchmarks.md): the record is packed binary rather than JSON, and users share
-their index. Users are grouped 16 to a *bucket* (``user_id // 16``); a bucket is one small
-hash holding one field per session (field: the session's key id, value: its user id), so a
-user costs no key of their own. Listing or ending a user's sessions reads that user's fields
-from the bucket: O(sessions of 16 users), one round trip.
-
-Keys. ``<prefix>{<tag>}s:<key id>`` is a record and ``<prefix>{<tag>}ix`` its bucket. The tag
-names the bucket and is the same ``{hash tag}`` in both names, so on Redis Cluster a record
-and its index live in one hash slot and every script here touches a single slot. The token
-carries its bucket's tag in its first six characters (the rest is 256 random bits), which is
-how a request finds its record in one round trip without knowing the user. The tag is a
-keyed hash of the bucket number, so a cookie does not tell even its own holder which users
-it sits among; the key is derived from the app's secret key, and the buckets of every key in
-use (the secret key and its fallbacks, while a rotation lasts) are searched when a user's
-sessions are listed or ended, which is one round trip per key.
-
-The scripts reach records named in the bucket without declaring them in KEYS; they are in
-the bucket's slot by construction, which Redis (standalone, Sentinel and Cluster) accepts.
+A session is one packed record under ``<prefix>{<tag>}s:<key id>``, the key id being the
+first 128 bits of SHA-256(token), so no dump shows a working token. Its TTL is always
+min(idle deadline, absolute deadline): the key vanishes when the session ends, and its PTTL
+is the time left, on the Redis clock. Users share index hashes ("buckets" of 16,
+``<prefix>{<tag>}ix``), whose hash tag the token carries, so a record, its bucket and the
+user's credentials floor sit in one Cluster slot and every script here is one round trip.
 """
 
 from __future__ import annotations
