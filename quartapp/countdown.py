@@ -2,8 +2,8 @@
 
 Every open tab of a signed-in user asks for the widget once a second, so this one request
 outnumbers all others together. ``CountdownPoll`` answers its common case (an htmx poll
-from a live session that is not yet in its warning minute) in front of Quart, with the
-same cookie check, the same single read-only Redis call, the same template and the same
+from a page that shows a live session not yet in its warning minute) in front of Quart, with
+the same cookie check, the same single read-only Redis call, the same template and the same
 headers as the Quart route, and without Quart's request machinery, which costs more than
 the rest of the request. Anything else (no cookie or a bad one, an ended session, the
 warning state with its CSRF-protected form, a JSON client, a Redis error) is passed on to
@@ -13,6 +13,7 @@ the Quart route ``home.countdown``, which stays the reference behaviour;
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
@@ -27,16 +28,84 @@ if TYPE_CHECKING:
 
 TEMPLATE = "home/_countdown.html"
 
+# The header in which the polled element says which phase the page shows now. A poll
+# answer changes the status region, the actions and the navigation only when the phase
+# changes, so a screen reader hears each message once and a focused "Stay signed in"
+# button is never replaced under the keyboard.
+SHOWN_HEADER = "X-Countdown-Shown"
+PHASES = ("live", "warning", "extended", "final", "expired")
+# What the status region says in each phase (announced when it changes).
+MESSAGES = {
+    "live": "",
+    "warning": "Your session is about to end.",
+    "extended": "Your session has been extended.",
+    "final": "Your session is about to end and cannot be extended: sign in again to go on.",
+    "expired": "Your session has expired.",
+}
+# What the widget offers under its status in each phase.
+ACTIONS = {
+    "live": "",
+    "warning": "extend",
+    "extended": "extend",
+    "final": "",
+    "expired": "sign-in",
+}
+
+
+def phase_of(
+    seconds_left: int, *, warning: bool, can_extend: bool, shown: str | None, extending: bool
+) -> str:
+    """The phase to show. A session brought back above the warning threshold (by "Stay
+    signed in", or by activity in another tab) is "extended" and keeps its button."""
+    if seconds_left <= 0:
+        return "expired"
+    if warning and not can_extend:
+        return "final"
+    if extending:
+        return "extended"
+    if warning:
+        return "warning"
+    if shown in ("warning", "extended") and can_extend:
+        return "extended"
+    return "live"
+
 
 def countdown_context(
-    record: SessionRecord | None, *, warning_at: int, poll_url: str
+    record: SessionRecord | None,
+    *,
+    warning_at: int,
+    poll_url: str,
+    shown: str | None = None,
+    extending: bool = False,
 ) -> dict[str, Any]:
+    """What the widget shows. ``shown`` is the phase the page showed before (a poll or
+    an extension from the page), or None for a whole page or a client that did not say;
+    the parts whose content depends on the phase are sent out of band when it changed."""
     seconds_left = -(-record.time_left_ms // 1000) if record is not None else 0
+    can_extend = record is not None and record.can_extend
+    warning = 0 < seconds_left <= warning_at
+    phase = phase_of(
+        seconds_left, warning=warning, can_extend=can_extend, shown=shown, extending=extending
+    )
+    ends_at = None
+    if record is not None and seconds_left > 0:
+        ends_at = datetime.fromtimestamp(record.expires_at / 1000, tz=UTC)
+    known = shown in PHASES
     return {
         "seconds_left": seconds_left,
-        "warning": 0 < seconds_left <= warning_at,
-        "can_extend": record is not None and record.can_extend,
+        "warning": warning,
+        "can_extend": can_extend,
         "poll_url": poll_url,
+        "phase": phase,
+        "message": MESSAGES[phase],
+        "actions": ACTIONS[phase],
+        "ends_at": ends_at,
+        # Out-of-band updates, for a page that showed ``shown``.
+        "update_status": shown is not None
+        and (not known or extending or MESSAGES[phase] != MESSAGES[str(shown)]),
+        "update_actions": shown is not None
+        and (not known or ACTIONS[phase] != ACTIONS[str(shown)]),
+        "update_nav": shown is not None and phase == "expired" and shown != "expired",
     }
 
 
@@ -83,16 +152,19 @@ class CountdownPoll:
 
     async def _answer(self, scope: HTTPScope) -> bytes | None:
         htmx = False
+        shown = None
         cookies: list[bytes] = []
         for name, value in scope["headers"]:
             if name == b"hx-request":
                 htmx = value == b"true"
+            elif name == b"x-countdown-shown":
+                shown = value
             elif name == b"cookie":
                 cookies.append(value)
             elif name in (b"hx-boosted", b"hx-history-restore-request"):
                 return None
-        if not htmx or not cookies:
-            return None
+        if not htmx or not cookies or shown != b"live":
+            return None  # only a page showing the live phase can stay in it
         cookie = _cookie_value(b"; ".join(cookies).decode("latin-1"), self.cookie_name)
         token = self.sessions.read_token(cookie) if cookie else None
         if token is None:
@@ -103,8 +175,10 @@ class CountdownPoll:
             return None  # the Quart route answers it (a 503 when Redis is unavailable)
         if record is None:
             return None
-        context = countdown_context(record, warning_at=self.warning_at, poll_url=self.path)
-        if context["warning"]:
+        context = countdown_context(
+            record, warning_at=self.warning_at, poll_url=self.path, shown="live"
+        )
+        if context["phase"] != "live":
             return None
         template = self.app.jinja_env.get_template(TEMPLATE)
         html: str = await template.render_async(**context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, render_template, url_for
+from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import current_user
 
 from ..access import public, signed_in
@@ -48,7 +48,8 @@ def session_summary(record: SessionRecord) -> dict[str, Any]:
 async def sign_in_page() -> Response:
     if await current_user.is_authenticated:
         return navigate(url_for("home.home"))
-    return await render_form("sign_in")
+    # A fixed message for a flag in the address, never text taken from it.
+    return await render_form("sign_in", signed_out=request.args.get("signed_out") == "1")
 
 
 @bp.get("/register")
@@ -68,8 +69,12 @@ async def csrf() -> Response:
 
 
 @bp.post("/api/v1/signup")
+@bp.post("/register", endpoint="sign_up_form")
 @public
 async def sign_up() -> Response:
+    """Create an account and sign in. Browsers' forms post to their own page (/register),
+    so that a refused sign-up without JavaScript leaves the address bar there (a reload
+    shows the page, not a re-post); the API address answers the same."""
     fields = await read_fields("email", "password")
     try:
         credentials = validate_sign_up(fields["email"], fields["password"])
@@ -185,8 +190,10 @@ async def upgrade_hash(user: User, password: str) -> None:
 
 
 @bp.post("/api/v1/signin")
+@bp.post("/", endpoint="sign_in_form")
 @public
 async def sign_in() -> Response:
+    """Sign in: at the API address, and at / where the browser form posts (as sign-up)."""
     fields = await read_fields("email", "password")
     try:
         missing = {
@@ -226,4 +233,9 @@ async def sign_out() -> Response:
     await get_sessions().sign_out()
     if wants_json():
         return jsonify({"message": "signed out"})
-    return navigate(url_for("auth.sign_in_page"))
+    return navigate(signed_out_url())
+
+
+def signed_out_url() -> str:
+    """The sign-in page, saying "You are signed out"."""
+    return url_for("auth.sign_in_page", signed_out=1)

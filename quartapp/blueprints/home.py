@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, current_app, jsonify, render_template, url_for
+from quart import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from ..access import public, signed_in
-from ..countdown import TEMPLATE, countdown_context
+from ..countdown import SHOWN_HEADER, TEMPLATE, countdown_context
 from ..hypermedia import htmx, navigate, wants_json
 from ..server_session import current_record, session_access
 from ..session_store import SessionRecord
@@ -15,16 +15,22 @@ from ..session_store import SessionRecord
 bp = Blueprint("home", __name__)
 
 
-def widget_context(record: SessionRecord | None) -> dict[str, Any]:
+def widget_context(record: SessionRecord | None, *, extending: bool = False) -> dict[str, Any]:
+    """The countdown's context; for htmx, with the updates the page's shown phase needs."""
+    # An htmx request that does not say what its page shows ("") gets every update.
+    shown = request.headers.get(SHOWN_HEADER, "") if htmx().request else None
     return countdown_context(
         record,
         warning_at=int(current_app.config["SESSION_WARNING_AT"]),
         poll_url=url_for("home.countdown"),
+        shown=shown,
+        extending=extending,
     )
 
 
-async def countdown_fragment(record: SessionRecord | None) -> Response:
-    return Response(await render_template(TEMPLATE, **widget_context(record)))
+async def countdown_fragment(record: SessionRecord | None, *, extending: bool = False) -> Response:
+    context = widget_context(record, extending=extending)
+    return Response(await render_template(TEMPLATE, **context))
 
 
 @bp.get("/home")
@@ -61,5 +67,5 @@ async def extend() -> Response:
         assert record is not None
         return jsonify({"expires_in": record.time_left_ms // 1000})
     if htmx().request:
-        return await countdown_fragment(record)
+        return await countdown_fragment(record, extending=True)
     return navigate(url_for("home.home"))

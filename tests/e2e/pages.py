@@ -31,7 +31,18 @@ def path_of(page: Page) -> str:
 
 
 def countdown(page: Page) -> Locator:
+    """The countdown widget: the polled clock, the status region and the actions."""
     return page.locator("#session-countdown")
+
+
+def countdown_poll(page: Page) -> Locator:
+    """The widget's polled part, which carries hx-get and hx-trigger while it is live."""
+    return page.locator("#countdown-clock")
+
+
+def countdown_status(page: Page) -> Locator:
+    """The widget's live region."""
+    return page.locator("#countdown-status")
 
 
 def clock(page: Page) -> Locator:
@@ -56,6 +67,12 @@ def sign_in(page: Page, account: Account) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/home")
     expect(page.locator("h1 .email")).to_have_text(account.email)
+
+
+def wait_until_signed_out(page: Page, server: Server) -> None:
+    """Wait for the sign-in page that says "You are signed out"."""
+    page.wait_for_url(server.url("/?signed_out=1"))
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
 
 
 def open_signed_in(

@@ -13,6 +13,7 @@ from .conftest import Account, Browse, Server
 from .pages import (
     assert_accessible,
     countdown,
+    countdown_poll,
     fill_credentials,
     fill_password_change,
     sign_in,
@@ -81,7 +82,7 @@ def sign_up_errors(setup: Setup) -> Page:
 
 def home_live(setup: Setup) -> Page:
     page = setup.signed_in()
-    expect(countdown(page)).to_have_attribute("hx-trigger", "every 1s")
+    expect(countdown_poll(page)).to_have_attribute("hx-trigger", "every 1s")
     return page
 
 

@@ -11,7 +11,16 @@ import pytest
 from playwright.sync_api import Request, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_signed_out, clock, countdown, open_signed_in, sign_in, time_left
+from .pages import (
+    assert_signed_out,
+    clock,
+    countdown,
+    countdown_poll,
+    countdown_status,
+    open_signed_in,
+    sign_in,
+    time_left,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,9 +43,11 @@ def test_countdown_runs_down_without_extending_the_session(
     sign_in(page, account)
 
     widget = countdown(page)
-    expect(widget).to_have_attribute("hx-get", COUNTDOWN_PATH)
-    expect(widget).to_have_attribute("hx-trigger", "every 1s")
-    expect(widget).to_contain_text("Time left in this session:")
+    poll = countdown_poll(page)
+    expect(poll).to_have_attribute("hx-get", COUNTDOWN_PATH)
+    expect(poll).to_have_attribute("hx-trigger", "every 1s")
+    expect(widget).to_contain_text("Time left in this session")
+    expect(poll.locator(".ends-at time")).to_have_text(re.compile(r"^\d\d:\d\d UTC$"))
     first = time_left(page)
     assert 590 <= first <= 600, f"a new session shows {first} s left"
     screenshot(page, "home", docs="home.png")
@@ -47,8 +58,8 @@ def test_countdown_runs_down_without_extending_the_session(
     second = time_left(page)
     assert second < first, f"the countdown did not go down: {first} s, then {second} s"
     assert first - second <= 4, f"the countdown jumped from {first} s to {second} s"
-    expect(widget).to_have_attribute("hx-get", COUNTDOWN_PATH)
-    expect(widget).to_have_attribute("hx-trigger", "every 1s")
+    expect(poll).to_have_attribute("hx-get", COUNTDOWN_PATH)
+    expect(poll).to_have_attribute("hx-trigger", "every 1s")
     expect(widget.get_by_role("button", name="Stay signed in")).to_have_count(0)
 
 
@@ -62,7 +73,8 @@ def test_stay_signed_in_extends_the_session(
     widget = countdown(page)
     stay = widget.get_by_role("button", name="Stay signed in")
     expect(stay).to_be_visible()
-    expect(widget).to_have_class(re.compile(r"\bcountdown-warning\b"))
+    expect(countdown_poll(page)).to_have_attribute("data-phase", "warning")
+    expect(countdown_status(page)).to_have_text("Your session is about to end.")
 
     # Let some time run off first, so that the extension shows.
     expect(clock(page)).to_have_text(re.compile(r"^9:(5[0-7]|[0-4]\d)$"), timeout=6000)
@@ -77,7 +89,7 @@ def test_stay_signed_in_extends_the_session(
     assert response.status == 200, response.text()
     assert response.request.headers.get("hx-request") == "true"
     fragment = response.text()
-    assert 'id="session-countdown"' in fragment
+    assert 'id="countdown-clock"' in fragment
     assert f'hx-get="{COUNTDOWN_PATH}"' in fragment, "the extended widget stopped polling"
     extended = re.search(r'<time datetime="PT(\d+)S">', fragment)
     assert extended, fragment
@@ -85,8 +97,8 @@ def test_stay_signed_in_extends_the_session(
 
     # Re-rendered and still live: the time left is back above what it was (at most 9:57).
     expect(clock(page)).to_have_text(re.compile(r"^(10:00|9:59|9:58)$"), timeout=3000)
-    expect(widget).to_have_attribute("hx-get", COUNTDOWN_PATH)
-    expect(widget).to_have_attribute("hx-trigger", "every 1s")
+    expect(countdown_poll(page)).to_have_attribute("hx-get", COUNTDOWN_PATH)
+    expect(countdown_poll(page)).to_have_attribute("hx-trigger", "every 1s")
     expect(widget.get_by_role("button", name="Stay signed in")).to_be_visible()
     screenshot(page, "extended")
 
@@ -116,9 +128,13 @@ def test_session_expires_and_polling_stops(
     seen_at = time.monotonic()
     assert polls, "the widget never polled"
     expect(widget.get_by_role("link", name="Sign in again")).to_have_attribute("href", "/")
-    assert widget.get_attribute("hx-get") is None
-    assert widget.get_attribute("hx-trigger") is None
-    expect(widget).to_have_class(re.compile(r"\bcountdown-expired\b"))
+    poll = countdown_poll(page)
+    assert poll.get_attribute("hx-get") is None
+    assert poll.get_attribute("hx-trigger") is None
+    expect(poll).to_have_attribute("data-phase", "expired")
+    # The navigation no longer offers to sign out a session that has ended.
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    expect(page.get_by_role("navigation").get_by_role("link", name="Sign in")).to_be_visible()
     screenshot(page, "expired")
 
     polls_when_expired = len(polls)

@@ -10,7 +10,15 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_signed_out, clock, fill_credentials, open_signed_in, path_of, seconds
+from .pages import (
+    assert_signed_out,
+    clock,
+    fill_credentials,
+    open_signed_in,
+    path_of,
+    seconds,
+    wait_until_signed_out,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +153,7 @@ def test_sign_out_ends_the_session(
     with page.expect_request(is_post("/logout")) as posted:
         page.get_by_role("button", name="Sign out").click()
     assert posted.value.headers.get("hx-request") == "true"
-    page.wait_for_url(server.url("/"))
+    wait_until_signed_out(page, server)
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert not [c for c in page.context.cookies() if c["name"] == "quartapp_session"]
     screenshot(page, "signed-out")
@@ -175,7 +183,7 @@ def test_sign_out_when_the_session_already_ended_goes_to_sign_in(
     other_tab = page.context.new_page()
     other_tab.goto("/home")
     other_tab.get_by_role("button", name="Sign out").click()
-    other_tab.wait_for_url(server.url("/"))
+    wait_until_signed_out(other_tab, server)
     other_tab.close()
 
     with page.expect_response(lambda r: r.url.endswith("/logout")) as answered:
