@@ -246,3 +246,31 @@ def test_the_new_pages_send_the_strict_policy(
         assert policy["default-src"] == ["'none'"], (path, policy)
     monitor = browse.monitor(page)
     assert not monitor.problems, monitor.problems
+
+
+def test_ending_the_last_other_session_takes_its_button_away(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    """With two sessions, ending the other leaves no "Sign out everywhere else" behind
+    (it would only say there were none), and the keyboard focus lands on the list."""
+    account = make_account(server)  # its sign-up's session is the other one
+    page = open_signed_in(browse, server, account)
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(2)
+    everywhere_else = page.get_by_role("button", name="Sign out everywhere else")
+    expect(everywhere_else).to_be_visible()
+
+    end = page.locator("#sessions tbody tr:not([aria-current])").get_by_role("button")
+    end.focus()
+    with page.expect_response(is_post("/revoke")) as answered:
+        page.keyboard.press("Enter")
+    assert answered.value.status == 200
+    expect(rows(page)).to_have_count(1)
+    expect(everywhere_else).to_have_count(0)
+    expect(page.get_by_text("This is your only session.")).to_be_visible()
+    expect(page.locator("#sessions-status")).to_contain_text("ended.")
+    expect(page.locator("#sessions-heading")).to_be_focused()
+    screenshot(page, "only-session")
