@@ -48,6 +48,7 @@ def test_countdown_runs_down_without_extending_the_session(
     expect(poll).to_have_attribute("hx-trigger", "every 1s")
     expect(widget).to_contain_text("Time left in this session")
     expect(poll.locator(".ends-at time")).to_have_text(re.compile(r"^\d\d:\d\d UTC$"))
+    expect(poll.locator(".no-script")).to_be_hidden()  # the clock counts down here
     first = time_left(page)
     assert 590 <= first <= 600, f"a new session shows {first} s left"
     screenshot(page, "home", docs="home.png")
