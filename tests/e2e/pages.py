@@ -195,6 +195,8 @@ FOCUSED = """() => {
     outlineWidth: parseFloat(style.outlineWidth),
     outline: parse(style.outlineColor),
     behind,
+    colour: parse(style.color),
+    background: parse(style.backgroundColor),
     visible: box.width > 0 && box.height > 0,
   };
 }"""
@@ -233,7 +235,8 @@ def contrast(one: list[float], other: list[float]) -> float:
 
 def assert_focus_rings(page: Page, what: str) -> None:
     """Tab through the page: every control gets the focus, and shows a solid ring of at
-    least 2 px with a contrast of at least 3:1 against what is behind it."""
+    least 2 px with a contrast of at least 3:1 against what is behind it; a focused
+    control with a background of its own keeps its text at 4.5:1 on it."""
     page.evaluate(START_OVER)
     page.evaluate(HOLD_SWAPS, True)
     try:
@@ -255,6 +258,12 @@ def assert_focus_rings(page: Page, what: str) -> None:
                 ratio = contrast(ring, focused["behind"])
                 if ratio < 3:
                     problems.append(f"focus ring {ratio:.2f}:1 on {focused['what']}")
+            # A focused button takes its hover colours: its text must still read (4.5:1).
+            background = focused["background"]
+            if background is not None and background[3] == 1 and focused["colour"]:
+                ratio = contrast(focused["colour"], background)
+                if ratio < 4.5:
+                    problems.append(f"focused text {ratio:.2f}:1 on {focused['what']}")
     finally:
         page.evaluate(HOLD_SWAPS, False)
     assert not problems, f"focus on {what} ({page.url}):\n" + "\n".join(problems)
