@@ -128,7 +128,9 @@ def test_session_expires_and_polling_stops(
     expect(expired).to_be_visible(timeout=9000)
     seen_at = time.monotonic()
     assert polls, "the widget never polled"
-    expect(widget.get_by_role("link", name="Sign in again")).to_have_attribute("href", "/")
+    again = widget.get_by_role("link", name="Sign in again")
+    expect(again).to_have_attribute("href", "/")
+    expect(again).to_be_focused()  # what had the focus has left the page
     poll = countdown_poll(page)
     assert poll.get_attribute("hx-get") is None
     assert poll.get_attribute("hx-trigger") is None
