@@ -158,7 +158,12 @@ def form_body(fields: dict[str, str]) -> bytes:
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
-COUNTDOWN_HEADERS = {"HX-Request": "true", "HX-Target": "session-countdown"}
+# A poll as the page's countdown sends it (see templates/home/_countdown.html).
+COUNTDOWN_HEADERS = {
+    "HX-Request": "true",
+    "HX-Target": "countdown-clock",
+    "X-Countdown-Shown": "live",
+}
 HOME_HEADERS = {"Accept": "text/html,application/xhtml+xml"}
 
 

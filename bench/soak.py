@@ -334,7 +334,8 @@ class User:
 
     @staticmethod
     def to_sign_in(answer: Answer) -> bool:
-        return answer.status == 303 and answer.header("location") == "/"
+        # A sign-out lands on the sign-in page saying so; a dead cookie on the plain one.
+        return answer.status == 303 and answer.header("location") in ("/", "/?signed_out=1")
 
     async def life(self, deadline: float, pause: float) -> None:
         """Sessions one after another until ``deadline``."""

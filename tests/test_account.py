@@ -229,7 +229,7 @@ async def test_unknown_device_and_address(app: Quart, ada: Device) -> None:
     )
     html = await (await ada.get("/sessions")).get_data(as_text=True)
     assert "Unknown browser" in html
-    assert "<td>Unknown</td>" in html  # the test client has no socket peer
+    assert '<td data-label="IP address" class="ip">Unknown</td>' in html  # no socket peer
 
 
 async def test_expired_sessions_never_appear_and_leave_the_index(
@@ -289,14 +289,29 @@ async def test_ending_another_session_kills_its_cookie_and_its_countdown(
 
 async def test_ending_a_session_with_htmx_removes_its_row(app: Quart, ada: Device) -> None:
     laptop = await device(app, agent=CHROME)
+    phone = await device(app, agent=CHROME)
     response = await ada.post(f"/sessions/{laptop.public_id}/revoke", **HTMX)
     html = await response.get_data(as_text=True)
     assert response.status_code == 200
-    # Nothing to put where the row was, and the news for the status region.
-    assert "<tr" not in html
+    # The list as it is now, without the row, and the news for the status region.
+    assert f'data-session="{laptop.public_id}"' not in html
+    assert f'data-session="{phone.public_id}"' in html
+    assert f'data-session="{ada.public_id}"' in html
+    assert "Sign out everywhere else" in html
     assert 'id="sessions-status" hx-swap-oob="innerHTML"' in html
     assert f"Session {laptop.public_id} ended." in html
     assert not await laptop.signed_in()
+
+
+async def test_ending_the_last_other_session_takes_sign_out_everywhere_else_away(
+    app: Quart, ada: Device
+) -> None:
+    laptop = await device(app, agent=CHROME)
+    response = await ada.post(f"/sessions/{laptop.public_id}/revoke", **HTMX)
+    html = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Sign out everywhere else" not in html
+    assert "This is your only session." in html
 
 
 async def test_ending_a_session_as_json(app: Quart, ada: Device) -> None:
@@ -314,13 +329,13 @@ async def test_ending_this_session_is_signing_out(app: Quart, ada: Device) -> No
     laptop = await device(app, agent=CHROME)
     response = await ada.post(f"/sessions/{ada.public_id}/revoke")
     assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/?signed_out=1"
     assert session_cookie(ada.client) is None
     assert (await ada.get("/home")).status_code == 303
 
     response = await laptop.post(f"/sessions/{laptop.public_id}/revoke", **HTMX)
     assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == "/"
+    assert response.headers["HX-Redirect"] == "/?signed_out=1"
     assert not await laptop.signed_in()
 
 

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from quartapp.accounts.models import User
 
-from .conftest import PASSWORD, Auth, session_cookie
+from .conftest import PASSWORD, Auth, csrf_from, session_cookie
 
 HTMX = {"HX-Request": "true"}
 
@@ -44,7 +44,10 @@ async def test_sign_in_and_out(client: QuartClient, auth: Auth) -> None:
 
     response = await auth.post("/logout")
     assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/?signed_out=1"
+    signed_out = await (await client.get("/?signed_out=1")).get_data(as_text=True)
+    assert "You are signed out." in signed_out
+    assert "You are signed out." not in await (await client.get("/")).get_data(as_text=True)
     home = await client.get("/home")
     assert home.status_code == 303
     assert home.headers["Location"] == "/"
@@ -86,6 +89,45 @@ async def test_form_errors_without_javascript_render_the_whole_page(auth: Auth) 
     assert "<html" in text
     assert 'value="ada@example.com"' in text
     assert "Use at least 8 characters." in text
+
+
+async def test_browser_forms_post_to_their_own_page(client: QuartClient, auth: Auth) -> None:
+    """Without JavaScript a refused form comes back at its page's own address, so a reload
+    shows the page instead of posting again; with htmx, and for JSON, the API answers."""
+    for page, api in (("/register", "/api/v1/signup"), ("/", "/api/v1/signin")):
+        html = await (await client.get(page)).get_data(as_text=True)
+        assert f'method="post" action="{page}"' in html
+        assert f'hx-post="{api}"' in html
+    token = await csrf_from(client, "/register")
+    refused = await client.post(
+        "/register", form={"email": "ada@example.com", "password": "short", "csrf_token": token}
+    )
+    assert refused.status_code == 422
+    assert "Use at least 8 characters." in await refused.get_data(as_text=True)
+    created = await client.post(
+        "/register", form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert created.status_code == 303
+    assert created.headers["Location"] == "/home"
+    await auth.post("/logout")
+    token = await csrf_from(client, "/")
+    wrong = await client.post(
+        "/", form={"email": "ada@example.com", "password": "not it", "csrf_token": token}
+    )
+    assert wrong.status_code == 401
+    assert "Incorrect email or password." in await wrong.get_data(as_text=True)
+    right = await client.post(
+        "/", form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert right.status_code == 303
+    assert right.headers["Location"] == "/home"
+    assert (await client.post("/", form={"email": "x"})).status_code == 403  # no CSRF token
+
+
+async def test_the_signed_out_message_never_echoes_the_address(client: QuartClient) -> None:
+    html = await (await client.get("/?signed_out=<b>hi</b>")).get_data(as_text=True)
+    assert "You are signed out." not in html
+    assert "<b>hi</b>" not in html
 
 
 async def test_wrong_password_and_unknown_email_read_the_same(

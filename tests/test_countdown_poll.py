@@ -12,7 +12,8 @@ from quart.testing import QuartClient
 
 from .conftest import Auth
 
-HTMX = {"HX-Request": "true"}
+# A poll from a page that shows the live phase, as the polled element sends it.
+HTMX = {"HX-Request": "true", "X-Countdown-Shown": "live"}
 IGNORED_HEADERS = {"content-length", "date", "server"}
 
 
@@ -28,7 +29,8 @@ class QuartRequests:
 
 
 def comparable(text: str) -> str:
-    return re.sub(r"PT\d+S\">\d+:\d\d", 'PT_S">_', text)
+    text = re.sub(r"PT\d+S\">\d+:\d\d", 'PT_S">_', text)
+    return re.sub(r'datetime="[\d:T+-]+">\d\d:\d\d UTC', 'datetime="_">_ UTC', text)
 
 
 def headers_of(response: Any) -> dict[str, str]:
@@ -50,6 +52,7 @@ async def test_live_poll_skips_quart_and_matches_the_route(
     assert fast.status_code == slow.status_code == 200
     fast_text = await fast.get_data(as_text=True)
     assert 'hx-trigger="every 1s"' in fast_text
+    assert "hx-swap-oob" not in fast_text, "the live phase goes on: nothing else changes"
     assert comparable(fast_text) == comparable(await slow.get_data(as_text=True))
     assert headers_of(fast) == headers_of(slow)
     assert int(fast.headers["Content-Length"]) == len(fast_text.encode())
@@ -62,6 +65,10 @@ async def test_live_poll_skips_quart_and_matches_the_route(
         {"HX-Request": "true", "HX-Boosted": "true"},
         {"HX-Request": "true", "HX-History-Restore-Request": "true"},
         {"HX-Request": "false"},
+        # Only a page that shows the live phase can stay in it without other updates.
+        {"HX-Request": "true"},
+        {"HX-Request": "true", "X-Countdown-Shown": "warning"},
+        {"HX-Request": "true", "X-Countdown-Shown": "nonsense"},
     ],
 )
 async def test_other_requests_go_to_quart(
@@ -106,3 +113,51 @@ async def test_other_paths_and_methods_are_untouched(
     response = await client.post("/session/countdown", headers=HTMX)
     assert response.status_code == 405
     assert quart.count == 2
+
+
+async def test_a_page_that_showed_the_warning_hears_the_session_was_extended(
+    app: Quart, client: QuartClient, auth: Auth
+) -> None:
+    """Activity elsewhere brought the session back above the threshold: the status says so
+    once, and the "Stay signed in" button is left in place (it may have the focus)."""
+    await auth.sign_up()
+    headers = {"HX-Request": "true", "X-Countdown-Shown": "warning"}
+    text = await (await client.get("/session/countdown", headers=headers)).get_data(as_text=True)
+    assert 'data-phase="extended"' in text
+    assert '<p id="countdown-status" hx-swap-oob="innerHTML">' in text
+    assert "Your session has been extended." in text
+    assert 'id="countdown-actions"' not in text
+    headers["X-Countdown-Shown"] = "extended"
+    text = await (await client.get("/session/countdown", headers=headers)).get_data(as_text=True)
+    assert 'data-phase="extended"' in text
+    assert "hx-swap-oob" not in text, "nothing to announce again"
+
+
+async def test_the_warning_is_sent_once_then_only_the_clock(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app(SESSION_WARNING_AT=600)
+    client = app.test_client()
+    await Auth(client).sign_up()
+    poll = {"HX-Request": "true", "X-Countdown-Shown": "live"}
+    text = await (await client.get("/session/countdown", headers=poll)).get_data(as_text=True)
+    assert "Your session is about to end." in text
+    assert "Stay signed in" in text
+    poll["X-Countdown-Shown"] = "warning"
+    text = await (await client.get("/session/countdown", headers=poll)).get_data(as_text=True)
+    assert 'data-phase="warning"' in text
+    assert "hx-swap-oob" not in text
+    assert "Stay signed in" not in text, "the button stays as it is, focus and all"
+
+
+async def test_the_expired_answer_stops_polling_and_updates_the_page(
+    app: Quart, client: QuartClient
+) -> None:
+    poll = {"HX-Request": "true", "X-Countdown-Shown": "warning"}
+    text = await (await client.get("/session/countdown", headers=poll)).get_data(as_text=True)
+    assert "hx-get" not in text.split("</div>")[0]
+    assert "hx-trigger" not in text
+    assert "Your session has expired." in text
+    assert "Sign in again" in text
+    assert '<ul id="account-nav" hx-swap-oob="outerHTML">' in text
+    assert "Sign out" not in text

@@ -219,7 +219,7 @@ async def test_extend_slides_up_to_the_absolute_limit(
     )
     fragment = await response.get_data(as_text=True)
     assert response.status_code == 200
-    assert fragment.lstrip().startswith('<section id="session-countdown"')
+    assert fragment.lstrip().startswith('<div id="countdown-clock"')
     pttl = await record_pttl(app, client, redis)
     assert 1800 < pttl <= 2000
     await asyncio.sleep(1.2)

@@ -22,7 +22,7 @@ from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import htmx, navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
 from quartapp.web.templating import iso_time
 
 bp = Blueprint("account", __name__)
@@ -63,13 +63,15 @@ def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any
 async def render_sessions(
     records: list[SessionRecord], current: SessionRecord, status: str | None = None
 ) -> Response:
-    """The sessions page, or for htmx the list alone (with ``status`` announced)."""
+    """The sessions page, or for htmx the list alone (with ``status`` announced, and the
+    focus on its heading: the button that was pressed is gone)."""
     return await render(
         "account/sessions.html",
         "account/_sessions.html",
         sessions=records,
         current=current,
         status_message=status,
+        focus_heading=htmx().request,
     )
 
 
@@ -95,7 +97,7 @@ async def revoke_session(public_id: str) -> Response:
         await sessions.sign_out()
         if wants_json():
             return jsonify({"message": "signed out"})
-        return navigate(url_for("auth.sign_in_page"))
+        return navigate(signed_out_url())
     ended = None
     if PUBLIC_ID.fullmatch(public_id):
         ended = await sessions.store.revoke_by_public_id(current.user_id, public_id)
@@ -104,11 +106,12 @@ async def revoke_session(public_id: str) -> Response:
     if wants_json():
         return jsonify({"message": "session ended", "id": public_id})
     if htmx().request:
-        # An empty row (the row swaps itself out) and the news for the status region.
-        html = await render_template(
-            "account/_status.html", status_message=f"Session {public_id} ended."
+        # The list as it is now (so "Sign out everywhere else" goes with the last other
+        # session), and the news for the status region.
+        records = await sessions.store.list_sessions(current.user_id)
+        return await render_sessions(
+            this_device_first(records, current), current, f"Session {public_id} ended."
         )
-        return Response(html)
     return navigate(url_for("account.sessions_page"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, render_template, url_for
+from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import current_user
 
 from quartapp.accounts import service
@@ -18,7 +18,7 @@ from quartapp.sessions.extension import (
 from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import navigate, render, wants_json
+from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
 
 bp = Blueprint("auth", __name__)
 
@@ -33,7 +33,8 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 async def sign_in_page() -> Response:
     if await current_user.is_authenticated:
         return navigate(url_for("home.home"))
-    return await render_form("sign_in")
+    # A fixed message for a flag in the address, never text taken from it.
+    return await render_form("sign_in", signed_out=request.args.get("signed_out") == "1")
 
 
 @bp.get("/register")
@@ -53,8 +54,12 @@ async def csrf() -> Response:
 
 
 @bp.post("/api/v1/signup")
+@bp.post("/register", endpoint="sign_up_form")
 @public
 async def sign_up() -> Response:
+    """Create an account and sign in. Browsers' forms post to their own page (/register),
+    so that a refused sign-up without JavaScript leaves the address bar there (a reload
+    shows the page, not a re-post); the API address answers the same."""
     fields = await read_fields("email", "password")
     try:
         user, record = await service.sign_up(fields["email"], fields["password"])
@@ -113,8 +118,10 @@ async def password_strength() -> Response:
 
 
 @bp.post("/api/v1/signin")
+@bp.post("/", endpoint="sign_in_form")
 @public
 async def sign_in() -> Response:
+    """Sign in: at the API address, and at / where the browser form posts (as sign-up)."""
     fields = await read_fields("email", "password")
     try:
         missing = {
@@ -158,4 +165,4 @@ async def sign_out() -> Response:
     await get_sessions().sign_out()
     if wants_json():
         return jsonify({"message": "signed out"})
-    return navigate(url_for("auth.sign_in_page"))
+    return navigate(signed_out_url())

@@ -2,7 +2,7 @@
 
 Every open tab of a signed-in user asks for the widget once a second, so this one request
 outnumbers all others together. ``CountdownPoll`` answers its common case (an htmx poll
-from a live session that is not yet in its warning minute) in front of Quart, with the
+from a page that shows a live session not yet in its warning minute) in front of Quart, with the
 same cookie check, the same single read-only Redis call, the same template, the same htmx
 reading and the same headers (``web.headers.response_headers``) as the Quart route, and
 without Quart's request machinery. Anything else (no cookie or a bad one, an ended
@@ -13,10 +13,20 @@ passed on to the route ``countdown`` below, which stays the reference behaviour;
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, current_app, jsonify, render_template, url_for
+from quart import (
+    Blueprint,
+    Quart,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.http import parse_cookie
 
 from quartapp.infra.redis_client import REDIS_ERRORS
@@ -30,28 +40,103 @@ bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
 
 
+# The header in which the polled element says which phase the page shows now. A poll
+# answer changes the status region, the actions and the navigation only when the phase
+# changes, so a screen reader hears each message once and a focused "Stay signed in"
+# button is never replaced under the keyboard.
+SHOWN_HEADER = "X-Countdown-Shown"
+PHASES = ("live", "warning", "extended", "final", "expired")
+# What the status region says in each phase (announced when it changes).
+MESSAGES = {
+    "live": "",
+    "warning": "Your session is about to end.",
+    "extended": "Your session has been extended.",
+    "final": "Your session is about to end and cannot be extended: sign in again to go on.",
+    "expired": "Your session has expired.",
+}
+# What the widget offers under its status in each phase.
+ACTIONS = {
+    "live": "",
+    "warning": "extend",
+    "extended": "extend",
+    "final": "",
+    "expired": "sign-in",
+}
+
+
+def phase_of(
+    seconds_left: int, *, warning: bool, can_extend: bool, shown: str | None, extending: bool
+) -> str:
+    """The phase to show. A session brought back above the warning threshold (by "Stay
+    signed in", or by activity in another tab) is "extended" and keeps its button."""
+    if seconds_left <= 0:
+        return "expired"
+    if warning and not can_extend:
+        return "final"
+    if extending:
+        return "extended"
+    if warning:
+        return "warning"
+    if shown in ("warning", "extended") and can_extend:
+        return "extended"
+    return "live"
+
+
 def countdown_context(
-    record: SessionRecord | None, *, warning_at: int, poll_url: str
+    record: SessionRecord | None,
+    *,
+    warning_at: int,
+    poll_url: str,
+    shown: str | None = None,
+    extending: bool = False,
 ) -> dict[str, Any]:
+    """What the widget shows. ``shown`` is the phase the page showed before (a poll or
+    an extension from the page), or None for a whole page or a client that did not say;
+    the parts whose content depends on the phase are sent out of band when it changed."""
     seconds_left = record.seconds_left if record is not None else 0
+    can_extend = record is not None and record.can_extend
+    warning = 0 < seconds_left <= warning_at
+    phase = phase_of(
+        seconds_left, warning=warning, can_extend=can_extend, shown=shown, extending=extending
+    )
+    ends_at = None
+    if record is not None and seconds_left > 0:
+        ends_at = datetime.fromtimestamp(record.expires_at / 1000, tz=UTC)
+    known = shown in PHASES
     return {
         "seconds_left": seconds_left,
-        "warning": 0 < seconds_left <= warning_at,
-        "can_extend": record is not None and record.can_extend,
+        "warning": warning,
+        "can_extend": can_extend,
         "poll_url": poll_url,
+        "phase": phase,
+        "message": MESSAGES[phase],
+        "actions": ACTIONS[phase],
+        "ends_at": ends_at,
+        # Out-of-band updates, for a page that showed ``shown``.
+        "update_status": shown is not None
+        and (not known or extending or MESSAGES[phase] != MESSAGES[str(shown)]),
+        "update_actions": shown is not None
+        and (not known or ACTIONS[phase] != ACTIONS[str(shown)]),
+        "update_nav": shown is not None and phase == "expired" and shown != "expired",
     }
 
 
-def widget_context(record: SessionRecord | None) -> dict[str, Any]:
+def widget_context(record: SessionRecord | None, *, extending: bool = False) -> dict[str, Any]:
+    """The countdown's context; for htmx, with the updates the page's shown phase needs."""
+    # An htmx request that does not say what its page shows ("") gets every update.
+    shown = request.headers.get(SHOWN_HEADER, "") if htmx().request else None
     return countdown_context(
         record,
         warning_at=int(current_app.config["SESSION_WARNING_AT"]),
         poll_url=url_for("home.countdown"),
+        shown=shown,
+        extending=extending,
     )
 
 
-async def countdown_fragment(record: SessionRecord | None) -> Response:
-    return Response(await render_template(TEMPLATE, **widget_context(record)))
+async def countdown_fragment(record: SessionRecord | None, *, extending: bool = False) -> Response:
+    context = widget_context(record, extending=extending)
+    return Response(await render_template(TEMPLATE, **context))
 
 
 @bp.get("/home")
@@ -88,7 +173,7 @@ async def extend() -> Response:
         assert record is not None
         return jsonify({"expires_in": record.seconds_left})
     if htmx().request:
-        return await countdown_fragment(record)
+        return await countdown_fragment(record, extending=True)
     return navigate(url_for("home.home"))
 
 
@@ -137,8 +222,8 @@ class CountdownPoll:
             else:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         htmx = HtmxDetails.from_headers(lambda name: headers.get(name.lower()))
-        if not htmx.wants_fragment or not cookies:
-            return None
+        if not htmx.wants_fragment or not cookies or headers.get(SHOWN_HEADER.lower()) != "live":
+            return None  # only a page showing the live phase can stay in it
         cookie = parse_cookie("; ".join(cookies)).get(self.cookie_name)
         token = self.sessions.read_token(cookie) if cookie else None
         if token is None:
@@ -149,8 +234,10 @@ class CountdownPoll:
             return None  # the Quart route answers it (a 503 when Redis is unavailable)
         if record is None:
             return None
-        context = countdown_context(record, warning_at=self.warning_at, poll_url=self.path)
-        if context["warning"]:
+        context = countdown_context(
+            record, warning_at=self.warning_at, poll_url=self.path, shown="live"
+        )
+        if context["phase"] != "live":
             return None
         template = self.app.jinja_env.get_template(TEMPLATE)
         html: str = await template.render_async(**context)

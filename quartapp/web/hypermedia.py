@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, g, redirect, render_template, request
+from quart import Response, g, redirect, render_template, request, url_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,11 @@ def navigate(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, code=303)  # type: ignore[return-value]
+
+
+def signed_out_url() -> str:
+    """The sign-in page, saying "You are signed out" (a fixed message for a flag)."""
+    return url_for("auth.sign_in_page", signed_out=1)
 
 
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:

@@ -87,6 +87,13 @@ def warning_server(database: str) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture(scope="package")
+def threshold_server(database: str) -> Iterator[Server]:
+    """Sessions end after 10 idle seconds and warn from 6: a test sees every phase."""
+    with serve(database, "threshold", SESSION_IDLE_TIMEOUT=10, SESSION_WARNING_AT=6) as running:
+        yield running
+
+
 # --- accounts ------------------------------------------------------------------------
 
 
@@ -189,6 +196,17 @@ document.addEventListener("securitypolicyviolation", (event) => {
 PERMISSIVE_SOURCES = ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*")
 
 
+# Chromium logs every 4xx answer to a request, though the app answers a refused form with
+# a 4xx on purpose (htmx swaps it in). Those are expected; a missing asset is not.
+FAILED_RESOURCE = re.compile(
+    r"^Failed to load resource: the server responded with a status of 4\d\d"
+)
+
+
+def expected_answer(text: str, url: str) -> bool:
+    return bool(FAILED_RESOURCE.match(text)) and "/static/" not in url
+
+
 @dataclass
 class PageMonitor:
     """What went wrong while pages were shown: CSP reports, bad policies, page errors."""
@@ -199,11 +217,17 @@ class PageMonitor:
 
     def on_console(self, message: ConsoleMessage) -> None:
         text = message.text
-        if message.type in ("error", "warning") and (
+        where = message.page.url if message.page else message.location.get("url")
+        if message.type == "error" and expected_answer(text, message.location.get("url", "")):
+            return
+        if message.type == "error":
+            # Any error at all: htmx reports its problems (a selector that matches nothing,
+            # a swap that failed) here, and so does the browser.
+            self.problems.append(f"console error on {where}: {text}")
+        elif message.type == "warning" and (
             "Content Security Policy" in text or "securitypolicyviolation" in text
         ):
-            where = message.page.url if message.page else message.location.get("url")
-            self.problems.append(f"console {message.type} on {where}: {text}")
+            self.problems.append(f"console warning on {where}: {text}")
 
     def on_response(self, response: Response) -> None:
         if response.request.resource_type != "document":
@@ -324,17 +348,20 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def screenshot(artifacts: Path) -> Callable[..., Path]:
     """``screenshot(page, "name")`` saves into test-artifacts/e2e/<test>/; with
-    ``docs="x.png"`` and QUARTAPP_UPDATE_DOCS_SCREENSHOTS=1 also into docs/images/."""
+    ``docs="x.png"`` and QUARTAPP_UPDATE_DOCS_SCREENSHOTS=1 also into docs/images/ (the
+    viewport, or the whole page with ``docs_full_page=True``)."""
     taken = 0
 
-    def take(page: Page, name: str, *, docs: str | None = None) -> Path:
+    def take(
+        page: Page, name: str, *, docs: str | None = None, docs_full_page: bool = False
+    ) -> Path:
         nonlocal taken
         taken += 1
         path = artifacts / f"{taken:02d}-{name}.png"
         capture(page, path, full_page=True)
         if docs and update_docs():
             DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-            capture(page, DOCS_IMAGES / docs)
+            capture(page, DOCS_IMAGES / docs, full_page=docs_full_page)
         return path
 
     return take

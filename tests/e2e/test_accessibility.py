@@ -1,4 +1,7 @@
-"""axe-core finds no accessibility violations on any page or state of the widget."""
+"""Every page and state of the widget, as people with other screens and other means use
+it: axe-core (WCAG 2.2 AA) in the light and the dark scheme, a visible focus ring on every
+control reached with Tab, and phone widths (390 and 320 px) without sideways scrolling or
+controls off the screen. The screenshots for the docs are taken here too."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from playwright.sync_api import Page, expect
 from .conftest import Account, Browse, Server
 from .pages import (
     assert_accessible,
+    assert_fits,
+    assert_focus_rings,
     countdown,
+    countdown_poll,
     fill_credentials,
     fill_password_change,
     sign_in,
@@ -42,7 +48,7 @@ class Setup:
     def signed_in_as(self, server_fixture: str = "server") -> tuple[Page, Account]:
         """A page signed in as a new account, and that account."""
         page, server = self.page(server_fixture)
-        account = self.make_account(server)
+        account = self.make_account(server, "ada", digits=4)
         sign_in(page, account)
         return page, account
 
@@ -81,7 +87,7 @@ def sign_up_errors(setup: Setup) -> Page:
 
 def home_live(setup: Setup) -> Page:
     page = setup.signed_in()
-    expect(countdown(page)).to_have_attribute("hx-trigger", "every 1s")
+    expect(countdown_poll(page)).to_have_attribute("hx-trigger", "every 1s")
     return page
 
 
@@ -106,7 +112,7 @@ def sign_out_confirm(setup: Setup) -> Page:
 
 def sessions_page(setup: Setup) -> Page:
     page, server = setup.page()
-    account = setup.make_account(server)
+    account = setup.make_account(server, "ada", digits=4)
     sign_in(setup.browse(server), account)
     sign_in(page, account)
     page.goto("/sessions")
@@ -153,25 +159,72 @@ def account_deleted(setup: Setup) -> Page:
     return page
 
 
+def signed_out(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+    return page
+
+
+def home_extended(setup: Setup) -> Page:
+    page = home_warning(setup)
+    page.get_by_role("button", name="Stay signed in").click()
+    expect(page.locator("#countdown-status")).to_have_text("Your session has been extended.")
+    return page
+
+
+def password_page(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/password")
+    expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
+    return page
+
+
+def delete_page(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/delete")
+    expect(page.get_by_role("heading", name="Delete your account")).to_be_visible()
+    return page
+
+
+def not_found(setup: Setup) -> Page:
+    page, _ = setup.page()
+    response = page.goto("/no-such-page")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="There is no page at this address.")).to_be_visible()
+    return page
+
+
 STATES = {
     "sign-in": sign_in_page,
     "sign-in-error": sign_in_error,
+    "signed-out": signed_out,
     "sign-up": sign_up_page,
     "sign-up-errors": sign_up_errors,
-    "home-live": home_live,
+    "home": home_live,
     "home-warning": home_warning,
+    "home-extended": home_extended,
     "session-expired": session_expired,
     "sign-out-confirm": sign_out_confirm,
     "sessions": sessions_page,
+    "password": password_page,
     "change-password-errors": change_password_errors,
     "password-changed": password_changed,
+    "delete-account": delete_page,
     "delete-account-error": delete_account_error,
     "account-deleted": account_deleted,
+    "not-found": not_found,
 }
+# The pages the docs show, at every width and in both schemes.
+DOCS = {"sign-in", "home", "sessions"}
+PHONES = (390, 320)
+DESKTOP = {"width": 1280, "height": 800}
+SCHEMES = ("light", "dark")
 
 
 @pytest.mark.parametrize("state", STATES)
-def test_no_axe_violations(
+def test_every_page_state(
     state: str,
     request: pytest.FixtureRequest,
     browse: Browse,
@@ -179,5 +232,26 @@ def test_no_axe_violations(
     screenshot: Screenshot,
 ) -> None:
     page = STATES[state](Setup(request, browse, make_account))
-    screenshot(page, state)
-    assert_accessible(page, state)
+    docs = state in DOCS
+    for scheme in SCHEMES:
+        # Reduced motion: no colour transitions half-way through when axe looks.
+        page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+        page.set_viewport_size(DESKTOP)
+        assert_accessible(page, f"{state} ({scheme})")
+        assert_focus_rings(page, f"{state} ({scheme})")
+        screenshot(
+            page,
+            f"{state}-1280-{scheme}",
+            docs=f"{state}-1280-{scheme}.png" if docs else None,
+            docs_full_page=True,
+        )
+        for width in PHONES:
+            page.set_viewport_size({"width": width, "height": 740})
+            assert_fits(page, f"{state} at {width} px ({scheme})")
+            screenshot(
+                page,
+                f"{state}-{width}-{scheme}",
+                docs=f"{state}-{width}-{scheme}.png" if docs else None,
+                docs_full_page=True,
+            )
+    page.emulate_media(color_scheme="light")

@@ -4,7 +4,6 @@ without JavaScript too."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from .conftest import Account, Browse, Server
 from .pages import (
     assert_signed_out,
     countdown,
+    countdown_poll,
     fill_password_change,
     open_signed_in,
     path_of,
@@ -78,11 +78,11 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
     account = make_account(server)
     first = open_signed_in(browse, server, account)
     polls = Polls(first)
-    expect(countdown(first)).to_have_attribute("hx-trigger", "every 1s")
+    expect(countdown_poll(first)).to_have_attribute("hx-trigger", "every 1s")
     first_id = first.locator(".session-facts code").inner_text()
 
     second = open_signed_in(browse, server, account)
-    second.get_by_role("link", name="Your sessions").click()
+    second.get_by_role("link", name="Sessions", exact=True).click()
     second.wait_for_url("**/sessions")
     expect(rows(second)).to_have_count(3)
     expect(this_row(second)).to_contain_text("This device")
@@ -104,7 +104,7 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
 
     expect(countdown(first)).to_contain_text("Your session has expired.", timeout=5000)
     assert polls.since(ended_at) <= 2, "the widget took more than two polls to expire"
-    assert countdown(first).get_attribute("hx-trigger") is None
+    assert countdown_poll(first).get_attribute("hx-trigger") is None
     screenshot(first, "ended-elsewhere")
     assert_signed_out(first, "the ended session still opens /home")
 
@@ -230,7 +230,7 @@ def test_sessions_and_password_without_javascript(
     page.goto("/sessions")
     answer = submit(page, this_row(page).get_by_role("button"), "/revoke")
     assert answer.status == 303
-    page.wait_for_url(re.compile(r".*/$"))
+    page.wait_for_url("**/?signed_out=1")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
@@ -246,3 +246,31 @@ def test_the_new_pages_send_the_strict_policy(
         assert policy["default-src"] == ["'none'"], (path, policy)
     monitor = browse.monitor(page)
     assert not monitor.problems, monitor.problems
+
+
+def test_ending_the_last_other_session_takes_its_button_away(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    """With two sessions, ending the other leaves no "Sign out everywhere else" behind
+    (it would only say there were none), and the keyboard focus lands on the list."""
+    account = make_account(server)  # its sign-up's session is the other one
+    page = open_signed_in(browse, server, account)
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(2)
+    everywhere_else = page.get_by_role("button", name="Sign out everywhere else")
+    expect(everywhere_else).to_be_visible()
+
+    end = page.locator("#sessions tbody tr:not([aria-current])").get_by_role("button")
+    end.focus()
+    with page.expect_response(is_post("/revoke")) as answered:
+        page.keyboard.press("Enter")
+    assert answered.value.status == 200
+    expect(rows(page)).to_have_count(1)
+    expect(everywhere_else).to_have_count(0)
+    expect(page.get_by_text("This is your only session.")).to_be_visible()
+    expect(page.locator("#sessions-status")).to_contain_text("ended.")
+    expect(page.locator("#sessions-heading")).to_be_focused()
+    screenshot(page, "only-session")

@@ -10,7 +10,15 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_signed_out, clock, fill_credentials, open_signed_in, path_of, seconds
+from .pages import (
+    assert_signed_out,
+    clock,
+    fill_credentials,
+    open_signed_in,
+    path_of,
+    seconds,
+    wait_until_signed_out,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +70,27 @@ def test_sign_up_with_htmx_lands_on_home(
     assert session["httpOnly"]
     assert session["sameSite"] == "Lax"
     assert public_id not in session["value"], "the page shows part of the session token"
+
+
+def test_typing_a_password_judges_it_live_without_console_errors(
+    browse: Browse, server: Server, screenshot: Screenshot
+) -> None:
+    """The strength hint's request goes from the password field, which must not inherit the
+    form's hx-disabled-elt (htmx would log that "find button" matches nothing there). Any
+    console error fails the test (see PageMonitor)."""
+    page = browse(server)
+    page.goto("/register")
+    page.get_by_label("Email").fill("ada@example.com")
+    password = page.get_by_label("Password")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/password-strength")):
+        password.press_sequentially("password1", delay=20)
+    expect(page.locator("#password-strength")).to_contain_text("Strength:")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/password-strength")):
+        password.press_sequentially(" with a long tail of words", delay=20)
+    expect(page.locator("#password-strength .strength-ok")).to_be_visible()
+    expect(page.get_by_role("button", name="Create account")).to_be_enabled()
+    page.wait_for_timeout(300)  # console messages may arrive just after the swap
+    screenshot(page, "strength")
 
 
 def test_sign_up_errors_show_inline_without_navigation(
@@ -145,7 +174,7 @@ def test_sign_out_ends_the_session(
     with page.expect_request(is_post("/logout")) as posted:
         page.get_by_role("button", name="Sign out").click()
     assert posted.value.headers.get("hx-request") == "true"
-    page.wait_for_url(server.url("/"))
+    wait_until_signed_out(page, server)
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert not [c for c in page.context.cookies() if c["name"] == "quartapp_session"]
     screenshot(page, "signed-out")
@@ -172,10 +201,12 @@ def test_sign_out_when_the_session_already_ended_goes_to_sign_in(
     screenshot: Screenshot,
 ) -> None:
     page = open_signed_in(browse, server, make_account(server))
+    # The confirmation page does not poll, so its form outlives the session.
+    page.goto("/logout")
     other_tab = page.context.new_page()
     other_tab.goto("/home")
     other_tab.get_by_role("button", name="Sign out").click()
-    other_tab.wait_for_url(server.url("/"))
+    wait_until_signed_out(other_tab, server)
     other_tab.close()
 
     with page.expect_response(lambda r: r.url.endswith("/logout")) as answered:
