@@ -92,7 +92,7 @@ local function record()
     redis.call('ZADD', KEYS[i], now, member)
     -- Only the newest `limit` attempts can ever matter to a decision.
     redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -limit - 1)
-    redis.call('PEXPIRE', KEYS[i], window)
+    redis.call('PEXPIREAT', KEYS[i], now + window)  -- from the same clock reading as the entry
   end
 end
 
@@ -126,7 +126,7 @@ local period = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - period))
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[1], period)
+redis.call('PEXPIREAT', KEYS[1], now + period)
 redis.call('DEL', KEYS[2])
 return now
 """
