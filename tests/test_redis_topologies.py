@@ -46,9 +46,9 @@ from quartapp.config import ConfigError
 from quartapp.infra.redis_client import RedisTarget, RedisUrlError, parse_redis_url
 from quartapp.web.errors import redis_unavailable
 
-from . import redis_servers
 from .conftest import PASSWORD, csrf_from, session_cookie
-from .redis_servers import Cluster, RedisServer, RedisServers
+from .support import redis_servers
+from .support.redis_servers import Cluster, RedisServer, RedisServers
 
 HTMX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}

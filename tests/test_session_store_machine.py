@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 
 from quartapp.sessions.store import TAG_LENGTH, SessionRecord, SessionStore, key_id_for
 
-from .redis_machine import RedisMachine
+from .support.redis_machine import RedisMachine
 
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

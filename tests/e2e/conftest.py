@@ -39,10 +39,10 @@ from playwright.sync_api import (
     Error as PlaywrightError,
 )
 
-from ..app_servers import ARTIFACTS as ALL_ARTIFACTS
-from ..app_servers import ROOT, serve
-from ..app_servers import AppServer as Server
 from ..conftest import PASSWORD
+from ..support.app_servers import ARTIFACTS as ALL_ARTIFACTS
+from ..support.app_servers import ROOT, serve
+from ..support.app_servers import AppServer as Server
 
 ARTIFACTS = ALL_ARTIFACTS / "e2e"
 DOCS_IMAGES = ROOT / "docs" / "images"
