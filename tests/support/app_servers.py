@@ -47,19 +47,24 @@ def healthy(port: int) -> bool:
     return status_of(port) == 200
 
 
-def delete_redis_keys(prefix: str, redis_url: str = REDIS_URL) -> int:
+def delete_keys(client: Redis, prefix: str) -> int:
     """Delete every key under ``prefix``; how many there were."""
     deleted = 0
-    with Redis.from_url(redis_url) as client:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                deleted += int(client.unlink(*batch))
-                batch.clear()
-        if batch:
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
             deleted += int(client.unlink(*batch))
+            batch.clear()
+    if batch:
+        deleted += int(client.unlink(*batch))
     return deleted
+
+
+def delete_redis_keys(prefix: str, redis_url: str = REDIS_URL) -> int:
+    """Delete every key under ``prefix`` on the Redis at ``redis_url``; how many."""
+    with Redis.from_url(redis_url) as client:
+        return delete_keys(client, prefix)
 
 
 def app_environment(

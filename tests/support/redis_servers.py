@@ -341,16 +341,9 @@ class RedisServers:
                 server.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _server(
-        self,
-        name: str,
-        port: int,
-        config: Iterable[str],
-        *,
-        sentinel: bool = False,
-        password: str | None = None,
-    ) -> RedisServer:
-        server = RedisServer(self.root, name, port, config, sentinel=sentinel, password=password)
+    def _server(self, name: str, port: int, config: Iterable[str], **options: Any) -> RedisServer:
+        """A server in this set's directory, killed with it (``options``: RedisServer's)."""
+        server = RedisServer(self.root, name, port, config, **options)
         self.servers.append(server)
         return server
 
