@@ -1,6 +1,6 @@
 """QUARTAPP_REDIS_URL alone picks the topology: one server, Sentinel, or Cluster.
 
-The servers are real: ``tests/redis_servers.py`` starts Debian's redis-server on free
+The servers are real: ``tests/support/redis_servers.py`` starts Debian's redis-server on free
 loopback ports for each test (or module) and kills them afterwards. The app is the real app
 through Quart's test client; MySQL is the shared test database. Every request has a
 deadline, so a hang fails the test instead of stalling it.
