@@ -30,9 +30,10 @@ import urllib.parse
 from collections.abc import Callable
 
 import redis
-from run import DEVICES, delete_prefix, session_ip
+from harness.memory import DEVICES, session_ip
 
 from quartapp.sessions.store import SessionRecord
+from tests.support.app_servers import delete_keys
 
 FIRST_USER = 100_000
 IDLE_MS = 600_000
@@ -118,7 +119,7 @@ def measure(
         pipe.execute()
         return (used_memory(control) - before) / sessions
     finally:
-        delete_prefix(control, prefix)
+        delete_keys(control, prefix)
         time.sleep(3.0)  # the server shrinks its tables in the background
 
 

@@ -29,41 +29,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import os
-import re
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 import urllib.parse
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pymysql  # type: ignore[import-untyped,unused-ignore]
 import redis
+from harness.core import (
+    APP_CPU,
+    BENCH,
+    LOAD_CPU,
+    Run,
+    add_run_options,
+    add_wrk_options,
+    execute,
+    log,
+    machine,
+    new_run,
+    parse_args,
+    remove_logs,
+    tool,
+)
+from harness.counting import MySQLStatus, count_per_request
+from harness.cpu import CpuMeter, wait_for_quiet
+from harness.memory import memory_per_session
+from harness.servers import server_argv, server_available
+from harness.sign_ins import during_sign_ins
+from harness.wrk import WrkResult, run_wrk
 
-from quartapp.serve import granian_argv
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-VENV_BIN = ROOT / ".venv" / "bin"
-WRK_SCRIPT = BENCH / "wrk_report.lua"
-APP_CPU = "0"
-LOAD_CPU = "1"
-SESSION_COOKIE = "quartapp_session"  # COOKIE_SECURE=false: no __Host- prefix on plain http
-CSRF_COOKIE = "quartapp_csrf"
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.support.app_servers import AppServer, launch
+from tests.support.http import (
+    COUNTDOWN_HEADERS,
+    PAGE_HEADERS,
+    SESSION_COOKIE,
+    Client,
+    sign_up_and_in,
+)
+from tests.support.processes import free_port
 
 # Reference figures (docs/benchmarks.md): the original Node.js tutorial on the same kind
 # of machine, and what a bare Quart route with one Redis PTTL reached per server.
@@ -74,896 +81,23 @@ TARGET_P99_DURING_SIGNINS_MS = 50.0
 TARGET_BYTES_PER_SESSION = 300
 
 
-def log(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tool(name: str) -> str:
-    path = VENV_BIN / name
-    if path.exists():
-        return str(path)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"bench: {name} is not installed")
-    return found
-
-
-# --------------------------------------------------------------------------------------
-# HTTP, with nothing but the standard library
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def cookies(self) -> dict[str, str]:
-        jar: dict[str, str] = {}
-        for header in self.headers.get_all("Set-Cookie") or []:
-            parsed: SimpleCookie = SimpleCookie()
-            parsed.load(header)
-            for name, morsel in parsed.items():
-                jar[name] = morsel.value
-        return jar
-
-
-class Client:
-    """One keep-alive connection to the app; reconnects once if the server closed it."""
-
-    def __init__(self, port: int, timeout: float = 30.0) -> None:
-        self.port = port
-        self.timeout = timeout
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> Reply:
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                response = self.conn.getresponse()
-                return Reply(response.status, response.headers, response.read())
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def cookie_header(jar: dict[str, str]) -> str:
-    return "; ".join(f"{name}={value}" for name, value in jar.items())
-
-
-def form_body(fields: dict[str, str]) -> bytes:
-    return urllib.parse.urlencode(fields).encode()
-
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
-# A poll as the page's countdown sends it (see templates/home/_countdown.html).
-COUNTDOWN_HEADERS = {
-    "HX-Request": "true",
-    "HX-Target": "countdown-clock",
-    "X-Countdown-Shown": "live",
-}
-HOME_HEADERS = {"Accept": "text/html,application/xhtml+xml"}
-
-
-def submit_form(client: Client, page: str, action: str, fields: dict[str, str]) -> Reply:
-    """Load ``page`` for its CSRF cookie and field, then post ``fields`` to ``action``."""
-    page_reply = client.request("GET", page, HOME_HEADERS)
-    match = CSRF_FIELD.search(page_reply.text)
-    if page_reply.status != 200 or match is None:
-        raise RuntimeError(f"GET {page} gave {page_reply.status} without a CSRF field")
-    jar = page_reply.cookies()
-    return client.request(
-        "POST",
-        action,
-        {**FORM, "Cookie": cookie_header(jar)},
-        form_body({**fields, "csrf_token": match.group(1)}),
-    )
-
-
-def sign_up_and_in(port: int, email: str, password: str) -> str:
-    """Create the account, sign in through the real form, return the session cookie."""
-    client = Client(port)
-    try:
-        fields = {"email": email, "password": password}
-        reply = submit_form(client, "/register", "/api/v1/signup", fields)
-        if reply.status != 303 or SESSION_COOKIE not in reply.cookies():
-            raise RuntimeError(f"sign-up gave {reply.status}: {reply.text[:300]}")
-        reply = submit_form(client, "/", "/api/v1/signin", fields)
-        cookie = reply.cookies().get(SESSION_COOKIE)
-        if reply.status != 303 or not cookie:
-            raise RuntimeError(f"sign-in gave {reply.status}: {reply.text[:300]}")
-        return cookie
-    finally:
-        client.close()
-
-
-# --------------------------------------------------------------------------------------
-# Processes
-
-
-class Server:
-    """An ASGI server process pinned to one CPU, in its own process group."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = logdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, port: int, health: str = "/healthz", timeout: float = 45.0) -> None:
-        self.port = port
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                ["taskset", "-c", APP_CPU, *self.argv],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up:\n{self.tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                client = Client(port, timeout=2)
-                try:
-                    if client.request("GET", health).status == 200:
-                        return
-                finally:
-                    client.close()
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not answer {health} in {timeout:.0f}s:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def pids(self) -> list[int]:
-        """The server's process and its children (workers), for py-spy and the like."""
-        if self.proc is None:
-            return []
-        found = [self.proc.pid]
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            ).stdout
-            found += [int(pid) for pid in out.split()]
-        return found
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        # The group is the one this process started (start_new_session): its id is ours.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def server_argv(kind: str, module: str, factory: str, port: int) -> list[str]:
-    """The command line each server gets; granian's is the one ``quartapp serve`` runs."""
-    if kind == "granian":
-        return granian_argv(host="127.0.0.1", port=port, workers=1, app=f"{module}:{factory}")
-    if kind == "uvicorn":
-        return [
-            tool("uvicorn"), "--factory", f"{module}:{factory}",
-            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-            "--http", "httptools", "--lifespan", "on", "--no-access-log",
-            "--log-level", "warning",
-        ]  # fmt: skip
-    if kind == "hypercorn":
-        return [
-            tool("hypercorn"), "--bind", f"127.0.0.1:{port}", "--worker-class", "uvloop",
-            "--workers", "1", f"{module}:{factory}()",
-        ]  # fmt: skip
-    raise ValueError(kind)
-
-
-def server_available(kind: str) -> bool:
-    return (VENV_BIN / kind).exists() or shutil.which(kind) is not None
-
-
-# --------------------------------------------------------------------------------------
-# Whose CPU time it was: the machine may be shared, and the figures mean little when
-# something else ran on the app's CPU.
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(cpu: str = "cpu") -> tuple[int, int]:
-    """(busy, total) jiffies of one CPU ("cpu0") or of all of them ("cpu")."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        fields = line.split()
-        if fields[0] == cpu:
-            values = [int(v) for v in fields[1:9]]
-            idle = values[3] + values[4]
-            return sum(values) - idle, sum(values)
-    raise RuntimeError(f"no {cpu} in /proc/stat")
-
-
-def process_ticks(pids: list[int]) -> int:
-    """utime + stime of these processes, all their threads included."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-class CpuMeter:
-    """How much of CPU 0 the app used during a run, and how much everything else did."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-
-    def __enter__(self) -> CpuMeter:
-        self.app0 = process_ticks(self.pids)
-        self.busy0, self.total0 = cpu_ticks(f"cpu{APP_CPU}")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        app = process_ticks(self.pids) - self.app0
-        busy, total = cpu_ticks(f"cpu{APP_CPU}")
-        span = max(1, total - self.total0)
-        self.app_pct = round(100 * app / span, 1)
-        self.other_pct = round(100 * max(0, busy - self.busy0 - app) / span, 1)
-
-
-def wait_for_quiet(limit: float, threshold_pct: float = 20.0) -> float:
-    """Wait (at most ``limit`` seconds) until the machine's other work takes under
-    ``threshold_pct`` of one CPU; returns the last share seen."""
-    deadline = time.monotonic() + limit
-    while True:
-        busy0, total0 = cpu_ticks()
-        time.sleep(0.5)
-        busy1, total1 = cpu_ticks()
-        # total counts every CPU; scale to "percent of one CPU"
-        share = 100 * (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
-        if share < threshold_pct or time.monotonic() >= deadline:
-            return round(share, 1)
-
-
-# --------------------------------------------------------------------------------------
-# wrk
-
-
-@dataclass
-class WrkResult:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    errors: dict[str, int]
-    bytes: int
-    app_cpu_pct: float | None = None
-    other_cpu_pct: float | None = None
-    busy_before_pct: float | None = None
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def rps_per_cpu(self) -> float | None:
-        """Requests per second of CPU the app got: steadier than rps on a shared machine."""
-        if not self.app_cpu_pct:
-            return None
-        return self.rps / (self.app_cpu_pct / 100)
-
-    def line(self) -> str:
-        text = f"rps={self.rps:.0f} p50_ms={self.p50_ms:.2f} p99_ms={self.p99_ms:.2f}"
-        bad = {name: count for name, count in self.errors.items() if count}
-        if bad:
-            text += " errors=" + ",".join(f"{name}:{count}" for name, count in bad.items())
-        if self.app_cpu_pct is not None:
-            text += (
-                f" (app cpu {self.app_cpu_pct:.0f}%, other on its cpu {self.other_cpu_pct:.0f}%)"
-            )
-        return text
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rps": round(self.rps, 1),
-            "requests": self.requests,
-            "seconds": round(self.seconds, 3),
-            "p50_ms": round(self.p50_ms, 3),
-            "p90_ms": round(self.p90_ms, 3),
-            "p99_ms": round(self.p99_ms, 3),
-            "max_ms": round(self.max_ms, 3),
-            "errors": self.errors,
-            "bytes_per_response": round(self.bytes / self.requests) if self.requests else 0,
-            "rps_per_app_cpu_second": round(self.rps_per_cpu, 1) if self.rps_per_cpu else None,
-            "app_cpu_pct": self.app_cpu_pct,
-            "other_cpu_on_app_cpu_pct": self.other_cpu_pct,
-            "machine_busy_before_pct": self.busy_before_pct,
-        }
-
-
-def run_wrk(
-    url: str,
-    *,
-    duration: float,
-    connections: int,
-    threads: int,
-    headers: dict[str, str],
-    delay_ms: int | None = None,
-) -> WrkResult:
-    argv = [
-        "taskset", "-c", LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}",
-        f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-s", str(WRK_SCRIPT),
-    ]  # fmt: skip
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    argv.append(url)
-    env = {k: v for k, v in os.environ.items() if k != "WRK_DELAY_MS"}
-    if delay_ms:
-        env["WRK_DELAY_MS"] = str(delay_ms)
-    done = subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=duration + 60, check=False
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("WRKJSON "):
-            data = json.loads(line[len("WRKJSON ") :])
-            return WrkResult(
-                requests=data["requests"],
-                seconds=data["duration_us"] / 1e6,
-                p50_ms=data["p50_us"] / 1000,
-                p90_ms=data["p90_us"] / 1000,
-                p99_ms=data["p99_us"] / 1000,
-                max_ms=data["max_us"] / 1000,
-                errors={
-                    "connect": data["connect_errors"],
-                    "read": data["read_errors"],
-                    "write": data["write_errors"],
-                    "status": data["status_errors"],
-                    "timeout": data["timeouts"],
-                },
-                bytes=data["bytes"],
-            )
-    raise RuntimeError(
-        f"wrk gave no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Counting Redis commands and MySQL queries per request
-
-
-MONITOR_LINE = re.compile(r'^\+?[\d.]+ \[\d+ ([^\]]+)\] "([^"]*)"(.*)$')
-
-
-class RedisMonitor:
-    """Records what Redis executes (MONITOR) between start() and stop().
-
-    MONITOR shows a client's command on a line with its address and every command a Lua
-    script runs on the following lines marked ``lua``, which is what tells round trips
-    (what a client sent) from commands executed inside EVALSHA."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.marker = f"bench-monitor-end-{secrets.token_hex(8)}"
-        self.lines: list[str] = []
-
-    def start(self) -> None:
-        parts = urllib.parse.urlsplit(self.url)
-        self.sock = socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or 6379), 10
-        )
-        self.reader = self.sock.makefile("rb")
-        if parts.password:
-            self.sock.sendall(f"AUTH {parts.password}\r\n".encode())
-            self.reader.readline()
-        db = (parts.path or "/0").lstrip("/") or "0"
-        self.sock.sendall(f"SELECT {db}\r\nMONITOR\r\n".encode())
-        self.reader.readline()
-        if not self.reader.readline().startswith(b"+OK"):
-            raise RuntimeError("MONITOR was refused")
-
-    def stop(self, control: redis.Redis) -> list[str]:
-        control.echo(self.marker)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            raw = self.reader.readline()
-            if not raw:
-                break
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if self.marker in line:
-                break
-            self.lines.append(line)
-        self.sock.close()
-        return self.lines
-
-
-def attribute_commands(
-    lines: list[str],
-    prefix: str,
-    clients: set[str] = frozenset(),  # type: ignore[assignment]
-) -> tuple[Counter[str], Counter[str]]:
-    """(top-level commands, commands run inside scripts) sent by the app's connections.
-
-    The app's connections are ``clients`` (their local addresses) and any that sent
-    something naming a key under ``prefix``; on a shared Redis this leaves out every
-    other client."""
-    parsed = []
-    for line in lines:
-        match = MONITOR_LINE.match(line)
-        if match:
-            parsed.append((match.group(1), match.group(2).lower(), prefix in line))
-    app_clients = {client for client, _, ours in parsed if ours and client != "lua"} | set(clients)
-    top: Counter[str] = Counter()
-    inner: Counter[str] = Counter()
-    counting = False
-    for client, command, _ in parsed:
-        if client == "lua":
-            if counting:
-                inner[command] += 1
-        else:
-            counting = client in app_clients
-            if counting:
-                top[command] += 1
-    return top, inner
-
-
-def commandstats(control: redis.Redis) -> Counter[str]:
-    stats = control.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
-
-
-class MySQLStatus:
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.conn = pymysql.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=urllib.parse.unquote(parts.username or "root"),
-            password=urllib.parse.unquote(parts.password or ""),
-            autocommit=True,
-        )
-        first = self.read()
-        second = self.read()
-        # What one status read adds to the counters itself (1 Question, 0 or 1 Com_select).
-        self.overhead = {name: second[name] - first[name] for name in first}
-
-    def read(self) -> dict[str, int]:
-        with self.conn.cursor() as cursor:
-            cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_select')")
-            return {name.lower(): int(value) for name, value in cursor.fetchall()}
-
-    def diff(self, before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-        return {name: after[name] - before[name] - self.overhead[name] for name in before}
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def tcp_traffic(pids: list[int], port: int) -> dict[str, tuple[int, int]]:
-    """Per TCP connection from these processes to ``port``: (bytes sent, data segments
-    sent), keyed "local address>peer address".
-
-    MySQL's status counters are global; these are the app's own sockets, so another client
-    of a shared server cannot show up in them. For Redis, the local addresses name the
-    app's connections in MONITOR's output."""
-    out = subprocess.run(
-        ["ss", "-tinpH", "state", "established", f"( dport = :{port} )"],
-        capture_output=True, text=True, timeout=10, check=False,
-    ).stdout  # fmt: skip
-    wanted = {f"pid={pid}," for pid in pids}
-    found: dict[str, tuple[int, int]] = {}
-    current: str | None = None
-    for line in out.splitlines():
-        if not line[:1].isspace():
-            fields = line.split()
-            current = f"{fields[2]}>{fields[3]}" if any(w in line for w in wanted) else None
-            continue
-        if current is not None:
-            stats = dict(
-                item.split(":", 1) for item in line.split() if ":" in item and "(" not in item
-            )
-            found[current] = (int(stats.get("bytes_sent", 0)), int(stats.get("data_segs_out", 0)))
-    return found
-
-
-def traffic_diff(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
-) -> tuple[int, int]:
-    sent = segments = 0
-    for conn, (b, d) in after.items():
-        b0, d0 = before.get(conn, (0, 0))
-        sent += b - b0
-        segments += d - d0
-    return sent, segments
-
-
-def fire(port: int, path: str, headers: dict[str, str], total: int, workers: int = 4) -> None:
-    """Exactly ``total`` requests over ``workers`` keep-alive connections; all must be 200."""
-    failures: list[str] = []
-
-    def worker(count: int) -> None:
-        client = Client(port)
-        try:
-            for _ in range(count):
-                reply = client.request("GET", path, headers)
-                if reply.status != 200:
-                    failures.append(f"{reply.status} {reply.text[:200]}")
-        except Exception as error:  # reported below
-            failures.append(repr(error))
-        finally:
-            client.close()
-
-    shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    if failures:
-        raise RuntimeError(f"GET {path}: {len(failures)} failures, first: {failures[0]}")
-
-
-def count_per_request(
-    *,
-    port: int,
-    pids: list[int],
-    mysql_port: int,
-    path: str,
-    headers: dict[str, str],
-    requests: int,
-    repeats: int,
-    redis_url: str,
-    control: redis.Redis,
-    prefix: str,
-    mysql: MySQLStatus,
-) -> dict[str, Any]:
-    fire(port, path, headers, 200)  # warm: pool connections and script cache in place
-    redis_port = urllib.parse.urlsplit(redis_url).port or 6379
-    runs = []
-    for _ in range(repeats):
-        monitor = RedisMonitor(redis_url)
-        monitor.start()
-        stats_before = commandstats(control)
-        sql_before = mysql.read()
-        sockets_before = tcp_traffic(pids, mysql_port)
-        fire(port, path, headers, requests)
-        sockets_after = tcp_traffic(pids, mysql_port)
-        sql_after = mysql.read()
-        stats_after = commandstats(control)
-        clients = {conn.split(">")[0] for conn in tcp_traffic(pids, redis_port)}
-        top, inner = attribute_commands(monitor.stop(control), prefix, clients)
-        stats = stats_after - stats_before
-        for own in ("info", "echo", "monitor", "select"):  # this function's control commands
-            stats.pop(own, None)
-        sql = mysql.diff(sql_before, sql_after)
-        sql["app_bytes"], sql["app_segments"] = traffic_diff(sockets_before, sockets_after)
-        runs.append((top, inner, stats, sql))
-    # Other clients of a shared server can only add to the global counters: keep the least.
-    top, inner, _, _ = min(runs, key=lambda run: sum(run[0].values()) + sum(run[1].values()))
-    stats = min((run[2] for run in runs), key=lambda counts: sum(counts.values()))
-    sql = min((run[3] for run in runs), key=lambda counts: counts["questions"])
-    app_bytes = min(run[3]["app_bytes"] for run in runs)
-    app_segments = min(run[3]["app_segments"] for run in runs)
-    # Nothing went from the app to MySQL: whatever the global counters moved by was
-    # someone else's. Otherwise the global count (the least of the repeats) is the answer.
-    queries = 0 if app_bytes == 0 else max(0, sql["questions"])
-
-    def per(counter: Counter[str]) -> dict[str, float]:
-        return {name: round(count / requests, 3) for name, count in counter.most_common()}
-
-    return {
-        "requests": requests,
-        "redis_round_trips_per_request": round(sum(top.values()) / requests, 3),
-        "redis_round_trips": per(top),
-        "redis_commands_in_scripts_per_request": round(sum(inner.values()) / requests, 3),
-        "redis_commands_in_scripts": per(inner),
-        "redis_commands_per_request": round(
-            (sum(top.values()) + sum(inner.values())) / requests, 3
-        ),
-        "redis_commandstats_calls_per_request": round(sum(stats.values()) / requests, 3),
-        "redis_commandstats": per(stats),
-        "mysql_queries_per_request": round(queries / requests, 3),
-        "mysql_questions_global_per_request": round(max(0, sql["questions"]) / requests, 3),
-        "mysql_selects_global_per_request": round(max(0, sql["com_select"]) / requests, 3),
-        "mysql_app_bytes_sent_per_request": round(app_bytes / requests, 3),
-        "mysql_app_segments_sent_per_request": round(app_segments / requests, 3),
-    }
-
-
-# --------------------------------------------------------------------------------------
-# Sign-ins running in the background
-
-
-class SignInLoad:
-    """``in_flight`` clients signing in back to back (form posts with CSRF, like a browser)."""
-
-    def __init__(self, port: int, email: str, password: str, in_flight: int = 2) -> None:
-        self.port = port
-        self.email = email
-        self.password = password
-        self.in_flight = in_flight
-        self.stop_event = threading.Event()
-        self.completed: list[tuple[float, float]] = []  # (finished at, seconds taken)
-        self.failures: list[str] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(in_flight)]
-
-    def run(self) -> None:
-        client = Client(self.port)
-        try:
-            reply = client.request("GET", "/api/v1/csrf", {"Accept": "application/json"})
-            token = json.loads(reply.body)["csrf_token"]
-            headers = {**FORM, "Cookie": cookie_header(reply.cookies())}
-            body = form_body({"email": self.email, "password": self.password, "csrf_token": token})
-            while not self.stop_event.is_set():
-                started = time.monotonic()
-                reply = client.request("POST", "/api/v1/signin", headers, body)
-                finished = time.monotonic()
-                with self.lock:
-                    if reply.status == 303 and SESSION_COOKIE in reply.cookies():
-                        self.completed.append((finished, finished - started))
-                    else:
-                        self.failures.append(f"{reply.status} {reply.text[:200]}")
-                        if len(self.failures) > 20:
-                            return
-        except Exception as error:  # reported by the caller
-            with self.lock:
-                self.failures.append(repr(error))
-        finally:
-            client.close()
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-
-    def between(self, start: float, end: float) -> list[float]:
-        with self.lock:
-            return [took for finished, took in self.completed if start <= finished <= end]
-
-
-def during_sign_ins(
-    port: int, email: str, password: str, measure: Callable[[], WrkResult]
-) -> tuple[WrkResult, dict[str, Any]]:
-    load = SignInLoad(port, email, password)
-    load.start()
-    try:
-        time.sleep(1.5)  # every client past its first request, two hashes in flight
-        start = time.monotonic()
-        result = measure()
-        end = time.monotonic()
-    finally:
-        load.stop()
-    if load.failures:
-        raise RuntimeError(f"sign-ins failed: {load.failures[:3]}")
-    took = sorted(load.between(start, end))
-    stats = {
-        "signins": len(took),
-        "signins_per_s": round(len(took) / (end - start), 2),
-        "signin_p50_ms": round(1000 * took[len(took) // 2], 1) if took else None,
-        "signin_max_ms": round(1000 * took[-1], 1) if took else None,
-    }
-    return result, stats
-
-
-# --------------------------------------------------------------------------------------
-# Redis memory per session
-
-
-# Realistic record fields: what a sign-in stores (quartapp/sessions/devices.py names the browser).
-DEVICES = (
-    "Chrome 131 on Windows",
-    "Safari 18 on iOS",
-    "Chrome 131 on Android",
-    "Firefox 133 on Linux",
-    "Edge 131 on Windows",
-    "Safari 18 on macOS",
-)
-
-
-def session_ip(n: int) -> str:
-    return f"203.0.113.{n % 250}"
-
-
-async def memory_per_session(
-    redis_url: str, count: int, per_user: int = 1, batch: int = 500
-) -> dict[str, Any]:
-    """Redis memory for ``count`` sessions, ``per_user`` to a user, each with an IP address
-    and a device name as a sign-in stores them; the index buckets priced separately."""
-    from redis.asyncio import BlockingConnectionPool
-    from redis.asyncio import Redis as AsyncRedis
-
-    from quartapp.sessions.store import SessionRecord, SessionStore
-
-    # As long as the default "quartapp:", so key names cost what they cost in production.
-    prefix = f"qb{secrets.token_hex(3)}:"
-    control = redis.Redis.from_url(redis_url)
-    pool = BlockingConnectionPool.from_url(redis_url, max_connections=16, timeout=30)
-    client = AsyncRedis(connection_pool=pool)
-    store = SessionStore(
-        client,
-        prefix=prefix,
-        idle_timeout=600,
-        absolute_timeout=8 * 3600,
-        secret_keys=[secrets.token_bytes(32)],
-    )
-    first_user = 100_000
-    users = max(1, count // per_user)
-    count = users * per_user
-    records: list[SessionRecord] = []
-
-    def create(n: int) -> Any:
-        # Session n belongs to user n // per_user, so a user's sessions are made together.
-        uid = first_user + n // per_user
-        return store.create(
-            uid, f"user{uid}@example.com", ip=session_ip(n), device=DEVICES[n % len(DEVICES)]
-        )
-
-    try:
-        await store.create(first_user - 1, "warm@example.com")  # script cached, pool open
-        delete_prefix(control, prefix)
-        await asyncio.sleep(0.5)
-        before = int(control.info("memory")["used_memory"])
-        started = time.monotonic()
-        for start in range(0, count, batch):
-            made = await asyncio.gather(
-                *(create(n) for n in range(start, min(count, start + batch)))
-            )
-            records += [record for _, record in made]
-        elapsed = time.monotonic() - started
-        await pool.disconnect()  # its connections' buffers are not session memory
-        await asyncio.sleep(1.0)  # let incremental rehashing of the keyspace settle
-        after = int(control.info("memory")["used_memory"])
-        step = max(1, count // 200)
-        sample = records[::step]
-        record_bytes = [
-            control.memory_usage(store.record_key(r.tag, r.key_id), samples=0) or 0 for r in sample
-        ]
-        buckets = sorted({store.bucket_index(r.tag) for r in records})
-        index_bytes = [
-            control.memory_usage(bucket, samples=0) or 0 for bucket in buckets[:: max(1, step)]
-        ]
-        values = [control.get(store.record_key(r.tag, r.key_id)) or b"" for r in sample[:10]]
-        value_bytes = [len(v) for v in values]
-        # What the index buckets cost on their own: drop them and look again.
-        for start in range(0, len(buckets), 5000):
-            control.unlink(*buckets[start : start + 5000])
-        await asyncio.sleep(1.0)
-        records_only = int(control.info("memory")["used_memory"])
-        return {
-            "sessions": count,
-            "users": users,
-            "sessions_per_user": per_user,
-            "used_memory_delta": after - before,
-            "bytes_per_session": round((after - before) / count, 1),
-            "record_bytes_per_session": round((records_only - before) / count, 1),
-            "index_bytes_per_session": round((after - records_only) / count, 1),
-            "index_bytes_per_user": round((after - records_only) / users, 1),
-            "memory_usage_record_key": round(sum(record_bytes) / len(record_bytes), 1),
-            "memory_usage_index_key": round(sum(index_bytes) / len(index_bytes), 1),
-            "index_buckets": len(buckets),
-            "record_value_bytes": round(sum(value_bytes) / len(value_bytes), 1),
-            "record_value_example": values[0].hex(),
-            "record_key_example": store.record_key(records[0].tag, records[0].key_id),
-            "index_key_example": buckets[0],
-            "creates_per_s": round(count / elapsed),
-        }
-    finally:
-        await client.aclose()
-        await pool.disconnect()
-        delete_prefix(control, prefix)
-        control.close()
-
-
-def delete_prefix(control: redis.Redis, prefix: str) -> int:
-    deleted = 0
-    batch: list[bytes] = []
-    for key in control.scan_iter(match=f"{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            deleted += int(control.unlink(*batch))
-            batch.clear()
-    if batch:
-        deleted += int(control.unlink(*batch))
-    return deleted
-
-
-# --------------------------------------------------------------------------------------
-# The run
-
-
-@dataclass
-class Bench:
-    args: argparse.Namespace
-    logdir: Path
-    results: dict[str, Any] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
-    servers: list[Server] = field(default_factory=list)
-    database_url: str = ""
-    database_created: bool = False
-    prefix: str = ""
-
-    def figure(self, line: str) -> None:
-        self.lines.append(line)
-        print(line, flush=True)
-
-    # ---- environment
-
-    def app_env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("QUARTAPP_", "GRANIAN_", "UVICORN_", "CEILING_"))
-        }
-        env.update(
-            QUARTAPP_ENV="production",
-            QUARTAPP_SECRET_KEY=f"bench-{secrets.token_urlsafe(48)}",
-            QUARTAPP_COOKIE_SECURE="false",  # plain http on loopback
-            QUARTAPP_DATABASE_URL=self.database_url,
-            QUARTAPP_REDIS_URL=self.args.redis_url,
-            QUARTAPP_REDIS_PREFIX=self.prefix,
-            PYTHONPATH=str(BENCH),  # for ceiling_app; quartapp is installed in the venv
-        )
-        return env
-
-    def start(self, kind: str, app: str) -> Server:
-        module, factory = (
-            ("quartapp", "create_app") if app == "quartapp" else ("ceiling_app", "create_app")
-        )
+class Bench(Run):
+    """The run: one app under granian, the ceiling, the counts, sign-ins, memory, and
+    the other servers."""
+
+    def start(self, kind: str, app: str) -> AppServer:
+        """``app`` ("quartapp" or "ceiling") under the server ``kind``, pinned to CPU 0."""
+        module = "quartapp" if app == "quartapp" else "ceiling_app"
         port = free_port()
-        server = Server(
-            f"{app}-{kind}", server_argv(kind, module, factory, port), self.env, self.logdir
+        name = f"{app}-{kind}"
+        argv = ["taskset", "-c", APP_CPU, *server_argv(kind, module, "create_app", port)]
+        server = launch(
+            name, argv, port=port, env=self.env, log=self.logdir / f"{name}.log", timeout=45.0
         )
-        self.servers.append(server)
-        server.start(port)
+        self.processes.append(server)
         return server
 
-    def stop(self, server: Server) -> None:
-        server.stop()
-        self.servers.remove(server)
-
-    def wrk(self, server: Server, path: str, headers: dict[str, str], **kw: Any) -> WrkResult:
+    def wrk(self, server: AppServer, path: str, headers: dict[str, str], **kw: Any) -> WrkResult:
         url = f"http://127.0.0.1:{server.port}{path}"
         options = dict(
             connections=self.args.connections, threads=self.args.threads, headers=headers
@@ -979,7 +113,9 @@ class Bench:
             log(f"the machine is busy ({busy:.0f}% of a CPU used by others); measuring anyway")
         return busy
 
-    def measure(self, server: Server, run: Callable[[], WrkResult], wait: bool = True) -> WrkResult:
+    def measure(
+        self, server: AppServer, run: Callable[[], WrkResult], wait: bool = True
+    ) -> WrkResult:
         """``run``, after waiting a little for a quiet machine, with its CPU accounting."""
         busy = self.quiet() if wait else None
         with CpuMeter(server.pids()) as meter:
@@ -992,21 +128,10 @@ class Bench:
     # ---- phases
 
     def setup(self) -> None:
-        tag = secrets.token_hex(3)
-        self.prefix = f"quartapp-bench:{tag}:"
-        base = self.args.database_url.rsplit("/", 1)[0]
-        self.database_url = f"{base}/quartapp_bench_{tag}"
+        self.prepare({}, drop=("GRANIAN_", "UVICORN_", "CEILING_"))
+        self.env["PYTHONPATH"] = str(BENCH)  # for ceiling_app; quartapp is installed in the venv
         self.mysql_port = urllib.parse.urlsplit(self.database_url).port or 3306
         self.control = redis.Redis.from_url(self.args.redis_url)
-        self.control.ping()
-        self.env = self.app_env()
-        log(f"migrating {self.database_url.split('@')[-1]}")
-        self.database_created = True
-        subprocess.run(
-            [tool("python"), "-m", "quartapp", "migrate"],
-            cwd=ROOT, env=self.env, check=True, timeout=120,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
         self.ceiling_key = f"{self.prefix}ceiling"
         self.control.set(self.ceiling_key, "1", px=3_600_000)
 
@@ -1019,7 +144,7 @@ class Bench:
         cookie = sign_up_and_in(app.port, self.email, self.password)
         self.cookie = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
         client = Client(app.port)
-        home = client.request("GET", "/home", {**HOME_HEADERS, **self.cookie})
+        home = client.request("GET", "/home", {**PAGE_HEADERS, **self.cookie})
         countdown = client.request(
             "GET", "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie}
         )
@@ -1038,7 +163,7 @@ class Bench:
         self.env["CEILING_BODY_BYTES"] = str(self.fragment_bytes)
 
         log("wrk GET /home")
-        home_run = self.wrk(app, "/home", {**HOME_HEADERS, **self.cookie})
+        home_run = self.wrk(app, "/home", {**PAGE_HEADERS, **self.cookie})
         self.results["home"] = home_run.as_dict()
         self.figure(f"home {home_run.line()}")
         log("wrk GET /session/countdown")
@@ -1080,11 +205,11 @@ class Bench:
         finally:
             self.stop(server)
 
-    def counts(self, app: Server) -> None:
+    def counts(self, app: AppServer) -> None:
         mysql = MySQLStatus(self.database_url)
         try:
             for name, path, headers in (
-                ("home", "/home", {**HOME_HEADERS, **self.cookie}),
+                ("home", "/home", {**PAGE_HEADERS, **self.cookie}),
                 ("countdown", "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie}),
             ):
                 log(f"counting Redis commands and MySQL queries for {path}")
@@ -1121,7 +246,7 @@ class Bench:
         finally:
             mysql.close()
 
-    def sign_in_latency(self, app: Server, baseline: WrkResult) -> None:
+    def sign_in_latency(self, app: AppServer, baseline: WrkResult) -> None:
         path = "/session/countdown"
         headers = {**COUNTDOWN_HEADERS, **self.cookie}
         url = f"http://127.0.0.1:{app.port}{path}"
@@ -1169,14 +294,14 @@ class Bench:
         self.figure(f"countdown_paced_during_signins {paced_busy.line()}")
         self.figure(f"signins_per_s_paced={paced_signins['signins_per_s']:.2f}")
 
-    def check_session_alive(self, app: Server) -> None:
+    def check_session_alive(self, app: AppServer) -> None:
         client = Client(app.port)
         reply = client.request("GET", "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
         client.close()
         if reply.status != 200 or "hx-get" not in reply.text:
             raise RuntimeError("the benchmark session died during the run; figures are not valid")
 
-    def profile(self, app: Server, path: str, headers: dict[str, str]) -> None:
+    def profile(self, app: AppServer, path: str, headers: dict[str, str]) -> None:
         """py-spy over the worker while wrk loads ``path`` (--profile DIR)."""
         pyspy = tool("py-spy")
         outdir = Path(self.args.profile)
@@ -1308,69 +433,12 @@ class Bench:
         for target, met, measured in checks:
             self.figure(f"target {'MET   ' if met else 'MISSED'} {target}: {measured}")
 
-    def cleanup(self) -> None:
-        for server in list(reversed(self.servers)):
-            with contextlib.suppress(Exception):
-                server.stop()
-        self.servers.clear()
-        with contextlib.suppress(Exception):
-            if self.prefix:
-                removed = remove_keys(self.args.redis_url, self.prefix)
-                log(f"removed {removed} Redis keys under {self.prefix}")
-        if self.database_created:
-            try:
-                log(f"dropped database {drop_database(self.database_url, 'quartapp_bench_')}")
-            except Exception as error:
-                log(f"could not drop the bench database: {error!r}")
 
-
-def remove_keys(redis_url: str, prefix: str) -> int:
-    """Delete every Redis key under ``prefix``; how many there were."""
-    control = redis.Redis.from_url(redis_url)
-    try:
-        return delete_prefix(control, prefix)
-    finally:
-        control.close()
-
-
-def drop_database(url: str, prefix: str) -> str:
-    """Drop the scratch database ``url`` names; returns its name. Only a name made by a
-    benchmark (``prefix`` and six hex digits) is ever dropped."""
-    parts = urllib.parse.urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(re.escape(prefix) + r"[0-9a-f]{6}", name):
-        raise ValueError(f"{name!r} is not a scratch database of this benchmark")
-    conn = pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=urllib.parse.unquote(parts.username or "root"),
-        password=urllib.parse.unquote(parts.password or ""),
-        autocommit=True,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        conn.close()
-    return name
-
-
-def default_database_url() -> str:
-    saved = ROOT / ".venv" / "quartapp-database-url"
-    if saved.exists():
-        return saved.read_text().strip()
-    return "mysql://root:@127.0.0.1:3306/quartapp"
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run (10)")
-    parser.add_argument(
-        "--warmup", type=float, default=2, help="seconds of wrk before each measured run (2)"
-    )
-    parser.add_argument("--connections", type=int, default=50, help="wrk connections (50)")
+    add_wrk_options(parser, "seconds of wrk before each measured run (2)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1; wrk has one CPU)")
     parser.add_argument(
         "--count-requests", type=int, default=2000, help="requests per Redis/MySQL count (2000)"
@@ -1385,103 +453,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--servers", default="granian,uvicorn,hypercorn",
         help="servers to compare on the countdown and the ceiling ('granian' alone: no comparison)",
     )  # fmt: skip
-    parser.add_argument(
-        "--quiet-wait", type=float, default=10,
-        help="seconds to wait before each measured run for other work on the machine to stop (10)",
-    )  # fmt: skip
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: memory")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument(
-        "--database-url", default=default_database_url(), help="any URL on the MySQL server to use"
+    add_run_options(
+        parser,
+        quiet_wait=10,
+        quiet_help="seconds to wait before each measured run for other work on the machine to"
+        " stop (10)",
+        skip_help="comma-separated phases to skip: memory",
     )
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument(
         "--profile", help="record a py-spy profile of the countdown into this directory"
     )
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, "benchmark")
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    for host in (
-        urllib.parse.urlsplit(args.redis_url).hostname,
-        urllib.parse.urlsplit(args.database_url).hostname,
-    ):
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("this benchmark only runs against services on this machine")
     return args
 
 
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": sys.version.split()[0]}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    return info
-
-
-@contextlib.contextmanager
-def terminate_cleanly() -> Iterator[None]:
-    """SIGTERM ends the run through the same clean-up as Ctrl-C or an error."""
-
-    def on_term(signum: int, _: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    for command in ("wrk", "taskset"):
-        if shutil.which(command) is None:
-            raise SystemExit(f"bench: {command} is not installed")
+    args = options(argv)
     with contextlib.suppress(OSError):  # this process's own work stays off the app's CPU
         os.sched_setaffinity(0, {int(LOAD_CPU)})
-    logdir = Path(tempfile.mkdtemp(prefix="quartapp-bench-"))
-    bench = Bench(args, logdir)
-    status = 0
-    started = time.monotonic()
-    with terminate_cleanly():
-        try:
-            bench.results["machine"] = machine()
-            bench.setup()
-            control = bench.control
-            bench.results["machine"]["redis"] = control.info("server")["redis_version"]
-            status_conn = MySQLStatus(bench.database_url)
-            with status_conn.conn.cursor() as cursor:
-                cursor.execute("SELECT VERSION()")
-                bench.results["machine"]["mysql"] = cursor.fetchone()[0]
-            status_conn.close()
-            bench.main_app()
-            bench.stop(bench.app)
-            if "memory" not in args.skip:
-                bench.memory()
-            if len(args.servers) > 1 or args.servers[:1] != ["granian"]:
-                bench.compare_servers()
-            bench.verdicts()
-        except Exception as error:
-            status = 1
-            print(f"bench: failed: {error}", file=sys.stderr)
-            for server in bench.servers:
-                print(
-                    f"--- {server.name} log ({server.log_path}):\n{server.tail()}", file=sys.stderr
-                )
-        finally:
-            bench.cleanup()
-    bench.results["elapsed_s"] = round(time.monotonic() - started, 1)
-    log(f"done in {bench.results['elapsed_s']:.0f}s; server logs in {logdir}")
+    base = new_run("bench", args)
+    bench = Bench(base.name, args, base.logdir)
+
+    def phases() -> None:
+        bench.results["machine"] = machine()
+        bench.setup()
+        bench.results["machine"]["redis"] = bench.control.info("server")["redis_version"]
+        status_conn = MySQLStatus(bench.database_url)
+        with status_conn.conn.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            bench.results["machine"]["mysql"] = cursor.fetchone()[0]
+        status_conn.close()
+        bench.main_app()
+        bench.stop(bench.app)
+        if "memory" not in args.skip:
+            bench.memory()
+        if len(args.servers) > 1 or args.servers[:1] != ["granian"]:
+            bench.compare_servers()
+        bench.verdicts()
+
+    status = execute(bench, phases)
+    bench.results["elapsed_s"] = bench.elapsed
     if args.json:
         Path(args.json).write_text(json.dumps(bench.results, indent=2) + "\n")
-    if status == 0:
-        shutil.rmtree(logdir, ignore_errors=True)
+    remove_logs(bench, status)
     return status
 
 

@@ -7,8 +7,6 @@ Each test gets its own Redis key prefix (its keys are deleted afterwards) and an
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,11 +23,9 @@ from redis.asyncio import Redis
 from quartapp import create_app
 from quartapp.infra.database import database_name, migrate
 
-DATABASE_URL = os.environ.get(
-    "QUARTAPP_TEST_DATABASE_URL", "mysql://root:@127.0.0.1:3306/quartapp_test"
-)
-REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PASSWORD = "correct horse battery"
+from .support.http import CSRF_FIELD
+from .support.settings import DATABASE_URL, PASSWORD, REDIS_URL
+
 THROTTLE_RULES = (
     "THROTTLE_SIGN_IN_PER_ACCOUNT_IP",
     "THROTTLE_SIGN_IN_PER_IP",
@@ -144,9 +140,6 @@ def client(app: Quart) -> QuartClient:
     return app.test_client()
 
 
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
 async def csrf_from(client: QuartClient, path: str = "/") -> str:
     response = await client.get(path)
     match = CSRF_FIELD.search(await response.get_data(as_text=True))
@@ -202,4 +195,12 @@ def session_cookie(client: QuartClient) -> str | None:
     return None
 
 
-__all__ = ["PASSWORD", "Auth", "asyncio", "csrf_from", "session_cookie"]
+__all__ = [
+    "DATABASE_URL",
+    "PASSWORD",
+    "REDIS_URL",
+    "Auth",
+    "asyncio",
+    "csrf_from",
+    "session_cookie",
+]

@@ -7,11 +7,9 @@ The in-process ones go through the test client; the last ones run the app as it 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,8 +17,9 @@ from quart.testing import QuartClient
 
 from quartapp.accounts.models import User
 
-from .app_servers import AppServer, serve
 from .conftest import PASSWORD, Auth, csrf_from
+from .support.app_servers import AppServer, serve
+from .support.http import Client, cookie_header
 
 SQL_INJECTIONS = [
     "' OR '1'='1",
@@ -84,40 +83,27 @@ def server(database: str) -> Iterator[AppServer]:
 
 
 def _post_json(server: AppServer, path: str, body: dict[str, str], token: str, cookie: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    conn.request(
-        "POST",
-        path,
-        body=json.dumps(body),
-        headers={
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "X-CSRF-Token": token,
-            "Cookie": cookie,
-        },
-    )
-    status = conn.getresponse().status
-    conn.close()
-    return status
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-CSRF-Token": token,
+        "Cookie": cookie,
+    }
+    with Client(server.port) as client:
+        return client.request("POST", path, headers, json.dumps(body).encode()).status
 
 
 def _csrf(server: AppServer) -> tuple[str, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request("GET", "/api/v1/csrf")
-    response = conn.getresponse()
-    token = json.loads(response.read())["csrf_token"]
-    cookie = response.getheader("Set-Cookie", "").split(";")[0]
-    conn.close()
-    return token, cookie
+    with Client(server.port, timeout=10) as client:
+        reply = client.request("GET", "/api/v1/csrf")
+    return json.loads(reply.body)["csrf_token"], cookie_header(reply.cookies())
 
 
 def _probe(server: AppServer) -> float:
-    start = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    conn.request("GET", "/healthz")
-    assert conn.getresponse().status == 200
-    conn.close()
-    return time.perf_counter() - start
+    with Client(server.port) as client:
+        reply = client.request("GET", "/healthz")
+    assert reply.status == 200
+    return reply.seconds
 
 
 def test_slow_to_score_passwords_do_not_freeze_the_worker(server: AppServer) -> None:

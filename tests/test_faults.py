@@ -17,7 +17,7 @@ from quart.testing import QuartClient
 from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, REDIS_URL, Auth, csrf_from
-from .tcp_proxy import TcpProxy
+from .support.tcp_proxy import TcpProxy
 
 HTMX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}

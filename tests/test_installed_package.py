@@ -11,37 +11,34 @@ dependencies come from the package index, quickly once pip's cache holds them.
 
 from __future__ import annotations
 
-import http.client
 import re
 import subprocess
 import sys
 import uuid
-import warnings
 import zipfile
 from collections.abc import Iterator
-from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import pymysql
 import pytest
 
 from quartapp.infra.database import database_name
 
-from .app_servers import (
-    ROOT,
-    AppServer,
+from .conftest import DATABASE_URL, PASSWORD
+from .support.app_servers import (
+    TEST_SETTINGS,
     app_environment,
     delete_redis_keys,
-    free_port,
+    launch,
     new_redis_prefix,
 )
-from .conftest import DATABASE_URL, PASSWORD
+from .support.databases import drop_database
+from .support.http import Browser
+from .support.processes import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
 INSTALL_TIMEOUT = 600
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 
 
@@ -115,53 +112,6 @@ def database_url() -> Iterator[str]:
     drop_database(url)
 
 
-def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    connection = pymysql.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username,
-        password=parts.password or "",
-        autocommit=True,
-    )
-    try:
-        with connection.cursor() as cursor, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MariaDB notes that the database did not exist
-            cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(url)}`")
-    finally:
-        connection.close()
-
-
-class Browser:
-    """One keep-alive connection that keeps the cookies it is given."""
-
-    def __init__(self, port: int) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.cookies: dict[str, str] = {}
-
-    def request(
-        self, method: str, path: str, form: dict[str, str] | None = None
-    ) -> tuple[http.client.HTTPResponse, str]:
-        headers = {"Accept": "text/html"}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            body = urlencode(form)
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        text = response.read().decode("utf-8", "replace")
-        for header in response.headers.get_all("Set-Cookie") or []:
-            parsed: SimpleCookie = SimpleCookie()
-            parsed.load(header)
-            self.cookies.update({name: morsel.value for name, morsel in parsed.items()})
-        return response, text
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 def test_wheel_holds_the_package_templates_and_static_files(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -174,7 +124,10 @@ def test_installed_copy_migrates_and_serves(
 ) -> None:
     # Outside the checkout, and without it on the path: only the installed copy is found.
     env = app_environment(
-        database_url, secret_key=uuid.uuid4().hex * 2, redis_prefix=new_redis_prefix("wheel")
+        database_url,
+        secret_key=uuid.uuid4().hex * 2,
+        redis_prefix=new_redis_prefix("wheel"),
+        settings=TEST_SETTINGS,
     )
     env.pop("PYTHONPATH", None)
     where = run(
@@ -186,57 +139,33 @@ def test_installed_copy_migrates_and_serves(
     assert migrated.stdout.strip() == "quartapp: database is up to date"
 
     port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line
-            [str(python), "-m", "quartapp", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = AppServer(
-        name="installed",
+    server = launch(
+        "installed",
+        [str(python), "-m", "quartapp", "serve", "--port", str(port)],
         port=port,
-        process=process,
-        log=log,
-        redis_prefix=env["QUARTAPP_REDIS_PREFIX"],
-        secret_key=env["QUARTAPP_SECRET_KEY"],
-        workers=1,
+        env=env,
+        log=tmp_path / "server.log",
+        cwd=tmp_path,
     )
-    browser = Browser(port)
+    base = server.base_url
+    browser = Browser()
     try:
-        server.wait_until_healthy()
-
-        response, page = browser.request("GET", "/")
-        assert response.status == 200, page
-        assets = STATIC_URL.findall(page)
+        reply = browser.get(f"{base}/")
+        assert reply.status == 200, reply.text
+        assets = STATIC_URL.findall(reply.text)
         assert any("htmx" in url for url in assets), assets
         assert any(url.endswith(".css") for url in assets), assets
         for url in assets:
-            response, _ = browser.request("GET", url)
-            assert response.status == 200, url
+            assert browser.get(f"{base}{url}").status == 200, url
 
-        response, page = browser.request("GET", "/register")
-        assert response.status == 200, page
-        token = CSRF_FIELD.search(page)
-        assert token is not None, page
         email = f"wheel-{uuid.uuid4().hex[:8]}@example.com"
-        response, page = browser.request(
-            "POST",
-            "/api/v1/signup",
-            {"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
-        )
-        assert response.status == 303, page
-        assert response.headers["Location"] == "/home"
+        reply = browser.sign_up(base, email, PASSWORD)
+        assert (reply.status, reply.location) == (303, "/home"), reply.text
 
-        response, page = browser.request("GET", "/home")
-        assert response.status == 200, page
-        assert email in page
+        reply = browser.get(f"{base}/home")
+        assert reply.status == 200, reply.text
+        assert email in reply.text
     finally:
-        browser.close()
         code = server.stop()
         delete_redis_keys(server.redis_prefix)
     assert code == 0, server.output()

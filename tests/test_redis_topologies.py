@@ -1,6 +1,6 @@
 """QUARTAPP_REDIS_URL alone picks the topology: one server, Sentinel, or Cluster.
 
-The servers are real: ``tests/redis_servers.py`` starts Debian's redis-server on free
+The servers are real: ``tests/support/redis_servers.py`` starts Debian's redis-server on free
 loopback ports for each test (or module) and kills them afterwards. The app is the real app
 through Quart's test client; MySQL is the shared test database. Every request has a
 deadline, so a hang fails the test instead of stalling it.
@@ -46,9 +46,9 @@ from quartapp.config import ConfigError
 from quartapp.infra.redis_client import RedisTarget, RedisUrlError, parse_redis_url
 from quartapp.web.errors import redis_unavailable
 
-from . import redis_servers
 from .conftest import PASSWORD, csrf_from, session_cookie
-from .redis_servers import Cluster, RedisServer, RedisServers
+from .support import redis_servers
+from .support.redis_servers import Cluster, RedisServer, RedisServers
 
 HTMX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}

@@ -15,20 +15,18 @@ import functools
 import http.client
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -38,25 +36,23 @@ import pymysql
 import pytest
 from tortoise import connections
 
-from .app_servers import (
+from .conftest import PASSWORD, Auth
+from .support.app_servers import (
     ARTIFACTS,
-    ROOT,
     AppServer,
     delete_redis_keys,
-    free_port,
     new_redis_prefix,
     serve,
     start_app,
-    status_of,
 )
-from .conftest import PASSWORD, Auth
-from .nginx import Nginx, run_nginx
+from .support.databases import migrate
+from .support.http import COUNTDOWN_HEADERS, CSRF_FIELD, SESSION_COOKIE, Reply, status_of
+from .support.http import Browser as AnyBrowser
+from .support.nginx import Nginx, run_nginx
+from .support.processes import Process, cpu_ticks, free_port, port_open, wait_for
 
 LOGS = ARTIFACTS / "scale-out"
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-SESSION_COOKIE = "quartapp_session"
-# A poll as the page's countdown sends it (see templates/home/_countdown.html).
-HTMX = {"HX-Request": "true", "HX-Target": "countdown-clock", "X-Countdown-Shown": "live"}
+HTMX = COUNTDOWN_HEADERS  # a poll as the page's countdown sends it
 # No answer may take longer than this, outage or not: a hang fails the test.
 HANG = 5.0
 
@@ -65,97 +61,12 @@ HANG = 5.0
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    text: str
-    seconds: float
+class Browser(AnyBrowser):
+    """A browser whose every answer must come within ``HANG`` seconds."""
 
-    @property
-    def location(self) -> str | None:
-        return self.headers.get("Location")
-
-    @property
-    def upstream(self) -> str | None:
-        """Which instance answered, when nginx did the asking."""
-        return self.headers.get("X-Upstream")
-
-
-@dataclass
-class Browser:
-    """One cookie jar for 127.0.0.1, whatever the port, as browsers keep cookies; it moves
-    between instances and nginx as a user's browser would. ``source`` is the address it
-    connects from (any of 127.0.0.0/8)."""
-
-    source: str = "127.0.0.1"
-    cookies: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        fields: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = HANG,
-    ) -> Reply:
-        parts = urllib.parse.urlsplit(url)
-        send = {"Accept": "text/html", **self.headers, **(headers or {})}
-        if self.cookies:
-            send["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        body = None
-        if fields is not None:
-            body = urllib.parse.urlencode(fields).encode()
-            send["Content-Type"] = "application/x-www-form-urlencoded"
-        connection = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1",
-            parts.port,
-            timeout=timeout,
-            source_address=(self.source, 0),
-        )
-        started = time.monotonic()
-        try:
-            connection.request(method, parts.path or "/", body=body, headers=send)
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
-        finally:
-            connection.close()
-        reply = Reply(response.status, response.headers, text, time.monotonic() - started)
-        for header in reply.headers.get_all("Set-Cookie") or []:
-            cookie: SimpleCookie = SimpleCookie()
-            cookie.load(header)
-            for name, morsel in cookie.items():
-                if morsel.value and morsel["max-age"] != "0":
-                    self.cookies[name] = morsel.value
-                else:
-                    self.cookies.pop(name, None)
-        return reply
-
-    def get(self, url: str, **headers: str) -> Reply:
-        return self.request("GET", url, headers=headers)
-
-    def submit(self, page: str, action: str, fields: Mapping[str, str] | None = None) -> Reply:
-        """Load ``page`` for its form's CSRF token, then post ``fields`` to ``action``."""
-        loaded = self.get(page)
-        match = CSRF_FIELD.search(loaded.text)
-        assert loaded.status == 200, f"GET {page}: {loaded.status} {loaded.text[:300]}"
-        assert match, f"no CSRF field on {page}"
-        return self.request("POST", action, fields={**(fields or {}), "csrf_token": match[1]})
-
-    def sign_up(self, base: str, email: str, password: str = PASSWORD) -> Reply:
-        fields = {"email": email, "password": password}
-        return self.submit(f"{base}/register", f"{base}/api/v1/signup", fields)
-
-    def sign_in(self, base: str, email: str, password: str = PASSWORD) -> Reply:
-        fields = {"email": email, "password": password}
-        return self.submit(f"{base}/", f"{base}/api/v1/signin", fields)
-
-    def sign_out(self, base: str) -> Reply:
-        return self.submit(f"{base}/home", f"{base}/logout")
+    timeout: float = HANG
 
     def copy(self) -> Browser:
-        """Another browser holding a copy of these cookies, as a stolen cookie would be."""
         return Browser(self.source, dict(self.cookies), dict(self.headers))
 
 
@@ -180,11 +91,7 @@ def live_countdown(reply: Reply) -> bool:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.1)
+    wait_for(what, condition, timeout, step=0.1)
 
 
 # --- one deployment: two instances behind nginx --------------------------------------
@@ -224,7 +131,7 @@ def deployment(database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with (
         serve(database, "scale-a", **common) as a,
         serve(database, "scale-b", workers=2, **common) as b,
-        run_nginx(tmp_path_factory.mktemp("nginx"), [a.port, b.port]) as nginx,
+        run_nginx(tmp_path_factory.mktemp("nginx"), [a.port, b.port], "2s") as nginx,
     ):
         running = Deployment(database, secret_key, prefix, a, b, nginx, settings)
         try:
@@ -286,21 +193,15 @@ def test_round_robin_through_nginx_goes_unnoticed(deployment: Deployment) -> Non
     assert min(served.values()) >= 5, served
 
 
-def cpu_ticks(pid: int) -> int:
-    """The CPU time a process has used so far (user + system), in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def test_instance_b_serves_from_two_worker_processes(deployment: Deployment) -> None:
     b = deployment.b
     workers = b.worker_pids()
     assert len(workers) == 2
     browser, email = signed_up(b.base_url)
-    before = [cpu_ticks(pid) for pid in workers]
+    before = [cpu_ticks([pid]) for pid in workers]
     for _ in range(200):  # a connection each: both workers accept from the one socket
         assert shows_home(browser.get(b.url("/home")), email)
-    used = [cpu_ticks(pid) - start for pid, start in zip(workers, before, strict=True)]
+    used = [cpu_ticks([pid]) - start for pid, start in zip(workers, before, strict=True)]
     assert all(ticks > 0 for ticks in used), used
 
 
@@ -472,50 +373,29 @@ class PrivateService:
     command: list[str]
     directory: Path
     ready: Callable[[], bool]
-    process: subprocess.Popen[bytes] | None = None
+    running: Process | None = None
 
     def start(self, timeout: float = 30) -> None:
-        log = (self.directory / f"{self.name}.out").open("ab")
-        with log:
-            self.process = subprocess.Popen(  # noqa: S603 - a fixed command line
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process = self.process
-        wait_until(lambda: process.poll() is not None or self.ready(), timeout, self.name)
-        if process.poll() is not None:
-            pytest.fail(f"{self.name} exited at start-up: see {self.directory}")
+        self.running = Process.start(
+            self.name, self.command, log=self.directory / f"{self.name}.out"
+        )
+        self.running.wait_until("readiness", self.ready, timeout)
 
     def pause(self) -> None:
         """SIGSTOP: the kernel still accepts connections, the server answers none of them,
         as a hung server or a network that drops packets without a reset."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        assert self.running is not None
+        self.running.send(signal.SIGSTOP)
 
     def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        assert self.running is not None
+        self.running.send(signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it (or a restart begins)."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGCONT)  # were it paused
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-        return True
-    return False
+        running, self.running = self.running, None
+        if running is not None:
+            running.stop(signal.SIGTERM, timeout=30)
 
 
 def binary(name: str, hint: str) -> str:
@@ -584,15 +464,6 @@ def private_mariadb(private_dir: Path) -> Iterator[PrivateService]:
     service.start()
     yield service
     service.stop()
-
-
-def migrate(database_url: str) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QUARTAPP_")}
-    env["QUARTAPP_DATABASE_URL"] = database_url
-    subprocess.run(
-        [sys.executable, "-m", "quartapp", "migrate"],
-        cwd=ROOT, env=env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
 
 
 # --- readiness -----------------------------------------------------------------------

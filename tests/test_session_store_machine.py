@@ -47,7 +47,7 @@ from quartapp.sessions.store import (
     key_id_for,
 )
 
-from .redis_machine import RedisMachine
+from .support.redis_machine import RedisMachine
 
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

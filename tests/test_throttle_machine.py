@@ -29,7 +29,7 @@ from hypothesis.stateful import invariant, rule
 
 from quartapp.accounts.throttle import Decision, Limit, Throttle, ThrottleRules
 
-from .redis_machine import RedisMachine
+from .support.redis_machine import RedisMachine
 
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

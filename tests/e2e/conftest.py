@@ -1,7 +1,7 @@
 """Fixtures for the real-browser tests: the app served by granian, and headless Chromium.
 
 Each server is a granian subprocess started the way the product is served
-(``tests/app_servers.py``), against the test database (built by the ``database`` fixture)
+(``tests/support/app_servers.py``), against the test database (built by the ``database`` fixture)
 and Redis under a key prefix of its own, which is deleted when the browser tests are done.
 Chromium is Debian's (``/usr/bin/chromium``); no browser is ever downloaded.
 
@@ -39,10 +39,10 @@ from playwright.sync_api import (
     Error as PlaywrightError,
 )
 
-from ..app_servers import ARTIFACTS as ALL_ARTIFACTS
-from ..app_servers import ROOT, serve
-from ..app_servers import AppServer as Server
 from ..conftest import PASSWORD
+from ..support.app_servers import ARTIFACTS as ALL_ARTIFACTS
+from ..support.app_servers import ROOT, serve
+from ..support.app_servers import AppServer as Server
 
 ARTIFACTS = ALL_ARTIFACTS / "e2e"
 DOCS_IMAGES = ROOT / "docs" / "images"

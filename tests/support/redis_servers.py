@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +30,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import BusyLoadingError, RedisError
 from redis.retry import Retry
 
+from . import processes
+from .processes import HOST, ProcessError, free_ports
+
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
-HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 T = TypeVar("T")
@@ -46,62 +45,17 @@ def available() -> bool:
     return all(os.access(path, os.X_OK) for path in (REDIS_SERVER, REDIS_CLI))
 
 
-class ServerError(RuntimeError):
-    """A server did not start, stop or reach the expected state in time."""
+ServerError = ProcessError  # a server did not start, stop or reach a state in time
 
 
-def _ephemeral_ports() -> range:
-    """The ports the kernel hands out to outgoing connections."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return range(int(low), int(high) + 1)
-    except (OSError, ValueError):
-        return range(32768, 61000)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody uses right now, all different, and outside the ephemeral range.
-
-    Outside it, because a server that is killed and started again must find its port
-    free: a client's outgoing connection may otherwise take it meanwhile, or even connect
-    to itself there while it retries a server that is down (TCP's "self-connect")."""
-    ephemeral = _ephemeral_ports()
-    candidates = [port for port in range(15000, 30000) if port not in ephemeral]
-    random.shuffle(candidates)
-    ports: list[int] = []
-    with contextlib.ExitStack() as stack:
-        for port in candidates:
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            ports.append(port)
-            if len(ports) == count:
-                return ports
-    raise ServerError(f"found no {count} free ports outside {ephemeral}")
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, step: float = 0.05) -> T:
+    """Call ``check`` until it returns something other than None (errors count as None)."""
+    return processes.wait_for(what, check, timeout, step, errors=(RedisError, OSError))
 
 
 def quoted(value: str) -> str:
     """A value for a redis.conf line, spaces and all."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, step: float = 0.05) -> T:
-    """Call ``check`` until it returns something other than None (errors count as None)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = check()
-        except (RedisError, OSError) as error:
-            result, last_error = None, error
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise ServerError(f"timed out after {timeout:g} s waiting for {what}{detail}")
-        time.sleep(step)
 
 
 class RedisServer:
@@ -387,16 +341,9 @@ class RedisServers:
                 server.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _server(
-        self,
-        name: str,
-        port: int,
-        config: Iterable[str],
-        *,
-        sentinel: bool = False,
-        password: str | None = None,
-    ) -> RedisServer:
-        server = RedisServer(self.root, name, port, config, sentinel=sentinel, password=password)
+    def _server(self, name: str, port: int, config: Iterable[str], **options: Any) -> RedisServer:
+        """A server in this set's directory, killed with it (``options``: RedisServer's)."""
+        server = RedisServer(self.root, name, port, config, **options)
         self.servers.append(server)
         return server
 

@@ -1,12 +1,12 @@
-"""nginx in front of app instances, started by a test: its own config, port and files.
+"""nginx in front of app instances: its own config, port and files.
 
-It runs in the foreground (``daemon off;``) from a temporary directory that holds its
-config, pid file, logs and temporary files, so it touches nothing of a system nginx.
-The proxy settings are the ones the documentation recommends (round-robin upstream with
-keep-alive connections, passive health checks, X-Forwarded-For); each answer also says
-which instance gave it (``X-Upstream``), for the tests. An instance that refuses
-connections (stopped, restarting) is skipped: the request goes to the other one, and the
-instance gets none for ``fail_timeout``.
+It runs in the foreground (``daemon off;``) from a directory that holds its config, pid
+file, logs and temporary files, so it touches nothing of a system nginx. The proxy
+settings are the ones docs/deployment.md recommends (round-robin upstream with keep-alive
+connections, passive health checks, X-Forwarded-For), without TLS; each answer also says
+which instance gave it (``X-Upstream``). An instance that refuses connections (stopped,
+restarting) is skipped: the request goes to another one, and the instance gets none for
+``fail_timeout``. The scale-out tests and bench/soak.py both run it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from .app_servers import free_port, status_of
+from .http import status_of
+from .processes import Process, ProcessError, free_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -31,7 +29,7 @@ NGINX = "/usr/sbin/nginx"
 def nginx_binary() -> str:
     found = NGINX if os.access(NGINX, os.X_OK) else shutil.which("nginx")
     if found is None:
-        pytest.fail("nginx is not installed: run BOOTSTRAP_SERVERS=1 script/bootstrap")
+        raise ProcessError("nginx is not installed: run BOOTSTRAP_SERVERS=1 script/bootstrap")
     return found
 
 
@@ -48,8 +46,13 @@ def nginx_config(
     upstreams: Sequence[int],
     *,
     binary: str = NGINX,
-    fail_timeout: str = "2s",
+    fail_timeout: str = "5s",
+    keepalive: int = 32,
+    worker_connections: int = 1024,
+    access_log: bool = True,
 ) -> str:
+    """The documented configuration for ``upstreams`` on 127.0.0.1, listening on ``port``,
+    with every file in ``directory``."""
     without = _compiled_without(binary)
     temp_paths = [
         f"client_body_temp_path {directory}/client_body;",
@@ -65,6 +68,7 @@ def nginx_config(
     # Run as root, nginx would hand its workers to "nobody", who cannot use this directory.
     user = "user root;" if os.geteuid() == 0 else ""
     temp = "\n    ".join(temp_paths)
+    log = f"access_log {directory}/access.log upstream;" if access_log else "access_log off;"
     return f"""\
 daemon off;
 {user}
@@ -73,17 +77,17 @@ pid {directory}/nginx.pid;
 error_log {directory}/error.log warn;
 
 events {{
-    worker_connections 1024;
+    worker_connections {worker_connections};
 }}
 
 http {{
     log_format upstream '$remote_addr "$request" $status $upstream_addr $upstream_status';
-    access_log {directory}/access.log upstream;
+    {log}
     {temp}
 
     upstream quartapp {{
 {servers}
-        keepalive 32;
+        keepalive {keepalive};
     }}
 
     server {{
@@ -109,10 +113,9 @@ http {{
 
 
 @dataclass
-class Nginx:
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes]
+class Nginx(Process):
+    port: int = 0
+    directory: Path = Path()
 
     @property
     def base_url(self) -> str:
@@ -129,44 +132,50 @@ class Nginx:
             return (self.directory / "error.log").read_text(errors="replace")
         return ""
 
-    def stop(self) -> None:
+    def stop(self, how: int = signal.SIGQUIT, timeout: float = 10) -> int:
         """SIGQUIT: nginx finishes the requests it has, then exits."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        return super().stop(how, timeout)
 
 
-@contextlib.contextmanager
-def run_nginx(directory: Path, upstreams: Sequence[int], **options: str) -> Iterator[Nginx]:
-    """nginx on a free port of 127.0.0.1 in front of the apps on ``upstreams``."""
+def start_nginx(
+    directory: Path,
+    upstreams: Sequence[int],
+    *,
+    fail_timeout: str = "5s",
+    keepalive: int = 32,
+    worker_connections: int = 1024,
+    access_log: bool = True,
+) -> Nginx:
+    """nginx on a free port of 127.0.0.1 in front of the apps on ``upstreams``, answering
+    (the caller stops it); the options are ``nginx_config``'s."""
     binary = nginx_binary()
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "nginx.conf"
-    config.write_text(nginx_config(directory, port, upstreams, binary=binary, **options))
-    output = directory / "stderr.log"
-    with output.open("wb") as stderr:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line
-            [binary, "-p", str(directory), "-c", str(config), "-e", str(directory / "error.log")],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    config.write_text(
+        nginx_config(
+            directory, port, upstreams, binary=binary, fail_timeout=fail_timeout,
+            keepalive=keepalive, worker_connections=worker_connections, access_log=access_log,
         )
-    nginx = Nginx(port, directory, process)
+    )  # fmt: skip
+    argv = [binary, "-p", str(directory), "-c", str(config), "-e", str(directory / "error.log")]
+    started = Process.start("nginx", argv, log=directory / "stderr.log")
+    nginx = Nginx(started.name, started.process, started.log, port=port, directory=directory)
     try:
-        deadline = time.monotonic() + 10
-        while status_of(port, "/healthz") is None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"nginx did not start (exit code {process.poll()}):\n"
-                    f"{output.read_text(errors='replace')}\n{nginx.error_log()}"
-                )
-            time.sleep(0.05)
+        nginx.wait_until("an answer", lambda: status_of(port) is not None, 10)
+    except ProcessError as error:
+        nginx.kill()
+        raise ProcessError(f"{error}\n{nginx.error_log()}") from None
+    return nginx
+
+
+@contextlib.contextmanager
+def run_nginx(
+    directory: Path, upstreams: Sequence[int], fail_timeout: str = "5s"
+) -> Iterator[Nginx]:
+    """``start_nginx`` until the block ends."""
+    nginx = start_nginx(directory, upstreams, fail_timeout=fail_timeout)
+    try:
         yield nginx
     finally:
         nginx.stop()

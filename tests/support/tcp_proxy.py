@@ -41,7 +41,7 @@ class TcpProxy:
         self._writers.add(writer)
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)  # type: ignore[arg-type,unused-ignore]
         upstream_writer: asyncio.StreamWriter | None = None
         try:
             if self.blackhole:
@@ -59,7 +59,7 @@ class TcpProxy:
                 if w is not None:
                     self._writers.discard(w)
                     w.transport.abort()
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)  # type: ignore[arg-type,unused-ignore]
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,0 +1,17 @@
+"""What the benchmark scripts in bench/ are built from.
+
+``core`` is a run's skeleton (a scratch database and Redis prefix, its processes, the
+clean-up that follows any end, the options every script takes); ``servers`` the ASGI
+servers it compares; ``wrk`` the load; ``cpu`` whose CPU time it was; ``counting`` the
+Redis commands and MySQL queries per request; ``sign_ins`` sign-ins in the background;
+``memory`` Redis memory per session; ``async_http`` one keep-alive connection per
+simulated user. Processes, HTTP, nginx and databases come from ``tests/support``, which
+the tests use too: this package puts the checkout's root on ``sys.path`` for it.
+"""
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(1, _ROOT)

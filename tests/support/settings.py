@@ -1,0 +1,11 @@
+"""Where the tests find their services, and the password their accounts use."""
+
+from __future__ import annotations
+
+import os
+
+DATABASE_URL = os.environ.get(
+    "QUARTAPP_TEST_DATABASE_URL", "mysql://root:@127.0.0.1:3306/quartapp_test"
+)
+REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery"
