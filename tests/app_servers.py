@@ -32,7 +32,7 @@ from redis import Redis
 
 from quartapp.serve import WORKERS_KILL_TIMEOUT
 
-from .conftest import REDIS_URL
+from .conftest import PUBLIC_URL, REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -113,6 +113,13 @@ def app_environment(
             "QUARTAPP_REDIS_URL": redis_url,
             "QUARTAPP_REDIS_PREFIX": redis_prefix,
             "QUARTAPP_BCRYPT_ROUNDS": "4",
+            "QUARTAPP_PUBLIC_URL": PUBLIC_URL,
+            "QUARTAPP_MAIL_URL": "smtp://127.0.0.1:9",
+            "QUARTAPP_MAIL_FROM": "quartapp <no-reply@quartapp.test>",
+            # The mail queue does not run on a Cluster: there it uses the test Redis.
+            "QUARTAPP_MAIL_REDIS_URL": REDIS_URL
+            if redis_url.startswith("redis+cluster")
+            else redis_url,
             # Tests sign up many accounts from one address: more than the default limits of
             # sign-ups (and so of password strength judgements) per client allow.
             "QUARTAPP_THROTTLE_SIGN_UP_PER_IP": "null",

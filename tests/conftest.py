@@ -30,6 +30,7 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+PUBLIC_URL = "https://quartapp.test"
 THROTTLE_RULES = (
     "THROTTLE_SIGN_IN_PER_ACCOUNT_IP",
     "THROTTLE_SIGN_IN_PER_IP",
@@ -38,6 +39,9 @@ THROTTLE_RULES = (
     "THROTTLE_PASSWORD_CHECK_PER_SESSION",
     "THROTTLE_PASSWORD_CHECK_PER_ACCOUNT",
     "THROTTLE_PASSWORD_STRENGTH_PER_IP",
+    "THROTTLE_PASSWORD_RESET_PER_IP",
+    "THROTTLE_PASSWORD_RESET_PER_ADDRESS",
+    "THROTTLE_VERIFICATION_MAIL_PER_ACCOUNT",
 )
 
 
@@ -90,6 +94,12 @@ def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": prefix,
         "BCRYPT_ROUNDS": 4,
+        # Links in mails start here; mail goes to a server the mail tests start (nothing
+        # listens on this port otherwise, and no test without a worker sends anything).
+        "PUBLIC_URL": PUBLIC_URL,
+        "MAIL_URL": "smtp://127.0.0.1:9",
+        "MAIL_FROM": "quartapp <no-reply@quartapp.test>",
+        "MAIL_REDIS_URL": REDIS_URL,
         # Tests sign in and fail far more often than people do; tests/test_throttle_routes.py
         # turns the limits on.
         **dict.fromkeys(THROTTLE_RULES),

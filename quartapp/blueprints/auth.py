@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, render_template, url_for
+from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import current_user
 
 from quartapp.accounts import service
@@ -33,7 +33,12 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 async def sign_in_page() -> Response:
     if await current_user.is_authenticated:
         return navigate(url_for("home.home"))
-    return await render_form("sign_in")
+    notice = None
+    if request.args.get("reset") == "1":
+        notice = "Your password has been reset and every session signed out. Sign in with it."
+    elif request.args.get("verified") == "1":
+        notice = "Your email address is verified. Thank you."
+    return await render_form("sign_in", notice=notice)
 
 
 @bp.get("/register")
