@@ -10,11 +10,12 @@ from quart import Quart
 
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
-from quartapp.blueprints import account, auth, health, home
+from quartapp.blueprints import account, auth, health, home, mail_links
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
 from quartapp.infra.database import Database
 from quartapp.infra.redis_client import RedisClient
+from quartapp.mail.queue import Mailer
 from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import Sessions
 from quartapp.web import headers as security_headers
@@ -38,6 +39,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
 
     RedisClient(app)
+    Mailer(app)
     Database(app)
     PasswordHasher(app)
     # Order matters: the session is loaded before CSRF checks the token bound to it.
@@ -51,6 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(mail_links.bp)
     app.register_blueprint(health.bp)
     CountdownPoll(app, sessions)
     return app

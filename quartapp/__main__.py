@@ -1,7 +1,8 @@
 """The ``quartapp`` command (also ``python -m quartapp``).
 
 ``migrate`` creates the database if missing and applies the migrations; ``serve`` runs
-the app under Granian (quartapp/serve.py).
+the app under Granian (quartapp/serve.py); ``mail-worker`` sends queued mail
+(quartapp/worker.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="create the database if missing, apply migrations")
     add_arguments(commands.add_parser("serve", help="serve the app with Granian"))
+    commands.add_parser("mail-worker", help="send the mail that requests put on the queue")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"quartapp: cannot reach MySQL at {url.split('@')[-1]}: {error}", file=sys.stderr)
             return 1
         print("quartapp: database is up to date")
+    elif args.command == "mail-worker":
+        from quartapp.worker import main as mail_worker
+
+        return mail_worker()
     elif args.command == "serve":
         serve(host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from quart import Quart
 
 from quartapp.infra.redis_client import RedisUrlError, parse_redis_url
+from quartapp.mail.settings import MailUrlError, parse_mail_url, public_origin
 from quartapp.web.client_address import trusted_networks
 
 DEFAULTS: dict[str, Any] = {
@@ -42,6 +44,20 @@ DEFAULTS: dict[str, Any] = {
     # Peers whose X-Forwarded-For is believed: addresses or networks, e.g. ["127.0.0.1"]
     # behind a local nginx, or ["10.0.0.0/8"].
     "TRUSTED_PROXIES": [],
+    # Mail. The origin every link in a mail starts with (never the request's Host header),
+    # the SMTP server (smtp://, smtp+starttls:// or smtps://, optional user:password@), and
+    # the sender. Outside development the first two are required.
+    "PUBLIC_URL": None,
+    "MAIL_URL": None,
+    "MAIL_FROM": None,  # None: quartapp <no-reply@the PUBLIC_URL's host>
+    # Seconds an SMTP connection or command may take before the attempt counts as failed.
+    "MAIL_TIMEOUT": 10,
+    # Where the mail queue lives: REDIS_URL when unset. It must be one server or a
+    # Sentinel-managed master (the queue does not run on Redis Cluster).
+    "MAIL_REDIS_URL": None,
+    # Seconds a link in a mail stays good.
+    "PASSWORD_RESET_TTL": 3600,
+    "EMAIL_VERIFY_TTL": 24 * 60 * 60,
     "MAX_CONTENT_LENGTH": 16 * 1024,
     "MAX_FORM_PARTS": 20,
 }
@@ -90,6 +106,9 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         "SESSION_ABSOLUTE_TIMEOUT",
         "SESSION_ACTIVITY_RESOLUTION",
         "BCRYPT_ROUNDS",
+        "MAIL_TIMEOUT",
+        "PASSWORD_RESET_TTL",
+        "EMAIL_VERIFY_TTL",
     ):
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -124,3 +143,55 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         parse_redis_url(config["REDIS_URL"])
     except RedisUrlError as error:
         raise ConfigError(f"QUARTAPP_REDIS_URL: {error}") from None
+    load_mail_config(config, development)
+
+
+# What development uses when mail is not configured: maildev, which script/server starts.
+DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:4300"
+DEVELOPMENT_MAIL_URL = "smtp://127.0.0.1:1025"
+
+
+def load_mail_config(config: Any, development: bool) -> None:
+    """Check the mail settings; outside development PUBLIC_URL and MAIL_URL are required."""
+    if not config["PUBLIC_URL"]:
+        if not development:
+            raise ConfigError(
+                "QUARTAPP_PUBLIC_URL is not set. Set it to the address people open the app "
+                "at, e.g. export QUARTAPP_PUBLIC_URL=https://accounts.example.com"
+            )
+        config["PUBLIC_URL"] = DEVELOPMENT_PUBLIC_URL
+    try:
+        config["PUBLIC_URL"] = public_origin(config["PUBLIC_URL"])
+    except ValueError as error:
+        raise ConfigError(f"QUARTAPP_PUBLIC_URL: {error}") from None
+    if not config["MAIL_URL"]:
+        if not development:
+            raise ConfigError(
+                "QUARTAPP_MAIL_URL is not set. Set it to your SMTP server, e.g. "
+                "export QUARTAPP_MAIL_URL=smtp+starttls://user:password@smtp.example.com:587"
+            )
+        config["MAIL_URL"] = DEVELOPMENT_MAIL_URL
+    try:
+        parse_mail_url(config["MAIL_URL"])
+    except MailUrlError as error:
+        raise ConfigError(f"QUARTAPP_MAIL_URL: {error}") from None
+    if not config["MAIL_FROM"]:
+        host = urlsplit(config["PUBLIC_URL"]).hostname or "localhost"
+        config["MAIL_FROM"] = f"quartapp <no-reply@{host}>"
+    sender = config["MAIL_FROM"]
+    if not isinstance(sender, str) or "@" not in sender or "\n" in sender or "\r" in sender:
+        raise ConfigError(
+            "QUARTAPP_MAIL_FROM must be an address, e.g. 'quartapp <no-reply@example.com>'"
+        )
+    mail_redis = config["MAIL_REDIS_URL"] or config["REDIS_URL"]
+    try:
+        target = parse_redis_url(mail_redis)
+    except RedisUrlError as error:
+        raise ConfigError(f"QUARTAPP_MAIL_REDIS_URL: {error}") from None
+    if target.kind == "cluster":
+        raise ConfigError(
+            "The mail queue does not run on Redis Cluster (its scripts and lists span hash "
+            "slots). Set QUARTAPP_MAIL_REDIS_URL to one Redis server or a Sentinel-managed "
+            "master, e.g. redis://queue-host:6379/0"
+        )
+    config["MAIL_REDIS_URL"] = mail_redis

@@ -24,7 +24,7 @@ from quartapp import create_app
 from quartapp.infra.database import database_name, migrate
 
 from .support.http import CSRF_FIELD
-from .support.settings import DATABASE_URL, PASSWORD, REDIS_URL
+from .support.settings import DATABASE_URL, PASSWORD, PUBLIC_URL, REDIS_URL
 
 THROTTLE_RULES = (
     "THROTTLE_SIGN_IN_PER_ACCOUNT_IP",
@@ -34,6 +34,9 @@ THROTTLE_RULES = (
     "THROTTLE_PASSWORD_CHECK_PER_SESSION",
     "THROTTLE_PASSWORD_CHECK_PER_ACCOUNT",
     "THROTTLE_PASSWORD_STRENGTH_PER_IP",
+    "THROTTLE_PASSWORD_RESET_PER_IP",
+    "THROTTLE_PASSWORD_RESET_PER_ADDRESS",
+    "THROTTLE_VERIFICATION_MAIL_PER_ACCOUNT",
 )
 
 
@@ -86,6 +89,12 @@ def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": prefix,
         "BCRYPT_ROUNDS": 4,
+        # Links in mails start here; mail goes to a server the mail tests start (nothing
+        # listens on this port otherwise, and no test without a worker sends anything).
+        "PUBLIC_URL": PUBLIC_URL,
+        "MAIL_URL": "smtp://127.0.0.1:9",
+        "MAIL_FROM": "quartapp <no-reply@quartapp.test>",
+        "MAIL_REDIS_URL": REDIS_URL,
         # Tests sign in and fail far more often than people do; tests/test_throttle_routes.py
         # turns the limits on.
         **dict.fromkeys(THROTTLE_RULES),

@@ -10,6 +10,9 @@ from quartapp import create_app
 from quartapp.config import ConfigError
 from quartapp.web.templating import clock
 
+# What every app outside development needs besides a secret key.
+MAIL = {"PUBLIC_URL": "https://quartapp.test", "MAIL_URL": "smtp://127.0.0.1:9"}
+
 
 def test_missing_secret_key_outside_development_stops_start_up(
     monkeypatch: pytest.MonkeyPatch,
@@ -27,14 +30,18 @@ def test_development_runs_without_secret_and_with_plain_http_cookies(
     app = create_app({"ENV": "development"})
     assert app.config["SECRET_KEY"]
     assert app.config["COOKIE_SECURE"] is False
-    assert create_app({"ENV": "production", "SECRET_KEY": "k" * 32}).config["COOKIE_SECURE"] is True
+    production = create_app({"ENV": "production", "SECRET_KEY": "k" * 32, **MAIL})
+    assert production.config["COOKIE_SECURE"] is True
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUARTAPP_SECRET_KEY", "from the environment, long enough to use")
     monkeypatch.setenv("QUARTAPP_SESSION_IDLE_TIMEOUT", "30")
     monkeypatch.setenv("QUARTAPP_COOKIE_SECURE", "false")
+    monkeypatch.setenv("QUARTAPP_PUBLIC_URL", "https://quartapp.test")
+    monkeypatch.setenv("QUARTAPP_MAIL_URL", "smtp+starttls://u:p@mail.quartapp.test:587")
     app = create_app({"ENV": "production"})
+    assert app.config["MAIL_FROM"] == "quartapp <no-reply@quartapp.test>"
     assert app.config["SECRET_KEY"] == "from the environment, long enough to use"
     assert app.config["SESSION_IDLE_TIMEOUT"] == 30
     assert app.config["COOKIE_SECURE"] is False
@@ -95,10 +102,55 @@ async def test_health_endpoints(client: QuartClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert await ready.get_json() == {"status": "ok", "redis": "ok", "mysql": "ok"}
+    assert await ready.get_json() == {
+        "status": "ok",
+        "redis": "ok",
+        "mysql": "ok",
+        "mail": {"queue": "ok", "workers": 0, "queued": 0, "waiting": 0},
+    }
 
 
 def test_a_short_secret_key_stops_start_up_outside_development() -> None:
     with pytest.raises(ConfigError, match="QUARTAPP_SECRET_KEY is too short"):
         create_app({"ENV": "production", "SECRET_KEY": "k" * 31})
     assert create_app({"ENV": "development", "SECRET_KEY": "short"}).config["SECRET_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"PUBLIC_URL": None}, "QUARTAPP_PUBLIC_URL is not set"),
+        ({"MAIL_URL": None}, "QUARTAPP_MAIL_URL is not set"),
+        ({"PUBLIC_URL": "quartapp.test"}, "QUARTAPP_PUBLIC_URL: give an http"),
+        ({"PUBLIC_URL": "https://quartapp.test/app"}, "QUARTAPP_PUBLIC_URL: give the origin"),
+        ({"MAIL_URL": "http://mail:25"}, "QUARTAPP_MAIL_URL: the URL must start with"),
+        ({"MAIL_URL": "smtp://mail:port"}, "QUARTAPP_MAIL_URL: the port"),
+        ({"MAIL_REDIS_URL": "redis+cluster://n1:7000"}, "does not run on Redis Cluster"),
+    ],
+)
+def test_mail_settings_outside_development_stop_start_up_with_one_line(
+    settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as stopped:
+        create_app({"ENV": "production", "SECRET_KEY": "k" * 32, **MAIL, **settings})
+    assert message in str(stopped.value)
+    assert "\n" not in str(stopped.value)
+
+
+def test_mail_url_passwords_stay_out_of_errors_and_reprs() -> None:
+    from quartapp.mail.settings import parse_mail_url
+
+    server = parse_mail_url("smtps://user:s%40cret@mail.quartapp.test")
+    assert (server.security, server.port, server.password) == ("tls", 465, "s@cret")
+    assert "cret" not in repr(server)
+    assert parse_mail_url("smtp+starttls://mail.quartapp.test").port == 587
+
+
+def test_development_mails_to_the_local_catcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PUBLIC_URL", "MAIL_URL", "MAIL_FROM"):
+        monkeypatch.delenv(f"QUARTAPP_{name}", raising=False)
+    config = create_app({"ENV": "development"}).config
+    assert (config["PUBLIC_URL"], config["MAIL_URL"]) == (
+        "http://127.0.0.1:4300",
+        "smtp://127.0.0.1:1025",
+    )

@@ -12,6 +12,8 @@ class User(Model):
     # Goes up with every password change; a sign-in starts a session only if the version of
     # the password it checked is still current (see SessionStore.retire_credentials).
     credentials_version = fields.IntField(default=0)
+    # The owner followed a link mailed to this address (a verification or a reset link).
+    email_verified = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

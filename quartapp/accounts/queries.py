@@ -72,3 +72,9 @@ async def change_password_hash(user: User, password_hash: str) -> int:
 
 async def delete_user(user_id: int) -> None:
     await _database(User.filter(id=user_id).delete())
+
+
+async def mark_email_verified(user_id: int, email: str) -> bool:
+    """Mark the address verified, if it is still the account's; whether it was."""
+    updated = await _database(User.filter(id=user_id, email=email).update(email_verified=True))
+    return bool(updated)

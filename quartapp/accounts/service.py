@@ -14,7 +14,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from quart import request
+
 from quartapp.accounts.hashing import get_hasher
+from quartapp.accounts.mail_tokens import get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import (
     PasswordStrength,
@@ -32,7 +35,10 @@ from quartapp.accounts.queries import (
     update_password_hash,
 )
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
+from quartapp.accounts.verification import note_unverified, send_verification
 from quartapp.infra.redis_client import REDIS_ERRORS
+from quartapp.mail.queue import get_mailer
+from quartapp.sessions.devices import describe_device
 from quartapp.sessions.extension import get_sessions
 from quartapp.sessions.store import DELETED, CredentialsChanged, SessionRecord
 from quartapp.web.errors import AppError, InvalidFields, ServiceUnavailable
@@ -95,6 +101,8 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
         await delete_user(user.id)
         raise
     await throttle.record_sign_in(user.email, client)
+    note_unverified(user.email_verified)
+    await send_verification(user.id)
     return user, record
 
 
@@ -163,12 +171,14 @@ async def sign_in(typed_email: str, password: str) -> SessionRecord:
     """Check the credentials and start a new session for this request."""
     user = await authenticate(typed_email, password)
     try:
-        return await get_sessions().sign_in(
+        record = await get_sessions().sign_in(
             user.id, user.email, credentials_version=user.credentials_version
         )
     except CredentialsChanged:
         # The password changed (or the account went) while it was being checked.
         raise AppError(SIGN_IN_FAILED, status=401) from None
+    note_unverified(user.email_verified)
+    return record
 
 
 async def confirm_password(record: SessionRecord, password: str, field: str) -> User:
@@ -208,14 +218,40 @@ async def change_password(
     if problems:
         raise InvalidFields(problems)
     user = await confirm_password(record, current_password, "current_password")
-    new_hash = await get_hasher().hash(new_password)
-    # The hash first, then the floor, then the sweep: see SessionStore.retire_credentials.
-    version = await change_password_hash(user, new_hash)
-    sessions = get_sessions()
-    await sessions.store.retire_credentials(user.id, version)
-    return await sessions.sign_in(
+    version = await set_password(user, new_password)
+    new_record = await get_sessions().sign_in(
         user.id, user.email, credentials_version=version, end_other_sessions=True
     )
+    await notify_password_changed(user.id, "change")
+    return new_record
+
+
+async def notify_password_changed(user_id: int, how: str) -> None:
+    """Queue the notice of a changed or reset password (ASVS 6.3.7); a queue fault is
+    logged, it does not undo the change."""
+    try:
+        await get_mailer().enqueue(
+            "password_changed_notice",
+            user_id=user_id,
+            how=how,
+            device=describe_device(request.headers.get("User-Agent")),
+            ip=get_sessions().client_ip(),
+        )
+    except REDIS_ERRORS:
+        log.warning("could not queue the password notice of user %s", user_id)
+
+
+async def set_password(user: User, new_password: str) -> int:
+    """Store a new password (already judged acceptable) for ``user``: the one way every
+    password change goes, a reset included. Returns the password's new version.
+
+    The hash first, then the floor (see SessionStore.retire_credentials), then any
+    password-reset link still out stops working; the caller then ends the sessions."""
+    new_hash = await get_hasher().hash(new_password)
+    version = await change_password_hash(user, new_hash)
+    await get_sessions().store.retire_credentials(user.id, version)
+    await get_mail_tokens().revoke("reset", user.id)
+    return version
 
 
 async def delete_account(record: SessionRecord, password: str) -> None:

@@ -192,6 +192,9 @@ class ThrottleRules:
     password_check_per_session: Limit | None = Limit(5, 15 * MINUTE)
     password_check_per_account: Limit | None = Limit(20, HOUR)
     password_strength_per_ip: Limit | None = Limit(60, 5 * MINUTE)
+    password_reset_per_ip: Limit | None = Limit(10, HOUR)
+    password_reset_per_address: Limit | None = Limit(3, HOUR)
+    verification_mail_per_account: Limit | None = Limit(3, HOUR)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -239,6 +242,9 @@ _LIMIT_FIELDS = frozenset(
         "password_check_per_session",
         "password_check_per_account",
         "password_strength_per_ip",
+        "password_reset_per_ip",
+        "password_reset_per_address",
+        "verification_mail_per_account",
     }
 )
 
@@ -507,6 +513,34 @@ class Throttle:
         key = self.key("password_strength_per_ip", self.client_name(ip))
         logs = [_Log("password_strength_per_ip", key, limit)] if limit else []
         return await self._run("attempt", logs, None)
+
+    # -- mail -----------------------------------------------------------------------------
+
+    async def attempt_password_reset(self, email: str, ip: str) -> Decision:
+        """Count a "forgot your password" request for this address from this client, if
+        both rules allow it. ``email`` is what was asked for, known or not: the decision
+        reads the same either way."""
+        rules = self.rules
+        logs = [
+            _Log(rule, self.key(rule, name), limit)
+            for rule, name, limit in (
+                ("password_reset_per_ip", self.client_name(ip), rules.password_reset_per_ip),
+                (
+                    "password_reset_per_address",
+                    self.account_name(email),
+                    rules.password_reset_per_address,
+                ),
+            )
+            if limit
+        ]
+        return (await self._run("attempt", logs, None)).only()
+
+    async def attempt_verification_mail(self, user_id: int) -> Decision:
+        """Count a request to send the address-verification link again."""
+        limit = self.rules.verification_mail_per_account
+        key = self.key("verification_mail_per_account", self._name("user", str(user_id)))
+        logs = [_Log("verification_mail_per_account", key, limit)] if limit else []
+        return (await self._run("attempt", logs, None)).only()
 
     # -- operators ------------------------------------------------------------------------
 

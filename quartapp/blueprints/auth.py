@@ -33,8 +33,15 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 async def sign_in_page() -> Response:
     if await current_user.is_authenticated:
         return navigate(url_for("home.home"))
-    # A fixed message for a flag in the address, never text taken from it.
-    return await render_form("sign_in", signed_out=request.args.get("signed_out") == "1")
+    # Fixed messages for flags in the address, never text taken from it.
+    notice = None
+    if request.args.get("signed_out") == "1":
+        notice = "You are signed out."
+    elif request.args.get("reset") == "1":
+        notice = "Your password has been reset and every session signed out. Sign in with it."
+    elif request.args.get("verified") == "1":
+        notice = "Your email address is verified. Thank you."
+    return await render_form("sign_in", notice=notice)
 
 
 @bp.get("/register")

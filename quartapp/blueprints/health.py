@@ -9,6 +9,7 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from quartapp.infra.database import EXTENSION as DATABASE
 from quartapp.infra.redis_client import get_redis, ping
+from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import session_access
 from quartapp.web.access import public
 
@@ -35,7 +36,11 @@ async def _check(name: str, probe: Awaitable[object]) -> tuple[str, str]:
 @public
 @session_access("none")
 async def readyz() -> Response:
-    """Ready when Redis and MySQL both answer, so a load balancer can take us out."""
+    """Ready when Redis and MySQL both answer, so a load balancer can take us out.
+
+    ``mail`` tells the mail queue's state: how many workers reported in the last half
+    minute and how many mails wait. It does not decide readiness (sign-in works without a
+    worker; mail waits in the queue), so watch ``mail.workers`` in monitoring."""
     results = dict(
         await asyncio.gather(
             _check("redis", ping(get_redis())),
@@ -43,6 +48,13 @@ async def readyz() -> Response:
         )
     )
     ready = all(value == "ok" for value in results.values())
-    response = jsonify({"status": "ok" if ready else "unavailable", **results})
+    mail: dict[str, object]
+    try:
+        mail = await asyncio.wait_for(get_mailer().health(), timeout=3)
+    except Exception as error:  # the queue's Redis may be another server
+        mail = {"queue": f"unavailable: {type(error).__name__}"}
+    else:
+        mail = {"queue": "ok", **mail}
+    response = jsonify({"status": "ok" if ready else "unavailable", **results, "mail": mail})
     response.status_code = 200 if ready else 503
     return response

@@ -29,6 +29,7 @@ from quart import (
 )
 from werkzeug.http import parse_cookie
 
+from quartapp.accounts.verification import UNVERIFIED
 from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.extension import Sessions, current_record, session_access
 from quartapp.sessions.store import SessionRecord
@@ -144,7 +145,14 @@ async def countdown_fragment(record: SessionRecord | None, *, extending: bool = 
 async def home() -> Response:
     record = current_record()
     assert record is not None
-    html = await render_template("home/home.html", record=record, **widget_context(record))
+    # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
+    verified = not record.data.get(UNVERIFIED)
+    sent = "We sent a new link." if request.args.get("sent") == "1" else None
+    if request.args.get("verified") == "1":
+        sent = "Your email address is verified. Thank you."
+    html = await render_template(
+        "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)
+    )
     return Response(html)
 
 

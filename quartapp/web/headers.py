@@ -48,8 +48,8 @@ async def add_security_headers(response: Response) -> Response:
     for name, value in response_headers(https=request.scheme == "https", page=page):
         if name == "Vary":
             response.vary.add(value)
-        elif name == "Cache-Control":
-            headers.setdefault(name, value)  # a view may say otherwise
+        elif name in ("Cache-Control", "Referrer-Policy"):
+            headers.setdefault(name, value)  # a view may say otherwise (token pages do)
         else:
             # No view sets these, so they are appended rather than merged.
             headers.add(name, value)

@@ -29,7 +29,7 @@ from quartapp.serve import WORKERS_KILL_TIMEOUT
 
 from .http import status_of
 from .processes import ROOT, Process, free_port
-from .settings import REDIS_URL
+from .settings import PUBLIC_URL, REDIS_URL
 
 ARTIFACTS = ROOT / "test-artifacts"
 START_TIMEOUT = 30.0
@@ -89,6 +89,15 @@ def app_environment(
             "QUARTAPP_DATABASE_URL": database_url,
             "QUARTAPP_REDIS_URL": redis_url,
             "QUARTAPP_REDIS_PREFIX": redis_prefix,
+            # Links in mails start here; mail goes nowhere unless a test starts a server
+            # and a worker of its own (tests/support/mail_servers.py).
+            "QUARTAPP_PUBLIC_URL": PUBLIC_URL,
+            "QUARTAPP_MAIL_URL": "smtp://127.0.0.1:9",
+            "QUARTAPP_MAIL_FROM": "quartapp <no-reply@quartapp.test>",
+            # The mail queue does not run on a Cluster: there it uses the test Redis.
+            "QUARTAPP_MAIL_REDIS_URL": REDIS_URL
+            if redis_url.startswith("redis+cluster")
+            else redis_url,
         }
     )
     env.update({f"QUARTAPP_{key}": json.dumps(value) for key, value in (settings or {}).items()})

@@ -9,3 +9,5 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("QUARTAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+# Links in mails start here (QUARTAPP_PUBLIC_URL); no request ever goes to it.
+PUBLIC_URL = "https://quartapp.test"

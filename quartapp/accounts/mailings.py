@@ -1,0 +1,124 @@
+"""The mails an account gets, as jobs the mail worker runs (``python -m quartapp
+mail-worker``): each looks up what it needs when it runs, composes the mail from its
+templates and sends it once (``mail.smtp.send_once``). Links are built on ``PUBLIC_URL``,
+never on a request's Host header; a link's token is made here, in the worker, so the raw
+token is never stored anywhere, the queue included."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+from quart import current_app
+
+from quartapp.accounts.mail_tokens import LinkGrant, get_mail_tokens
+from quartapp.accounts.queries import find_user, find_user_by_id
+from quartapp.mail.messages import compose
+from quartapp.mail.settings import parse_mail_url
+from quartapp.mail.smtp import deliver, send_once
+from quartapp.web.templating import READABLE
+
+log = logging.getLogger(__name__)
+
+Context = dict[str, Any]
+
+
+async def _send(ctx: Context, build: Callable[[], Awaitable[EmailMessage | None]]) -> str:
+    config = current_app.config
+    server = parse_mail_url(config["MAIL_URL"])
+    timeout = float(config["MAIL_TIMEOUT"])
+    job = ctx["job"]
+
+    async def send(message: EmailMessage) -> None:
+        await deliver(server, message, timeout)
+
+    sent = await send_once(ctx["worker"].queue, job.key, build, send, hold_for=job.timeout)
+    return "sent" if sent else "nothing to send"
+
+
+def _link(path: str) -> str:
+    return f"{current_app.config['PUBLIC_URL']}{path}"
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, seconds // 60)
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).strftime(READABLE)
+
+
+async def password_reset_mail(ctx: Context, *, email: str) -> str:
+    """A reset link for ``email``, if it has an account; nothing otherwise."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user(email)
+        if user is None:
+            return None
+        ttl = int(current_app.config["PASSWORD_RESET_TTL"])
+        grant = LinkGrant(user.id, user.credentials_version, user.email)
+        token = await get_mail_tokens().issue("reset", grant, ttl)
+        return await compose(
+            "password_reset",
+            user.email,
+            "Reset your quartapp password",
+            link=_link(f"/password/reset/{token}"),
+            valid_for=_minutes(ttl),
+        )
+
+    return await _send(ctx, build)
+
+
+async def verification_mail(ctx: Context, *, user_id: int) -> str:
+    """A link that verifies the account's current address, unless it is verified."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None or user.email_verified:
+            return None
+        ttl = int(current_app.config["EMAIL_VERIFY_TTL"])
+        grant = LinkGrant(user.id, user.credentials_version, user.email)
+        token = await get_mail_tokens().issue("verify", grant, ttl)
+        return await compose(
+            "verify_email",
+            user.email,
+            "Confirm your email address for quartapp",
+            link=_link(f"/email/verify/{token}"),
+            valid_for=_minutes(ttl),
+        )
+
+    return await _send(ctx, build)
+
+
+async def password_changed_notice(
+    ctx: Context, *, user_id: int, how: str, device: str, ip: str
+) -> str:
+    """Tell the owner their password was changed (or reset), from where and when."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None:
+            return None
+        return await compose(
+            "password_changed",
+            user.email,
+            "Your quartapp password was " + ("reset" if how == "reset" else "changed"),
+            how=how,
+            device=device,
+            ip=ip or "unknown",
+            when=_now(),
+            sessions_link=_link("/sessions"),
+            forgot_link=_link("/password/forgot"),
+        )
+
+    return await _send(ctx, build)
+
+
+JOBS = [password_reset_mail, verification_mail, password_changed_notice]

@@ -1,0 +1,197 @@
+"""What mailed links lead to: asking for a password-reset link, setting a new password
+with one, and verifying an address; for browsers (with or without htmx) and JSON clients.
+
+Pages reached by a token in their address send ``Referrer-Policy: no-referrer``, so the
+token never leaves in a Referer header."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request, url_for
+from quart_auth import current_user
+
+from quartapp.accounts import recovery, verification
+from quartapp.accounts.mail_tokens import LinkDead
+from quartapp.accounts.queries import find_user_by_id
+from quartapp.sessions.extension import current_record, get_sessions, session_access
+from quartapp.web.access import public, signed_in
+from quartapp.web.errors import AppError
+from quartapp.web.forms import read_fields
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
+from quartapp.web.templating import iso_time
+
+bp = Blueprint("mail_links", __name__)
+
+
+def no_referrer(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def link_dead(error: AppError) -> Response:
+    """The 410 for a dead link, with the way to ask for a new one."""
+    if wants_json():
+        raise error
+    page = await render("auth/link_dead.html", "auth/_link_dead.html", error.status, error=error)
+    return no_referrer(page)
+
+
+# -- forgot ---------------------------------------------------------------------------
+
+
+async def render_forgot(status: int = 200, **context: Any) -> Response:
+    return await render("auth/forgot.html", "auth/_forgot_form.html", status, **context)
+
+
+@bp.get("/password/forgot")
+@public
+@session_access("read")
+async def forgot_page() -> Response:
+    return await render_forgot()
+
+
+@bp.post("/password/forgot")
+@public
+@session_access("read")
+async def forgot() -> Response:
+    """The same answer whether or not the address has an account (the worker finds out)."""
+    fields = await read_fields("email")
+    try:
+        await recovery.request_password_reset(fields["email"])
+    except AppError as error:
+        if wants_json():
+            raise
+        return await render_forgot(error.status, error=error, email=fields["email"].strip())
+    if wants_json():
+        response = jsonify({"message": recovery.SENT})
+        response.status_code = 202
+        return response
+    return await render_forgot(sent=recovery.SENT)
+
+
+# -- reset ----------------------------------------------------------------------------
+
+
+async def render_reset(token: str, email: str, status: int = 200, **context: Any) -> Response:
+    page = await render(
+        "auth/reset.html", "auth/_reset_form.html", status, token=token, email=email, **context
+    )
+    return no_referrer(page)
+
+
+@bp.get("/password/reset/<token>")
+@public
+@session_access("read")
+async def reset_page(token: str) -> Response:
+    """The new-password form; showing it never uses the link up."""
+    try:
+        user = await recovery.check_reset_link(token)
+    except LinkDead as error:
+        return await link_dead(error)
+    if wants_json():
+        return no_referrer(jsonify({"email": user.email, "valid": True}))
+    return await render_reset(token, user.email)
+
+
+@bp.post("/password/reset/<token>")
+@public
+@session_access("read")
+async def reset(token: str) -> Response:
+    """Set the new password, end every session of the account, and send the browser to
+    sign in (it is not signed in)."""
+    fields = await read_fields("new_password")
+    try:
+        user = await recovery.reset_password(token, fields["new_password"])
+    except LinkDead as error:
+        return await link_dead(error)
+    except AppError as error:
+        if wants_json():
+            raise
+        try:
+            user = await recovery.check_reset_link(token)
+        except LinkDead as dead:
+            return await link_dead(dead)
+        return await render_reset(token, user.email, error.status, error=error)
+    get_sessions().forget()
+    if wants_json():
+        return no_referrer(jsonify({"message": "password reset; sign in with it"}))
+    return no_referrer(navigate(url_for("auth.sign_in_page", reset=1)))
+
+
+# -- verifying an address ---------------------------------------------------------------
+
+
+@bp.get("/email/verify/<token>")
+@public
+@session_access("read")
+async def verify_page(token: str) -> Response:
+    """One button; only its POST changes anything (mail scanners follow links)."""
+    try:
+        email = await verification.check_verify_link(token)
+    except LinkDead as error:
+        return await link_dead(error)
+    if wants_json():
+        return no_referrer(jsonify({"email": email, "valid": True}))
+    page = await render("auth/verify.html", "auth/_verify_form.html", token=token, email=email)
+    return no_referrer(page)
+
+
+@bp.post("/email/verify/<token>")
+@public
+@session_access("read")
+async def verify(token: str) -> Response:
+    try:
+        email = await verification.verify_email(token)
+    except LinkDead as error:
+        return await link_dead(error)
+    if wants_json():
+        return no_referrer(jsonify({"message": "email verified", "email": email}))
+    target = "home.home" if current_record() is not None else "auth.sign_in_page"
+    return no_referrer(navigate(url_for(target, verified=1)))
+
+
+@bp.post("/email/verify/resend")
+@signed_in
+async def resend_verification() -> Response:
+    record = current_record()
+    assert record is not None
+    if await verification.resend(record):
+        message = f"We sent a new link to {record.email}."
+    else:
+        message = "Your email address is verified already."
+    if wants_json():
+        response = jsonify({"message": message})
+        response.status_code = 202
+        return response
+    if htmx().request:
+        return await render(
+            "home/home.html", "home/_verify_notice.html", sent=message, verified=True
+        )
+    return navigate(url_for("home.home", sent=1))
+
+
+# -- the account ------------------------------------------------------------------------
+
+
+@bp.get("/api/v1/account")
+@signed_in
+@session_access("read")
+async def account() -> Response:
+    """The signed-in account, for JSON clients."""
+    record = current_record()
+    assert record is not None
+    user = await find_user_by_id(record.user_id)
+    if user is None:
+        raise AppError("Sign in first.", status=401)
+    return jsonify(
+        {
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "created_at": iso_time(int(user.created_at.timestamp() * 1000)),
+            "session": {"id": record.public_id, "expires_in": record.seconds_left},
+        }
+    )
+
+
+__all__ = ["bp", "current_user", "request"]
