@@ -34,12 +34,12 @@ def test_countdown_runs_down_without_extending_the_session(
     make_account: Callable[..., Account],
     screenshot: Screenshot,
 ) -> None:
-    # Short enough to fit the heading on one line in docs/images/home.png.
+    # Short enough to fit the heading on one line in the docs screenshots.
     account = make_account(server, "ada", digits=4)
     page = browse(server)
     page.goto("/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    screenshot(page, "sign-in", docs="sign-in.png")
+    screenshot(page, "sign-in")
     sign_in(page, account)
 
     widget = countdown(page)
@@ -51,7 +51,7 @@ def test_countdown_runs_down_without_extending_the_session(
     expect(poll.locator(".no-script")).to_be_hidden()  # the clock counts down here
     first = time_left(page)
     assert 590 <= first <= 600, f"a new session shows {first} s left"
-    screenshot(page, "home", docs="home.png")
+    screenshot(page, "home")
 
     # The widget polls, and reading the time left never extends it.
     with page.expect_request(lambda r: r.url.endswith(COUNTDOWN_PATH)):
