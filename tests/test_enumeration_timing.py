@@ -3,7 +3,7 @@ its status, and not by how long it takes.
 
 ``check_credentials`` (quartapp/accounts/service.py) looks the email up and then always runs
 one bcrypt check: against the account's hash when there is one, otherwise against a
-reference hash the hasher makes at start-up (``PasswordHasher._start`` in
+reference hash the hasher makes at start-up (``PasswordHasher.open`` in
 quartapp/accounts/hashing.py). Without that reference hash an unknown email would skip bcrypt and
 fail in about a millisecond (a MySQL lookup), a known email with a wrong password only after
 the whole bcrypt check: the "3 ms against 300 ms" difference the tutorial warns about, which

@@ -14,6 +14,8 @@ from typing import TypeVar
 import bcrypt
 from quart import Quart, current_app
 
+from quartapp.infra.extension import ServingExtension
+
 EXTENSION = "quartapp.passwords"
 # bcrypt reads at most 72 bytes; longer passwords are refused, never silently truncated.
 MAX_PASSWORD_BYTES = 72
@@ -23,23 +25,21 @@ JUDGE_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-class PasswordHasher:
-    def __init__(self, app: Quart | None = None) -> None:
-        self.rounds = 12
-        self._pool: ThreadPoolExecutor | None = None
-        self._judge_pool: ThreadPoolExecutor | None = None
-        self._reference_hash: bytes | None = None
-        if app is not None:
-            self.init_app(app)
+class PasswordHasher(ServingExtension):
+    """bcrypt in a small pool of low-priority threads, and zxcvbn in a thread of its own."""
+
+    EXTENSION = EXTENSION
+    rounds = 12
+    _pool: ThreadPoolExecutor | None = None
+    _judge_pool: ThreadPoolExecutor | None = None
+    _reference_hash: bytes | None = None
 
     def init_app(self, app: Quart) -> None:
         self.rounds = int(app.config["BCRYPT_ROUNDS"])
         self._threads = int(app.config["BCRYPT_THREADS"])
-        app.extensions[EXTENSION] = self
-        app.before_serving(self._start)
-        app.after_serving(self._stop)
+        super().init_app(app)
 
-    async def _start(self) -> None:
+    async def open(self) -> None:
         self._pool = ThreadPoolExecutor(
             self._threads, thread_name_prefix="bcrypt", initializer=_yield_to_requests
         )
@@ -51,7 +51,7 @@ class PasswordHasher:
         # Checked against when the email is unknown, so that failure costs the same time.
         self._reference_hash = (await self.hash("reference password, never valid")).encode()
 
-    async def _stop(self) -> None:
+    async def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

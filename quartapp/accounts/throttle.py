@@ -25,6 +25,7 @@ from typing import Any
 from quart import Quart, current_app
 
 from quartapp.config import ConfigError
+from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import RedisConnection, get_redis
 from quartapp.web.client_address import parse_address
 from quartapp.web.errors import AppError
@@ -566,24 +567,21 @@ class Throttle:
 EXTENSION = "quartapp.throttle"
 
 
-class Throttling:
+class Throttling(ServingExtension):
     """The app's ``Throttle``: rules read from ``THROTTLE_*`` settings at start-up (a bad
     one stops start-up), the Redis side opened when the app starts serving."""
 
-    def __init__(self, app: Quart | None = None) -> None:
-        self._throttle: Throttle | None = None
-        if app is not None:
-            self.init_app(app)
+    EXTENSION = EXTENSION
+    _throttle: Throttle | None = None
 
     def init_app(self, app: Quart) -> None:
         try:
             self.rules = ThrottleRules.from_config(app.config)
         except ValueError as error:
             raise ConfigError(f"QUARTAPP_{error}") from error
-        app.extensions[EXTENSION] = self
-        app.before_serving(self._open)
+        super().init_app(app)
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         config = current_app.config
         self._throttle = Throttle(
             get_redis(),

@@ -9,11 +9,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiomysql
 import pymysql
-from quart import Quart, current_app
+from quart import current_app
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.mysql.client import MySQLClient
 from tortoise.migrations.api.migrate import migrate as run_migrations
+
+from quartapp.infra.extension import ServingExtension
 
 EXTENSION = "quartapp.database"
 
@@ -137,17 +139,12 @@ async def migrate(url: str) -> None:
         await Tortoise.close_connections()
 
 
-class Database:
-    def __init__(self, app: Quart | None = None) -> None:
-        if app is not None:
-            self.init_app(app)
+class Database(ServingExtension):
+    """Tortoise's connections for this app, with the app's pool size and deadlines."""
 
-    def init_app(self, app: Quart) -> None:
-        app.extensions[EXTENSION] = self
-        app.before_serving(self._open)
-        app.after_serving(self._close)
+    EXTENSION = EXTENSION
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         config = current_app.config
         await Tortoise.init(
             config=tortoise_config(
@@ -159,7 +156,7 @@ class Database:
             _enable_global_fallback=True,
         )
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         await Tortoise.close_connections()
 
     async def ping(self) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from quart import Quart, current_app
+from quart import current_app
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import parse_url
@@ -45,6 +45,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
+
+from quartapp.infra.extension import ServingExtension
 
 EXTENSION = "quartapp.redis"
 
@@ -309,19 +311,12 @@ def _retry() -> Retry:
     )
 
 
-class RedisClient:
+class RedisClient(ServingExtension):
     """Owns one client (and its connections) per app; every other piece borrows ``redis``."""
 
-    def __init__(self, app: Quart | None = None) -> None:
-        self._redis: RedisConnection | None = None
-        self._sentinel: Sentinel | None = None
-        if app is not None:
-            self.init_app(app)
-
-    def init_app(self, app: Quart) -> None:
-        app.extensions[EXTENSION] = self
-        app.before_serving(self._open)
-        app.after_serving(self._close)
+    EXTENSION = EXTENSION
+    _redis: RedisConnection | None = None
+    _sentinel: Sentinel | None = None
 
     @property
     def redis(self) -> RedisConnection:
@@ -329,7 +324,7 @@ class RedisClient:
             raise RuntimeError("Redis is used before the app started serving")
         return self._redis
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         config = current_app.config
         target = parse_redis_url(config["REDIS_URL"])
         timeout = float(config["REDIS_TIMEOUT"])
@@ -388,7 +383,7 @@ class RedisClient:
             ),
         )
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         client, self._redis = self._redis, None
         sentinel, self._sentinel = self._sentinel, None
         try:

@@ -26,12 +26,13 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-from quart import Quart, current_app
+from quart import current_app
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 from saq.job import Job
 from saq.queue.redis import PubSubMultiplexer, RedisQueue
 
+from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import parse_redis_url
 
 log = logging.getLogger(__name__)
@@ -107,28 +108,21 @@ def connect(url: str, *, timeout: float | None) -> tuple[Redis, Sentinel | None]
     raise ValueError("the mail queue does not run on Redis Cluster")
 
 
-class Mailer:
+class Mailer(ServingExtension):
     """The app's side of the queue: opened when the app starts serving, closed after."""
 
-    def __init__(self, app: Quart | None = None) -> None:
-        self._queue: MailQueue | None = None
-        self._sentinel: Sentinel | None = None
-        if app is not None:
-            self.init_app(app)
+    EXTENSION = EXTENSION
+    _queue: MailQueue | None = None
+    _sentinel: Sentinel | None = None
 
-    def init_app(self, app: Quart) -> None:
-        app.extensions[EXTENSION] = self
-        app.before_serving(self._open)
-        app.after_serving(self._close)
-
-    async def _open(self) -> None:
+    async def open(self) -> None:
         config = current_app.config
         redis, self._sentinel = connect(
             str(config["MAIL_REDIS_URL"]), timeout=float(config["REDIS_TIMEOUT"])
         )
         self._queue = MailQueue(redis, str(config["REDIS_PREFIX"]))
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         queue, self._queue = self._queue, None
         if queue is not None:
             await queue.disconnect()
