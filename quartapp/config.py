@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a link in a mail stays good.
     "PASSWORD_RESET_TTL": 3600,
     "EMAIL_VERIFY_TTL": 24 * 60 * 60,
+    "EMAIL_CHANGE_TTL": 60 * 60,
+    # Days a device an account signed in from is remembered (a sign-in from any other one
+    # mails the owner a notice), and how many devices each account remembers.
+    "KNOWN_DEVICES_DAYS": 90,
+    "KNOWN_DEVICES_MAX": 20,
     "MAX_CONTENT_LENGTH": 16 * 1024,
     "MAX_FORM_PARTS": 20,
 }
@@ -109,6 +114,8 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         "MAIL_TIMEOUT",
         "PASSWORD_RESET_TTL",
         "EMAIL_VERIFY_TTL",
+        "EMAIL_CHANGE_TTL",
+        "KNOWN_DEVICES_DAYS",
     ):
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -117,6 +124,11 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
     if isinstance(most, bool) or not isinstance(most, int) or most < 0:
         raise ConfigError(
             f"QUARTAPP_SESSION_MAX_PER_USER must be a whole number, 0 for no limit, not {most!r}"
+        )
+    known = config["KNOWN_DEVICES_MAX"]
+    if isinstance(known, bool) or not isinstance(known, int) or not 1 <= known <= 1000:
+        raise ConfigError(
+            f"QUARTAPP_KNOWN_DEVICES_MAX must be a whole number from 1 to 1000, not {known!r}"
         )
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")

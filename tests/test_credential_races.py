@@ -1,4 +1,5 @@
-"""Sign-ins that race a password change or an account deletion start no session.
+"""Sign-ins that race a password change, an address change or an account deletion start
+no session.
 
 A sign-in checks the password with bcrypt, which takes a while; a password change (or a
 deletion) may run to completion in that time. Its sweep of the account's sessions then
@@ -6,7 +7,8 @@ comes before the sign-in's session exists. What closes the gap: the change store
 hash, then raises the account's credentials floor in Redis, then sweeps; the script that
 creates a session refuses a sign-in whose password version is under the floor. These tests
 hold a sign-in inside bcrypt (its check already passed) while the change or deletion runs,
-then let it go on.
+then let it go on. An address change raises the version and the floor the same way, so a
+sign-in with the old address that was inside bcrypt starts no session tied to it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from quart import Quart
 
 from quartapp.accounts.hashing import PasswordHasher
+from quartapp.accounts.mail_tokens import LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.sessions.extension import get_sessions
 from quartapp.sessions.store import SessionRecord
@@ -97,7 +100,21 @@ async def delete_account(owner: Auth) -> None:
     assert deleted.status_code == 303
 
 
-@pytest.mark.parametrize("change", [change_password, delete_account])
+async def change_email(owner: Auth) -> None:
+    """Follow an address-change link (made here as the mail worker makes it)."""
+    app = owner.client.app
+    async with app.app_context():
+        user = await User.get(email="ada@example.com")
+        grant = LinkGrant(user.id, user.credentials_version, "ada.new@example.com")
+        token = await get_mail_tokens().issue("email", grant, 600)
+    changed = await owner.post(f"/email/change/{token}")
+    assert changed.status_code == 303
+
+
+STAYS_SIGNED_IN = (change_password, change_email)
+
+
+@pytest.mark.parametrize("change", [change_password, change_email, delete_account])
 async def test_a_sign_in_held_inside_bcrypt_gets_no_session(
     app: Quart,
     monkeypatch: pytest.MonkeyPatch,
@@ -112,7 +129,7 @@ async def test_a_sign_in_held_inside_bcrypt_gets_no_session(
     assert response.status_code == 401
     assert await response.get_json() == {"error": "Incorrect email or password."}
     left = await sessions_of(app, user_id)
-    if change is change_password:
+    if change in STAYS_SIGNED_IN:
         assert len(left) == 1  # the owner's, under a new token
         assert (await owner.client.get("/home", headers=JSON)).status_code == 200
     else:
@@ -120,7 +137,7 @@ async def test_a_sign_in_held_inside_bcrypt_gets_no_session(
     assert (await thief.client.get("/home", headers=JSON)).status_code == 401
 
 
-@pytest.mark.parametrize("change", [change_password, delete_account])
+@pytest.mark.parametrize("change", [change_password, change_email, delete_account])
 async def test_many_sign_ins_racing_a_change_leave_no_session(
     app: Quart, change: Callable[[Auth], Awaitable[None]]
 ) -> None:
@@ -136,7 +153,9 @@ async def test_many_sign_ins_racing_a_change_leave_no_session(
     for thief in thieves:
         assert (await thief.client.get("/home", headers=JSON)).status_code == 401
     left = await sessions_of(app, user_id)
-    assert len(left) == (1 if change is change_password else 0)
+    assert len(left) == (1 if change in STAYS_SIGNED_IN else 0)
+    if change is change_email:
+        assert {record.email for record in left} == {"ada.new@example.com"}
 
 
 async def test_the_new_password_signs_in_after_a_change(app: Quart) -> None:
@@ -145,3 +164,17 @@ async def test_the_new_password_signs_in_after_a_change(app: Quart) -> None:
     await change_password(owner)
     assert (await json_sign_in(Auth(app.test_client()), NEW_PASSWORD)).status_code == 200
     assert (await json_sign_in(Auth(app.test_client()), PASSWORD)).status_code == 401
+
+
+async def test_the_new_address_signs_in_after_a_change(app: Quart) -> None:
+    owner, _ = await signed_up(app)
+    await change_email(owner)
+    assert (await json_sign_in(Auth(app.test_client()), PASSWORD)).status_code == 401
+    client = app.test_client()
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    signed = await client.post(
+        "/api/v1/signin",
+        json={"email": "ada.new@example.com", "password": PASSWORD},
+        headers={"X-CSRF-Token": token},
+    )
+    assert signed.status_code == 200

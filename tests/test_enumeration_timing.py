@@ -1,5 +1,5 @@
-"""A failed sign-in does not tell whether the email has an account: not by its words, not by
-its status, and not by how long it takes.
+"""A failed sign-in (and "forgot your password", at the end) does not tell whether the email
+has an account: not by its words, not by its status, and not by how long it takes.
 
 ``check_credentials`` (quartapp/accounts/service.py) looks the email up and then always runs
 one bcrypt check: against the account's hash when there is one, otherwise against a
@@ -164,3 +164,55 @@ async def test_an_account_hashed_at_a_lower_cost_fails_as_slowly(
     async with app.app_context():
         await User.filter(email=LOW_COST).update(password_hash=cheap)
     await failure_timings(client, headers, LOW_COST, UNKNOWN)
+
+
+# "Forgot your password" does less than a sign-in: it checks the address's form, counts the
+# request and puts a job on the mail queue, whether or not the address has an account (the
+# worker looks it up). No bcrypt dominates it, so the bound is a quarter of the slower
+# median, or FORGOT_FLOOR, whichever is larger: a request that looked the address up, or
+# mailed from the request, would add a MySQL round trip or an SMTP conversation to one kind.
+FORGOT_FLOOR = 0.002
+
+
+async def test_forgot_password_is_the_same_for_unknown_and_known_emails(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app()
+    client, headers = await signed_out_client(app, KNOWN)
+
+    async def ask(email: str) -> tuple[float, Any]:
+        start = time.perf_counter()
+        response = await client.post("/password/forgot", json={"email": email}, headers=headers)
+        return time.perf_counter() - start, response
+
+    timings: dict[str, list[float]] = {KNOWN: [], UNKNOWN: []}
+    answers: dict[str, set[Answer]] = {KNOWN: set(), UNKNOWN: set()}
+    for pair in range(WARM_UP + TRIES):
+        order = (KNOWN, UNKNOWN) if pair % 2 == 0 else (UNKNOWN, KNOWN)
+        for email in order:
+            elapsed, response = await ask(email)
+            headers_seen = tuple(
+                sorted((k.lower(), v) for k, v in response.headers.items() if k.lower() != "date")
+            )
+            answers[email].add((response.status_code, await response.get_data(), headers_seen))
+            if pair >= WARM_UP:
+                timings[email].append(elapsed)
+
+    assert answers[KNOWN] == answers[UNKNOWN]
+    assert len(answers[KNOWN]) == 1, answers[KNOWN]
+    ((status, body, headers_seen),) = answers[KNOWN]
+    assert status == 202
+    assert b"If an account exists for that address" in body
+    assert "set-cookie" not in dict(headers_seen)
+
+    a, b = timings[KNOWN], timings[UNKNOWN]
+    median_a, median_b = statistics.median(a), statistics.median(b)
+    trimmed_a, trimmed_b = trimmed_mean(a), trimmed_mean(b)
+    report = (
+        f"known: median {median_a * 1000:.2f} ms, trimmed mean {trimmed_a * 1000:.2f} ms; "
+        f"unknown: median {median_b * 1000:.2f} ms, trimmed mean {trimmed_b * 1000:.2f} ms"
+    )
+    print(report)
+    bound = max(TOLERANCE * max(median_a, median_b), FORGOT_FLOOR)
+    assert abs(median_a - median_b) < bound, report
+    assert abs(trimmed_a - trimmed_b) < bound, report

@@ -305,6 +305,207 @@ async def test_a_worker_killed_mid_queue_loses_nothing_and_sends_once(
         assert len([m for m in catcher.messages() if m["To"] == email]) == 1
 
 
+CHANGE = "Confirm your new email address"
+CHANGED = "email address was changed"
+NEW_SIGN_IN = "New sign-in"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+JSON = {"Accept": "application/json"}
+
+
+async def ask_for_change(auth: Auth, new_email: str, password: str = PASSWORD) -> Any:
+    return await auth.post("/account/email", {"current_password": password, "new_email": new_email})
+
+
+async def account_of(client: QuartClient) -> Any:
+    return await (await client.get("/api/v1/account", headers=JSON)).get_json()
+
+
+async def test_an_address_change_goes_by_a_link_to_the_new_address(
+    app: Quart,
+    client: QuartClient,
+    auth: Auth,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+) -> None:
+    workers()
+    await auth.sign_up()
+    other = Auth(app.test_client())
+    await other.sign_in()
+    page = await client.get("/account/email")
+    assert page.status_code == 200
+    assert 'href="/account/email"' in await (await client.get("/home")).get_data(as_text=True)
+    # Refusals: a wrong password, the current address, no address at all.
+    wrong = await ask_for_change(auth, "new@example.com", "not my password")
+    assert wrong.status_code == 403
+    same = await ask_for_change(auth, "ADA@example.com")
+    assert same.status_code == 422
+    assert "already your address" in await same.get_data(as_text=True)
+    assert (await ask_for_change(auth, "not an address")).status_code == 422
+    sent = await ask_for_change(auth, "New@Example.com")
+    assert (sent.status_code, sent.headers["Location"]) == (303, "/account/email?sent=1")
+    assert "We sent a link" in await (await client.get("/account/email?sent=1")).get_data(
+        as_text=True
+    )
+
+    (mail,) = catcher.wait_for(to("new@example.com", CHANGE))
+    assert "ada@example.com" in text_of(mail)
+    path = link_in(mail, "/email/change/")
+    shown = await client.get(path)
+    assert shown.status_code == 200
+    assert shown.headers["Referrer-Policy"] == "no-referrer"
+    assert (await account_of(client))["email"] == "ada@example.com"  # GET changes nothing
+    done = await auth.post(path)
+    assert (done.status_code, done.headers["Location"]) == (303, "/account/email?changed=1")
+    account = await account_of(client)
+    assert (account["email"], account["email_verified"]) == ("new@example.com", True)
+    assert "new@example.com" in await (await client.get("/home")).get_data(as_text=True)
+    # Every other session ended; the link is used up.
+    assert (await other.client.get("/home")).status_code == 303
+    assert (await auth.post(path)).status_code == 410
+    # The old address is told, with the device, the address and the sessions page.
+    (notice,) = catcher.wait_for(to("ada@example.com", CHANGED))
+    assert "new@example.com" in text_of(notice)
+    assert f"{PUBLIC_URL}/sessions" in text_of(notice)
+    assert f"{PUBLIC_URL}/sessions" in html_of(notice)
+    assert "Device:" in text_of(notice)
+    assert "From:" in text_of(notice)
+    # Sign-in works with the new address only.
+    assert (await Auth(app.test_client()).sign_in()).status_code == 401
+    assert (await Auth(app.test_client()).sign_in("new@example.com")).status_code == 303
+
+
+async def test_an_address_change_over_json(
+    app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    workers()
+    await auth.sign_up()
+    client = auth.client
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    headers = {**JSON, "X-CSRF-Token": token}
+    asked = await client.post(
+        "/account/email",
+        json={"current_password": PASSWORD, "new_email": "json@example.com"},
+        headers=headers,
+    )
+    assert asked.status_code == 202
+    assert (await asked.get_json())["new_email"] == "json@example.com"
+    refused = await client.post(
+        "/account/email", json={"current_password": PASSWORD, "new_email": ""}, headers=headers
+    )
+    assert refused.status_code == 422
+    assert "new_email" in (await refused.get_json())["fields"]
+    path = link_in(catcher.wait_for(to("json@example.com", CHANGE))[0], "/email/change/")
+    stranger = app.test_client()  # followed in another browser: nobody is signed in there
+    looked = await stranger.get(path, headers=JSON)
+    assert await looked.get_json() == {"new_email": "json@example.com", "valid": True}
+    csrf = (await (await stranger.get("/api/v1/csrf")).get_json())["csrf_token"]
+    done = await stranger.post(path, json={}, headers={**JSON, "X-CSRF-Token": csrf})
+    assert done.status_code == 200
+    assert await done.get_json() == {"message": "email changed", "signed_in": False}
+    # The browser that asked was signed out with every session.
+    assert (await client.get("/api/v1/account", headers=JSON)).status_code == 401
+
+
+async def test_two_accounts_never_share_an_address(
+    app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    workers()
+    await auth.sign_up()
+    bob = Auth(app.test_client())
+    await bob.sign_up("bob@example.com")
+    # Both ask for the same free address; the one who follows the link first gets it.
+    await ask_for_change(auth, "shared@example.com")
+    await ask_for_change(bob, "shared@example.com")
+    mails = catcher.wait_for(to("shared@example.com", CHANGE), count=2)
+    links = {
+        ("ada" if "ada@example.com" in text_of(m) else "bob"): link_in(m, "/email/change/")
+        for m in mails
+    }
+    assert (await auth.post(links["ada"])).status_code == 303
+    taken = await bob.post(links["bob"])
+    assert taken.status_code == 409
+    body = await taken.get_data(as_text=True)
+    assert "belongs to another account" in body
+    assert (await account_of(bob.client))["email"] == "bob@example.com"
+    # An account signed up with the address after the link was sent: a 409 as well.
+    await ask_for_change(bob, "later@example.com")
+    path = link_in(catcher.wait_for(to("later@example.com", CHANGE))[0], "/email/change/")
+    await Auth(app.test_client()).sign_up("later@example.com")
+    assert (await bob.post(path)).status_code == 409
+    assert (await account_of(bob.client))["email"] == "bob@example.com"
+
+
+async def test_address_change_links_are_throttled_per_account(
+    make_app: Callable[..., Any], catcher: MailCatcher
+) -> None:
+    app = await make_app(MAIL_URL=catcher.url, THROTTLE_EMAIL_CHANGE_PER_ACCOUNT=[1, 3600])
+    auth = Auth(app.test_client())
+    await auth.sign_up()
+    assert (await ask_for_change(auth, "one@example.com")).status_code == 303
+    assert (await ask_for_change(auth, "two@example.com")).status_code == 429
+
+
+async def test_a_sign_in_from_a_new_device_is_told_once(
+    app: Quart, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    workers()
+    owner = Auth(app.test_client())
+    await owner.sign_up(**{"User-Agent": FIREFOX})
+    catcher.wait_for(to("ada@example.com", VERIFY))
+    # The device of the sign-up: no notice.
+    assert (await Auth(app.test_client()).sign_in(**{"User-Agent": FIREFOX})).status_code == 303
+    # A new device: one notice, with the device, the address and the sessions page.
+    for _ in range(2):
+        signed = await Auth(app.test_client()).sign_in(**{"User-Agent": CHROME})
+        assert signed.status_code == 303
+    (notice,) = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    assert "Chrome 131 on Windows" in text_of(notice)
+    assert "Chrome 131 on Windows" in html_of(notice)
+    assert re.search(r"^From: +\S+", text_of(notice), re.MULTILINE)  # the client's address
+    assert f"{PUBLIC_URL}/sessions" in text_of(notice)
+    assert f"{PUBLIC_URL}/sessions" in html_of(notice)
+    # A reset from another device, then a sign-in from it: no notice for that either.
+    phone = app.test_client()
+    await forgot(phone, "ada@example.com")
+    path = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
+    token = await csrf_from(phone, "/password/forgot")
+    done = await phone.post(
+        path,
+        form={"new_password": NEW_PASSWORD, "csrf_token": token},
+        headers={"User-Agent": SAFARI},
+    )
+    assert done.status_code == 303
+    again = await Auth(phone).sign_in(password=NEW_PASSWORD, **{"User-Agent": SAFARI})
+    assert again.status_code == 303
+    catcher.wait_for(to("ada@example.com", "password was reset"))
+    await asyncio.sleep(2)
+    assert len(catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))) == 1
+
+
+async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(
+    make_app: Callable[..., Any], redis: Redis, redis_prefix: str
+) -> None:
+    app = await make_app(KNOWN_DEVICES_MAX=2)
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    for agent in (CHROME, SAFARI):
+        await Auth(app.test_client()).sign_in(**{"User-Agent": agent})
+    keys = [key async for key in redis.scan_iter(match=f"{redis_prefix}kd:*")]
+    assert len(keys) == 1
+    members = await redis.zrange(keys[0], 0, -1)
+    assert len(members) == 2
+    assert not any("Chrome" in m or "Safari" in m or "Firefox" in m for m in members)
+    ttl = await redis.ttl(keys[0])
+    assert 89 * 24 * 3600 < ttl <= 90 * 24 * 3600
+
+
 async def test_readyz_shows_the_mail_workers(
     client: QuartClient, catcher: MailCatcher, workers: Callable[..., Process]
 ) -> None:

@@ -121,4 +121,75 @@ async def password_changed_notice(
     return await _send(ctx, build)
 
 
-JOBS = [password_reset_mail, verification_mail, password_changed_notice]
+async def email_change_mail(ctx: Context, *, user_id: int, new_email: str) -> str:
+    """A link to the NEW address; following it makes that the account's address."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None or user.email == new_email:
+            return None
+        ttl = int(current_app.config["EMAIL_CHANGE_TTL"])
+        grant = LinkGrant(user.id, user.credentials_version, new_email)
+        token = await get_mail_tokens().issue("email", grant, ttl)
+        return await compose(
+            "email_change",
+            new_email,
+            "Confirm your new email address for quartapp",
+            link=_link(f"/email/change/{token}"),
+            valid_for=_minutes(ttl),
+            old_email=user.email,
+        )
+
+    return await _send(ctx, build)
+
+
+async def email_changed_notice(
+    ctx: Context, *, user_id: int, old_email: str, new_email: str, device: str, ip: str
+) -> str:
+    """Tell the OLD address that the account moved to another one, from where and when."""
+
+    async def build() -> EmailMessage | None:
+        return await compose(
+            "email_changed",
+            old_email,
+            "Your quartapp email address was changed",
+            new_email=new_email,
+            device=device,
+            ip=ip or "unknown",
+            when=_now(),
+            sessions_link=_link("/sessions"),
+            forgot_link=_link("/password/forgot"),
+        )
+
+    return await _send(ctx, build)
+
+
+async def new_device_notice(ctx: Context, *, user_id: int, device: str, ip: str) -> str:
+    """Tell the owner about a sign-in from a device the account has not used lately."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None:
+            return None
+        return await compose(
+            "new_device",
+            user.email,
+            "New sign-in to your quartapp account",
+            device=device,
+            ip=ip or "unknown",
+            when=_now(),
+            sessions_link=_link("/sessions"),
+            forgot_link=_link("/password/forgot"),
+        )
+
+    return await _send(ctx, build)
+
+
+JOBS = [
+    password_reset_mail,
+    verification_mail,
+    password_changed_notice,
+    email_change_mail,
+    email_changed_notice,
+    new_device_notice,
+]

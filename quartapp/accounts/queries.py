@@ -78,3 +78,33 @@ async def mark_email_verified(user_id: int, email: str) -> bool:
     """Mark the address verified, if it is still the account's; whether it was."""
     updated = await _database(User.filter(id=user_id, email=email).update(email_verified=True))
     return bool(updated)
+
+
+EMAIL_TAKEN = "That address belongs to another account now, so it cannot be yours as well."
+
+
+async def change_email(user: User, new_email: str) -> int:
+    """Give the account a new (verified) address; returns its new credentials version.
+
+    The address is part of what a sign-in checks, so its version goes up as a password
+    change's does (see SessionStore.retire_credentials). Only if ``user``'s version is still
+    the stored one; an address another account holds is a 409 (the unique index decides)."""
+    version = user.credentials_version + 1
+    try:
+        updated = await _database(
+            User.filter(id=user.id, credentials_version=user.credentials_version).update(
+                email=new_email,
+                email_verified=True,
+                credentials_version=F("credentials_version") + 1,
+            )
+        )
+    except IntegrityError as error:
+        raise AppError(EMAIL_TAKEN, status=409, fields={"new_email": EMAIL_TAKEN}) from error
+    if not updated:
+        raise AppError(
+            "Your password or address was changed at the same moment by another request. "
+            "Ask for a new link and try again.",
+            status=409,
+        )
+    user.email, user.email_verified, user.credentials_version = new_email, True, version
+    return version

@@ -8,6 +8,7 @@ address up and, only if it has an account, mails a link (``mailings.password_res
 
 from __future__ import annotations
 
+from quartapp.accounts.known_devices import remember_this_device
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import canonical_email
@@ -69,5 +70,6 @@ async def reset_password(token: str, new_password: str) -> User:
     await set_password(user, new_password)
     await get_sessions().store.revoke_all(user.id)
     await mark_email_verified(user.id, user.email)
+    await remember_this_device(user.id)  # so signing in with the new password is no news
     await notify_password_changed(user.id, "reset")
     return user

@@ -17,6 +17,11 @@ from collections.abc import AsyncIterator
 from quart import request
 
 from quartapp.accounts.hashing import get_hasher
+from quartapp.accounts.known_devices import (
+    get_known_devices,
+    note_sign_in_device,
+    remember_this_device,
+)
 from quartapp.accounts.mail_tokens import get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import (
@@ -102,6 +107,7 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
         raise
     await throttle.record_sign_in(user.email, client)
     note_unverified(user.email_verified)
+    await remember_this_device(user.id)  # the sign-in right after is no news to the owner
     await send_verification(user.id)
     return user, record
 
@@ -178,6 +184,7 @@ async def sign_in(typed_email: str, password: str) -> SessionRecord:
         # The password changed (or the account went) while it was being checked.
         raise AppError(SIGN_IN_FAILED, status=401) from None
     note_unverified(user.email_verified)
+    await note_sign_in_device(user.id)
     return record
 
 
@@ -270,5 +277,6 @@ async def delete_account(record: SessionRecord, password: str) -> None:
     try:
         await sessions.store.retire_credentials(user.id, DELETED)
         await sessions.store.revoke_all(user.id)
+        await get_known_devices().forget_all(user.id)
     except REDIS_ERRORS:
         log.warning("account %s deleted; the second sweep of its sessions failed", user.id)

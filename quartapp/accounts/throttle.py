@@ -196,6 +196,7 @@ class ThrottleRules:
     password_reset_per_ip: Limit | None = Limit(10, HOUR)
     password_reset_per_address: Limit | None = Limit(3, HOUR)
     verification_mail_per_account: Limit | None = Limit(3, HOUR)
+    email_change_per_account: Limit | None = Limit(3, HOUR)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -246,6 +247,7 @@ _LIMIT_FIELDS = frozenset(
         "password_reset_per_ip",
         "password_reset_per_address",
         "verification_mail_per_account",
+        "email_change_per_account",
     }
 )
 
@@ -541,6 +543,13 @@ class Throttle:
         limit = self.rules.verification_mail_per_account
         key = self.key("verification_mail_per_account", self._name("user", str(user_id)))
         logs = [_Log("verification_mail_per_account", key, limit)] if limit else []
+        return (await self._run("attempt", logs, None)).only()
+
+    async def attempt_email_change(self, user_id: int) -> Decision:
+        """Count a request to mail an address-change link for this account."""
+        limit = self.rules.email_change_per_account
+        key = self.key("email_change_per_account", self._name("user", str(user_id)))
+        logs = [_Log("email_change_per_account", key, limit)] if limit else []
         return (await self._run("attempt", logs, None)).only()
 
     # -- operators ------------------------------------------------------------------------

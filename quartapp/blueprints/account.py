@@ -9,7 +9,7 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, render_template, request, url_for
 from quart_auth import Unauthorized
 
-from quartapp.accounts import service
+from quartapp.accounts import email_change, service
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.devices import UNKNOWN_BROWSER
 from quartapp.sessions.extension import (
@@ -169,6 +169,52 @@ async def change_password() -> Response:
         )
     # A full page load: the page's CSRF token was bound to the session that just ended.
     return navigate(url_for("account.password_page", changed=1))
+
+
+async def render_email_form(status: int = 200, **context: Any) -> Response:
+    return await render(
+        "account/email.html",
+        "account/_email_form.html",
+        status,
+        email=signed_in_record().email,
+        **context,
+    )
+
+
+@bp.get("/account/email")
+@signed_in
+async def email_page() -> Response:
+    if wants_json():
+        return jsonify({"email": signed_in_record().email})
+    # Fixed messages for flags in the address, never text taken from it.
+    sent = email_change.SENT if request.args.get("sent") == "1" else None
+    return await render_email_form(sent=sent, changed=request.args.get("changed") == "1")
+
+
+@bp.post("/account/email")
+@signed_in
+async def change_email() -> Response:
+    """Mail a link to the new address; the address changes when it is followed."""
+    fields = await read_fields("current_password", "new_email")
+    try:
+        new_email = await email_change.request_change(
+            signed_in_record(), fields["current_password"], fields["new_email"]
+        )
+    except service.SignedOut:
+        raise Unauthorized() from None
+    except AppError as error:
+        if wants_json():
+            raise
+        return await render_email_form(
+            error.status, error=error, new_email=fields["new_email"].strip()
+        )
+    if wants_json():
+        response = jsonify({"message": email_change.SENT, "new_email": new_email})
+        response.status_code = 202
+        return response
+    if htmx().request:
+        return await render_email_form(sent=email_change.SENT)
+    return navigate(url_for("account.email_page", sent=1))
 
 
 async def render_delete_form(email: str, status: int = 200, **context: Any) -> Response:

@@ -39,6 +39,8 @@ async def sign_in_page() -> Response:
         notice = "You are signed out."
     elif request.args.get("reset") == "1":
         notice = "Your password has been reset and every session signed out. Sign in with it."
+    elif request.args.get("email_changed") == "1":
+        notice = "Your email address has been changed. Sign in with the new one."
     elif request.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
     return await render_form("sign_in", notice=notice)

@@ -11,10 +11,16 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import current_user
 
-from quartapp.accounts import recovery, verification
+from quartapp.accounts import email_change, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead
 from quartapp.accounts.queries import find_user_by_id
-from quartapp.sessions.extension import current_record, get_sessions, session_access
+from quartapp.sessions.csrf import csrf_token
+from quartapp.sessions.extension import (
+    current_record,
+    get_sessions,
+    session_access,
+    session_summary,
+)
 from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
@@ -169,6 +175,66 @@ async def resend_verification() -> Response:
             "home/home.html", "home/_verify_notice.html", sent=message, verified=True
         )
     return navigate(url_for("home.home", sent=1))
+
+
+# -- changing an address -----------------------------------------------------------------
+
+
+async def render_change(token: str, email: str, status: int = 200, **context: Any) -> Response:
+    page = await render(
+        "auth/email_change.html",
+        "auth/_email_change_form.html",
+        status,
+        token=token,
+        new_email=email,
+        **context,
+    )
+    return no_referrer(page)
+
+
+@bp.get("/email/change/<token>")
+@public
+@session_access("read")
+async def email_change_page(token: str) -> Response:
+    """One button; only its POST changes the address (mail scanners follow links)."""
+    try:
+        _, new_email = await email_change.check_change_link(token)
+    except LinkDead as error:
+        return await link_dead(error)
+    if wants_json():
+        return no_referrer(jsonify({"new_email": new_email, "valid": True}))
+    return await render_change(token, new_email)
+
+
+@bp.post("/email/change/<token>")
+@public
+@session_access("read")
+async def change_email(token: str) -> Response:
+    """Make the link's address the account's. This browser goes on signed in if it was
+    signed in to the account; every other session ends."""
+    try:
+        _, _, record = await email_change.apply_change(token)
+    except LinkDead as error:
+        return await link_dead(error)
+    except AppError as error:  # 409: another account has the address now
+        if wants_json():
+            raise
+        page = await render(
+            "auth/email_change.html", "auth/_email_change_form.html", error.status, error=error
+        )
+        return no_referrer(page)
+    if wants_json():
+        body: dict[str, Any] = {"message": "email changed", "signed_in": record is not None}
+        if record is not None:
+            body |= {
+                "email": record.email,
+                "session": session_summary(record),
+                "csrf_token": csrf_token(),
+            }
+        return no_referrer(jsonify(body))
+    if record is not None:
+        return no_referrer(navigate(url_for("account.email_page", changed=1)))
+    return no_referrer(navigate(url_for("auth.sign_in_page", email_changed=1)))
 
 
 # -- the account ------------------------------------------------------------------------

@@ -180,6 +180,23 @@ def password_page(setup: Setup) -> Page:
     return page
 
 
+def email_page(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/email")
+    expect(page.get_by_role("heading", name="Change your email address")).to_be_visible()
+    return page
+
+
+def change_email_errors(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/email")
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New email address").fill("not an address")
+    page.get_by_role("button", name="Send the link").click()
+    expect(page.locator(".field-error")).to_have_count(1)
+    return page
+
+
 def delete_page(setup: Setup) -> Page:
     page = setup.signed_in()
     page.goto("/account/delete")
@@ -211,6 +228,8 @@ STATES = {
     "password": password_page,
     "change-password-errors": change_password_errors,
     "password-changed": password_changed,
+    "email": email_page,
+    "change-email-errors": change_email_errors,
     "delete-account": delete_page,
     "delete-account-error": delete_account_error,
     "account-deleted": account_deleted,

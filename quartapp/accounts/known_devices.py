@@ -1,0 +1,119 @@
+"""The devices an account has signed in from, so that a sign-in from any other one mails
+the owner a notice (ASVS 6.3.7 / 2.2.3).
+
+What is kept: per account, one sorted set ``<prefix>kd:<user id>`` of HMACs (keyed by a key
+derived from the app's secret key) of the device's name as the sessions list shows it
+(``sessions.devices.describe_device``, e.g. "Firefox 128 on Linux"), scored by the last
+sign-in from it. No user agent and no IP address is stored here; the names cannot be read
+back from the set, nor matched across apps with other secret keys. The set keeps the
+``KNOWN_DEVICES_MAX`` most recent devices and lives ``KNOWN_DEVICES_DAYS`` after the last
+sign-in. One script on one key: it works on every Redis topology the app supports.
+
+Sign-up, a password reset and an address change remember the device that did them without
+a notice (the owner is there, with a mail just read); a sign-in from an unknown device
+remembers it and queues the notice. A new major browser version is a new name, and so gets
+one notice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+
+from quart import current_app, request
+
+from quartapp.infra.redis_client import REDIS_ERRORS, RedisConnection, get_redis
+from quartapp.mail.queue import get_mailer
+from quartapp.sessions.devices import describe_device
+from quartapp.sessions.extension import get_sessions
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+# KEYS[1]: the account's set. ARGV[1]: the device's name (an HMAC), ARGV[2]: how long the
+# set lives (ms), ARGV[3]: how many devices it keeps. Returns 1 when the device was not in
+# the set (or had expired from it), else 0.
+_REMEMBER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - period))
+local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+redis.call('PEXPIREAT', KEYS[1], now + period)
+if known then
+  return 0
+end
+return 1
+"""
+
+
+class KnownDevices:
+    def __init__(
+        self, redis: RedisConnection, *, prefix: str, secret: str | bytes, days: float, most: int
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        key = secret.encode() if isinstance(secret, str) else secret
+        self._name_key = hmac.new(key, b"quartapp known devices", hashlib.sha256).digest()
+        self.period_ms = max(1, round(days * DAY_MS))
+        self.most = most
+        self._remember = redis.register_script(_REMEMBER)
+
+    def key(self, user_id: int) -> str:
+        return f"{self.prefix}kd:{user_id}"
+
+    def name(self, device: str) -> str:
+        digest = hmac.new(self._name_key, device.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    async def remember(self, user_id: int, device: str) -> bool:
+        """Remember ``device`` for the account; whether it was unknown until now."""
+        new = await self._remember(
+            keys=[self.key(user_id)], args=[self.name(device), self.period_ms, self.most]
+        )
+        return int(new) == 1
+
+    async def forget_all(self, user_id: int) -> None:
+        await self.redis.delete(self.key(user_id))
+
+
+def get_known_devices() -> KnownDevices:
+    config = current_app.config
+    return KnownDevices(
+        get_redis(),
+        prefix=str(config["REDIS_PREFIX"]),
+        secret=config["SECRET_KEY"],
+        days=float(config["KNOWN_DEVICES_DAYS"]),
+        most=int(config["KNOWN_DEVICES_MAX"]),
+    )
+
+
+def this_device() -> str:
+    return describe_device(request.headers.get("User-Agent"))
+
+
+async def remember_this_device(user_id: int) -> None:
+    """The device of this request is the owner's (sign-up, a reset, an address change)."""
+    try:
+        await get_known_devices().remember(user_id, this_device())
+    except REDIS_ERRORS:
+        log.warning("could not remember the device of user %s", user_id)
+
+
+async def note_sign_in_device(user_id: int) -> None:
+    """After a sign-in: a device the account has not used (lately) gets the owner a notice.
+    A Redis fault is logged; it never stops the sign-in."""
+    device = this_device()
+    try:
+        if not await get_known_devices().remember(user_id, device):
+            return
+        await get_mailer().enqueue(
+            "new_device_notice", user_id=user_id, device=device, ip=get_sessions().client_ip()
+        )
+    except REDIS_ERRORS:
+        log.warning("could not check the sign-in device of user %s", user_id)
