@@ -141,7 +141,7 @@ async def test_every_form_that_checks_a_password_is_throttled(throttled: Quart) 
     a password change or an account deletion) answers 429 after repeated failures."""
     auth = Auth(throttled.test_client())
     await auth.sign_up()
-    pages = ["/account/password", "/account/delete"]
+    pages = ["/account/password", "/account/delete", "/account/email"]
     forms: dict[str, list[str]] = {}
     for page in pages:
         body = await (await auth.client.get(page)).get_data(as_text=True)
@@ -149,7 +149,7 @@ async def test_every_form_that_checks_a_password_is_throttled(throttled: Quart) 
             if 'autocomplete="current-password"' in form["body"]:
                 names = re.findall(r'<input[^>]*name="([^"]+)"', form["body"])
                 forms[form["action"]] = names
-    assert set(forms) == {"/account/password", "/account/delete"}
+    assert set(forms) == {"/account/password", "/account/delete", "/account/email"}
     for action, names in forms.items():
         statuses = []
         for _ in range(4):
