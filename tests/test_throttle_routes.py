@@ -156,6 +156,8 @@ async def test_every_form_that_checks_a_password_is_throttled(throttled: Quart) 
             data = {name: "wrong password guess" for name in names if name != "csrf_token"}
             if "new_password" in data:
                 data["new_password"] = "a new and long passphrase"
+            if "new_email" in data:
+                data["new_email"] = "ada.new@example.com"
             statuses.append((await auth.post(action, data)).status_code)
         assert statuses[-1] == 429, (action, statuses)
         await throttled.extensions["quartapp.throttle"].throttle.reset(email="ada@example.com")
