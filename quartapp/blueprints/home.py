@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, current_app, jsonify, render_template, url_for
+from quart import Blueprint, Quart, Response, current_app, jsonify, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.infra.redis_client import REDIS_ERRORS
@@ -25,6 +25,7 @@ from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
+from quartapp.web.templating import render_template
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"

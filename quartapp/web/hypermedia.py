@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, g, redirect, render_template, request
+from quart import Response, g, redirect, request
+
+from quartapp.web.templating import render_template
 
 
 @dataclass(frozen=True, slots=True)

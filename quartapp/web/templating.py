@@ -1,4 +1,5 @@
-"""How times and durations read on pages and in JSON: the template filters, in one place.
+"""Rendering the templates, and how times and durations read on pages and in JSON (the
+template filters), in one place.
 
 Times are Redis-clock milliseconds (every deadline comes from Redis's ``TIME``), shown in
 UTC."""
@@ -6,9 +7,10 @@ UTC."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from markupsafe import Markup
-from quart import Quart
+from quart import Quart, current_app
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -59,6 +61,16 @@ def ago(milliseconds: int, now: int) -> Markup:
         moment.strftime(READABLE),
         how_long_ago(now - milliseconds),
     )
+
+
+async def render_template(name: str, **context: Any) -> str:
+    """The template ``name`` rendered with ``context`` and nothing else.
+
+    Quart's ``render_template`` also runs the template context processors (one of them a
+    synchronous one that each blueprint adds, which Quart runs in a worker thread) and
+    sends two signals, on every render. The templates use neither ``request``, ``session``
+    nor ``g``, and nothing listens to the signals."""
+    return await current_app.jinja_env.get_template(name).render_async(context)
 
 
 def init_app(app: Quart) -> None:
