@@ -6,11 +6,13 @@ UTC."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
 from quart import Quart, current_app
+from quart.globals import _cv_request
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -73,5 +75,32 @@ async def render_template(name: str, **context: Any) -> str:
     return await current_app.jinja_env.get_template(name).render_async(context)
 
 
+# The most URLs the templates' url_for remembers; far more than the templates build.
+URL_CACHE_SIZE = 1024
+
+
+def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
+    """``url_for`` for templates that builds each URL once per script root: the rules,
+    and so the URLs, never change while the app runs. Options (``_external`` and the
+    like) and relative endpoints are built every time."""
+    cache: dict[tuple[Any, ...], str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        context = _cv_request.get(None)
+        if context is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
+            return build(endpoint, **values)
+        key = (context.request.root_path, endpoint, *sorted(values.items()))
+        url = cache.get(key)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(cache) >= URL_CACHE_SIZE:
+                cache.clear()
+            cache[key] = url
+        return url
+
+    return url_for
+
+
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
+    app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
