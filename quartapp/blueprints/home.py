@@ -25,7 +25,7 @@ from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
-from quartapp.web.templating import render_template
+from quartapp.web.templating import render_template, templates
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
@@ -153,6 +153,5 @@ class CountdownPoll:
         context = countdown_context(record, warning_at=self.warning_at, poll_url=self.path)
         if context["warning"]:
             return None
-        template = self.app.jinja_env.get_template(TEMPLATE)
-        html: str = await template.render_async(**context)
+        html: str = templates(self.app).get_template(TEMPLATE).render(context)
         return html.encode()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from jinja2 import Environment
 from markupsafe import Markup
 from quart import Quart, current_app
 from quart.globals import _cv_request
@@ -65,14 +66,24 @@ def ago(milliseconds: int, now: int) -> Markup:
     )
 
 
+EXTENSION = "quartapp.templates"
+
+
 async def render_template(name: str, **context: Any) -> str:
     """The template ``name`` rendered with ``context`` and nothing else.
 
     Quart's ``render_template`` also runs the template context processors (one of them a
     synchronous one that each blueprint adds, which Quart runs in a worker thread) and
     sends two signals, on every render. The templates use neither ``request``, ``session``
-    nor ``g``, and nothing listens to the signals."""
-    return await current_app.jinja_env.get_template(name).render_async(context)
+    nor ``g``, and nothing listens to the signals. They await nothing either, so they are
+    rendered synchronously (``templates``), not through Jinja's async generators."""
+    return templates(current_app).get_template(name).render(context)
+
+
+def templates(app: Quart) -> Environment:
+    """The app's templates, with its filters and globals, compiled for synchronous rendering."""
+    environment: Environment = app.extensions[EXTENSION]
+    return environment
 
 
 # The most URLs the templates' url_for remembers; far more than the templates build.
@@ -104,3 +115,5 @@ def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
     app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
+    # Shares the loader, filters and globals; compiles its own copies of the templates.
+    app.extensions[EXTENSION] = app.jinja_env.overlay(enable_async=False)
