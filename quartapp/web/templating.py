@@ -6,6 +6,8 @@ UTC."""
 
 from __future__ import annotations
 
+import functools
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +36,7 @@ def iso_time(milliseconds: int) -> str:
     return _moment(milliseconds).isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=4096)  # a page shows its session's start on every load
 def timestamp(milliseconds: int) -> Markup:
     """A time as a ``<time>`` element."""
     moment = _moment(milliseconds)
@@ -77,7 +80,36 @@ async def render_template(name: str, **context: Any) -> str:
     sends two signals, on every render. The templates use neither ``request``, ``session``
     nor ``g``, and nothing listens to the signals. They await nothing either, so they are
     rendered synchronously (``templates``), not through Jinja's async generators."""
-    return templates(current_app).get_template(name).render(context)
+    environment = templates(current_app)
+    if context:
+        return environment.get_template(name).render(context)
+    context_ = _cv_request.get(None)
+    return _render_unchanging(environment, name, context_.request.root_path if context_ else "")
+
+
+# Stands in for the CSRF token in a remembered page; never part of a real page.
+TOKEN_MARK = f"csrf-token-{secrets.token_hex(16)}"
+_unchanging: dict[tuple[str, str], list[str]] = {}
+UNCHANGING_CACHE_SIZE = 64
+
+
+def _render_unchanging(environment: Environment, name: str, root_path: str) -> str:
+    """A template rendered without context, such as the anonymous sign-in page, is the same
+    on every request but for its CSRF token: it is rendered once (per script root, which
+    its URLs depend on) with a mark where the token goes, and each request fills in its own.
+    Such a template may use nothing else that changes per request."""
+    key = (name, root_path)
+    parts = _unchanging.get(key)
+    if parts is None:
+        html = environment.get_template(name).render(csrf_token=lambda: TOKEN_MARK)
+        parts = html.split(TOKEN_MARK)
+        if len(_unchanging) >= UNCHANGING_CACHE_SIZE:
+            _unchanging.clear()
+        _unchanging[key] = parts
+    if len(parts) == 1:
+        return parts[0]
+    make_token: Callable[[], str] = environment.globals["csrf_token"]  # type: ignore[assignment]
+    return make_token().join(parts)
 
 
 def templates(app: Quart) -> Environment:
