@@ -7,8 +7,12 @@ What it does, all on 127.0.0.1, every load bounded in time:
   1. creates and migrates a throwaway database, starts quartapp under granian with the
      flags script/server uses (production settings, its own Redis prefix) pinned to CPU 0,
      signs a user up and in through the real forms (with CSRF) and keeps the cookie;
-  2. runs wrk pinned to CPU 1 against GET /home, GET /session/countdown and the ceiling
-     (bench/ceiling_app.py: one Redis PTTL and a fragment of the countdown's size);
+  2. runs wrk pinned to CPU 1 against GET /home, GET /session/countdown, the anonymous
+     sign-in page GET / and GET /sessions (with 5 live sessions), and the ceilings
+     (bench/ceiling_app.py: one Redis PTTL and a fragment of the countdown's size, and the
+     same fragment without Redis); with --tutorial-url, the tutorial's Node app's GET / and
+     GET /home too, pinned to the app's CPU; one table puts each page beside its ceiling
+     and the tutorial;
   3. counts Redis commands (round trips and commands run inside scripts, from MONITOR,
      cross-checked with INFO commandstats) and MySQL queries (SHOW GLOBAL STATUS
      Questions, and the bytes the app's own MySQL sockets sent) per request for /home and
@@ -72,6 +76,9 @@ TARGET_RPS = 3 * TUTORIAL_RPS
 TARGET_CEILING_SHARE = 0.80
 TARGET_P99_DURING_SIGNINS_MS = 50.0
 TARGET_BYTES_PER_SESSION = 300
+# Every page against its bare Quart ceiling (bench/ceiling_app.py): the share it must reach.
+PAGE_TARGETS = {"signin_page": 0.75, "home": 0.75, "sessions": 0.5}
+LIVE_SESSIONS = 5  # GET /sessions lists this many
 
 
 def log(message: str) -> None:
@@ -192,6 +199,83 @@ def sign_up_and_in(port: int, email: str, password: str) -> str:
         return cookie
     finally:
         client.close()
+
+
+def sign_in_until(port: int, email: str, password: str, sessions: int) -> None:
+    """Sign in through the form until ``email`` has ``sessions`` live sessions."""
+    for _ in range(sessions):
+        client = Client(port)
+        try:
+            cookie = submit_form(
+                client, "/", "/api/v1/signin", {"email": email, "password": password}
+            ).cookies()[SESSION_COOKIE]
+            listed = client.request(
+                "GET",
+                "/sessions",
+                {"Accept": "application/json", "Cookie": f"{SESSION_COOKIE}={cookie}"},
+            )
+        finally:
+            client.close()
+        count = len(json.loads(listed.body)["sessions"])
+        if count >= sessions:
+            if count > sessions:
+                raise RuntimeError(f"{email} has {count} sessions, more than {sessions}")
+            return
+    raise RuntimeError(f"{email} did not reach {sessions} sessions")
+
+
+# --------------------------------------------------------------------------------------
+# The tutorial's Node app (/work/shared/tutorial-app), measured in the same run
+
+
+def tutorial_sign_in(base: str, email: str, password: str) -> str:
+    """Sign in to the tutorial app through its form; its ``connect.sid`` cookie."""
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
+    try:
+        conn.request(
+            "POST", "/api/v1/signin", form_body({"email": email, "password": password}),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        response = conn.getresponse()
+        response.read()
+        reply = Reply(response.status, response.headers, b"")
+    finally:
+        conn.close()
+    cookie = reply.cookies().get("connect.sid")
+    if reply.status != 302 or not reply.headers.get("Location", "").endswith("/home") or not cookie:
+        raise RuntimeError(
+            f"the tutorial app did not sign {email} in ({reply.status});"
+            " make the user with its ./run.sh --user"
+        )
+    return cookie
+
+
+def listener_pid(port: int) -> int:
+    """The process listening on this TCP port on the loopback."""
+    out = subprocess.run(
+        ["ss", "-ltnpH", f"( sport = :{port} )"], capture_output=True, text=True, timeout=10,
+        check=False,
+    ).stdout  # fmt: skip
+    found = re.search(r"pid=(\d+)", out)
+    if found is None:
+        raise RuntimeError(f"nothing of ours listens on port {port}")
+    return int(found.group(1))
+
+
+@contextlib.contextmanager
+def pinned(pid: int, cpu: str) -> Iterator[None]:
+    """Pin every thread of ``pid`` to ``cpu`` while measuring, as the app is; then restore."""
+    tasks = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    before = {task: os.sched_getaffinity(task) for task in tasks}
+    for task in tasks:
+        os.sched_setaffinity(task, {int(cpu)})
+    try:
+        yield
+    finally:
+        for task, cpus in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(task, cpus)
 
 
 # --------------------------------------------------------------------------------------
@@ -1040,11 +1124,16 @@ class Bench:
         countdown_run = self.wrk(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
         self.results["countdown"] = countdown_run.as_dict()
         self.figure(f"countdown {countdown_run.line()}")
+        pages = self.pages(app)
         if self.args.profile:
             self.profile(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
+            for _, path, headers in pages:
+                self.profile(app, path, headers)
 
-        ceiling = self.ceiling("granian")
+        ceiling, constant = self.ceiling("granian", constant=True)
         self.results["ceiling"] = ceiling.as_dict()
+        self.results["ceiling_constant"] = constant.as_dict()
+        self.figure(f"ceiling_constant {constant.line()}")
         self.figure(f"ceiling {ceiling.line()}")
         share = countdown_run.rps / ceiling.rps
         self.results["countdown_over_ceiling"] = round(share, 3)
@@ -1059,21 +1148,114 @@ class Bench:
                 " requests per CPU-second)"
             )
         self.figure(f"countdown/tutorial={countdown_run.rps / TUTORIAL_RPS:.2f}x")
+        if self.args.tutorial_url:
+            self.tutorial()
+        self.page_table()
 
         self.counts(app)
         self.sign_in_latency(app, countdown_run)
         self.check_session_alive(app)
 
-    def ceiling(self, kind: str) -> WrkResult:
+    def ceiling(self, kind: str, constant: bool = False) -> Any:
+        """The ceiling's req/s, and with ``constant`` also its route without Redis."""
         log(f"wrk GET /ceiling (bare Quart under {kind})")
         server = self.start(kind, "ceiling")
         try:
             reply = Client(server.port).request("GET", "/ceiling")
             if reply.status != 200 or len(reply.body) != self.fragment_bytes:
                 raise RuntimeError(f"ceiling gave {reply.status}, {len(reply.body)} bytes")
-            return self.wrk(server, "/ceiling", {})
+            result = self.wrk(server, "/ceiling", {})
+            if not constant:
+                return result
+            log(f"wrk GET /constant (bare Quart under {kind}, no Redis)")
+            return result, self.wrk(server, "/constant", {})
         finally:
             self.stop(server)
+
+    # ---- every page against its ceiling and the tutorial
+
+    def pages(self, app: Server) -> list[tuple[str, str, dict[str, str]]]:
+        """wrk the sign-in page (anonymous) and /sessions (with LIVE_SESSIONS sessions)."""
+        sign_in_until(app.port, self.email, self.password, LIVE_SESSIONS)
+        pages = [
+            ("signin_page", "/", HOME_HEADERS),
+            ("sessions", "/sessions", {**HOME_HEADERS, **self.cookie}),
+        ]
+        client = Client(app.port)
+        try:
+            page = client.request("GET", "/", HOME_HEADERS)
+            if page.status != 200 or not CSRF_FIELD.search(page.text) or not page.cookies():
+                raise RuntimeError(f"GET / gave {page.status} without its CSRF field and cookie")
+            listed = client.request("GET", "/sessions", {**HOME_HEADERS, **self.cookie})
+            if listed.status != 200 or listed.text.count("data-session=") != LIVE_SESSIONS:
+                raise RuntimeError(f"GET /sessions does not list {LIVE_SESSIONS} sessions")
+        finally:
+            client.close()
+        for name, path, headers in pages:
+            log(f"wrk GET {path}")
+            run = self.wrk(app, path, headers)
+            self.results[name] = run.as_dict()
+            self.figure(f"{name} {run.line()}")
+        return pages
+
+    def tutorial(self) -> None:
+        """The tutorial's sign-in page and /home, its process pinned to the app's CPU."""
+        base = self.args.tutorial_url.rstrip("/")
+        parts = urllib.parse.urlsplit(base)
+        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise RuntimeError("the tutorial app must run on this machine")
+        email, _, password = self.args.tutorial_login.partition(":")
+        cookie = tutorial_sign_in(base, email, password)
+        pid = listener_pid(parts.port or 80)
+        server = Server("tutorial", [], {}, self.logdir)  # for its pid and CPU accounting
+        server.port = parts.port or 80
+        server.pids = lambda: [pid]  # type: ignore[method-assign]
+        self.results["tutorial"] = {}
+        with pinned(pid, APP_CPU):
+            for name, path, headers in (
+                ("signin_page", "/", HOME_HEADERS),
+                ("home", "/home", {**HOME_HEADERS, "Cookie": f"connect.sid={cookie}"}),
+            ):
+                log(f"wrk tutorial GET {path} (CPU {APP_CPU})")
+                run = self.wrk(server, path, headers)
+                if run.errors.get("status"):
+                    raise RuntimeError(f"the tutorial's {path} answered non-2xx: {run.errors}")
+                self.results["tutorial"][name] = run.as_dict()
+                self.figure(f"tutorial_{name} {run.line()}")
+
+    def page_table(self) -> None:
+        """One table: each route, its ceiling, the ratio, the tutorial, and the p99s."""
+        r = self.results
+        tutorial = r.get("tutorial", {})
+        rows = [
+            ("GET / (sign-in page)", "signin_page", "ceiling_constant"),
+            ("GET /home", "home", "ceiling"),
+            (f"GET /sessions ({LIVE_SESSIONS} sessions)", "sessions", "ceiling"),
+            ("GET /session/countdown", "countdown", "ceiling"),
+        ]
+        head = (
+            f"{'route':<32} {'app req/s':>9} {'ceiling':>8} {'ratio':>6} {'tutorial':>9}"
+            f" {'app p99':>8} {'tut. p99':>8}"
+        )
+        self.figure(head)
+        r["table"] = []
+        for label, name, ceiling in rows:
+            if name not in r or ceiling not in r:
+                continue
+            app, top = r[name], r[ceiling]
+            ratio = app["rps"] / top["rps"]
+            tut = tutorial.get(name)
+            r["table"].append({
+                "route": label, "name": name, "app_rps": app["rps"], "ceiling": ceiling,
+                "ceiling_rps": top["rps"], "ratio": round(ratio, 3),
+                "tutorial_rps": tut["rps"] if tut else None, "app_p99_ms": app["p99_ms"],
+                "tutorial_p99_ms": tut["p99_ms"] if tut else None,
+            })  # fmt: skip
+            self.figure(
+                f"{label:<32} {app['rps']:>9.0f} {top['rps']:>8.0f} {ratio:>6.2f}"
+                f" {(format(tut['rps'], '.0f') if tut else '-'):>9}"
+                f" {app['p99_ms']:>8.1f} {(format(tut['p99_ms'], '.1f') if tut else '-'):>8}"
+            )
 
     def counts(self, app: Server) -> None:
         mysql = MySQLStatus(self.database_url)
@@ -1274,6 +1456,19 @@ class Bench:
                 r["countdown"]["rps"] >= TARGET_RPS,
                 f"{r['countdown']['rps']:.0f} req/s",
             ))  # fmt: skip
+        for row in r.get("table", []):
+            share = PAGE_TARGETS.get(row["name"])
+            if share is not None:
+                checks.append((
+                    f"{row['route']} >= {share:.2f} of its ceiling",
+                    row["ratio"] >= share, f"{row['ratio']:.2f}",
+                ))  # fmt: skip
+            if row["tutorial_p99_ms"] is not None:
+                checks.append((
+                    f"{row['route']} p99 below the tutorial's",
+                    row["app_p99_ms"] < row["tutorial_p99_ms"],
+                    f"{row['app_p99_ms']:.1f} ms against {row['tutorial_p99_ms']:.1f} ms",
+                ))  # fmt: skip
         if "countdown_during_signins" in r:
             p99 = r["countdown_during_signins"]["p99_ms"]
             checks.append((
@@ -1391,12 +1586,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument(
-        "--profile", help="record a py-spy profile of the countdown into this directory"
+        "--profile",
+        help="record py-spy profiles of the countdown and the pages into this directory",
     )
+    parser.add_argument(
+        "--tutorial-url",
+        help="also measure the tutorial's Node app here (e.g. http://127.0.0.1:4301), pinned"
+        " to the app's CPU; without it, pages are compared with their ceilings only",
+    )
+    parser.add_argument(
+        "--tutorial-login", default="bench@example.com:benchpass",
+        help="EMAIL:PASSWORD of a user of the tutorial app (its ./run.sh --user makes one)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     for host in (
+        urllib.parse.urlsplit(args.tutorial_url or "http://127.0.0.1").hostname,
         urllib.parse.urlsplit(args.redis_url).hostname,
         urllib.parse.urlsplit(args.database_url).hostname,
     ):
