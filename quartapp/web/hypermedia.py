@@ -49,6 +49,8 @@ def wants_json() -> bool:
         return False
     if request.mimetype == "application/json":
         return True
+    if "application/" not in request.headers.get("Accept", ""):
+        return False  # only application/json or application/* can rank JSON above HTML
     accept = request.accept_mimetypes
     return accept.best_match(["text/html", "application/json"]) == "application/json"
 

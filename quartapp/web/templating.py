@@ -59,14 +59,21 @@ def how_long_ago(milliseconds: int) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
+@functools.lru_cache(maxsize=4096)  # the sessions page shows the same times on every load
+def _time_opening(milliseconds: int) -> Markup:
+    moment = _moment(milliseconds)
+    return Markup('<time datetime="{}" title="{}">').format(
+        moment.isoformat(timespec="seconds"), moment.strftime(READABLE)
+    )
+
+
+_TIME_CLOSING = Markup("</time>")
+
+
 def ago(milliseconds: int, now: int) -> Markup:
     """A time as a ``<time>`` reading "5 min ago" (as of ``now``), exact in its tooltip."""
-    moment = _moment(milliseconds)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        moment.isoformat(timespec="seconds"),
-        moment.strftime(READABLE),
-        how_long_ago(now - milliseconds),
-    )
+    # Markup + str escapes the str.
+    return _time_opening(milliseconds) + how_long_ago(now - milliseconds) + _TIME_CLOSING
 
 
 EXTENSION = "quartapp.templates"
