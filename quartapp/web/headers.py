@@ -42,17 +42,21 @@ def response_headers(*, https: bool, page: bool) -> list[tuple[str, str]]:
     return [*HEADERS, *([HSTS] if https else []), *(PAGE_HEADERS if page else [])]
 
 
+# What every response gets unconditionally, over http and over https.
+_ALWAYS = {https: response_headers(https=https, page=False) for https in (False, True)}
+
+
 async def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    page = request.endpoint != "static"
-    for name, value in response_headers(https=request.scheme == "https", page=page):
-        if name == "Vary":
-            response.vary.add(value)
-        elif name == "Cache-Control":
-            headers.setdefault(name, value)  # a view may say otherwise
-        else:
-            # No view sets these, so they are appended rather than merged.
-            headers.add(name, value)
+    # No view sets these, so they are appended rather than merged.
+    headers.extend(_ALWAYS[request.scheme == "https"])
+    if request.endpoint != "static":
+        for name, value in PAGE_HEADERS:
+            if name not in headers:
+                headers[name] = value
+            elif name == "Vary":
+                response.vary.add(value)
+            # a view's own Cache-Control stands
     return response
 
 
