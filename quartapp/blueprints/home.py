@@ -26,6 +26,7 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import render_template, templates
+from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
@@ -47,7 +48,7 @@ def widget_context(record: SessionRecord | None) -> dict[str, Any]:
     return countdown_context(
         record,
         warning_at=int(current_app.config["SESSION_WARNING_AT"]),
-        poll_url=url_for("home.countdown"),
+        poll_url=remembered_url_for("home.countdown"),
     )
 
 

@@ -151,6 +151,12 @@ def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
     return url_for
 
 
+def url_for(endpoint: str, **values: Any) -> str:
+    """The templates' url_for (``remembering_url_for``), for views."""
+    build: Callable[..., str] = current_app.jinja_env.globals["url_for"]  # type: ignore[assignment]
+    return build(endpoint, **values)
+
+
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
     app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
