@@ -51,8 +51,10 @@ async def add_security_headers(response: Response) -> Response:
     # No view sets these, so they are appended rather than merged.
     headers.extend(_ALWAYS[request.scheme == "https"])
     if request.endpoint != "static":
+        # (``name in headers`` raises and catches an exception when it is not.)
+        present = {key.lower() for key, _ in headers}
         for name, value in PAGE_HEADERS:
-            if name not in headers:
+            if name.lower() not in present:
                 headers[name] = value
             elif name == "Vary":
                 response.vary.add(value)

@@ -39,7 +39,13 @@ class HtmxDetails:
 def htmx() -> HtmxDetails:
     details: HtmxDetails | None = g.get("htmx")
     if details is None:
-        details = g.htmx = HtmxDetails.from_headers(request.headers.get)
+        # Straight from the ASGI scope (names are lower case there): Werkzeug's headers
+        # raise and catch an exception for each header that is absent, as these mostly are.
+        found: dict[str, str] = {}
+        for name, value in request.scope["headers"]:
+            if name[:3] == b"hx-":
+                found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        details = g.htmx = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
     return details
 
 
