@@ -1,8 +1,10 @@
 """The ceiling: the least a Quart route that reads a session's time left can do.
 
 One route, one Redis round trip (PTTL on one key), an HTML fragment of a fixed size, and
-nothing else: no session loading, no templates, no auth, no extra headers. bench/run.py
-serves it with the same server and flags as quartapp and compares the two.
+nothing else: no session loading, no templates, no auth, no extra headers. A second route,
+``/constant``, answers the same fragment without asking Redis: the ceiling of a page that
+needs no I/O, such as the anonymous sign-in page. bench/run.py serves it with the same
+server and flags as quartapp and compares the two.
 
 Settings come from the environment:
     CEILING_REDIS_URL   Redis to ask (default redis://127.0.0.1:6379/0)
@@ -63,6 +65,14 @@ def create_app() -> Quart:
             fragment(seconds, size),
             content_type="text/html; charset=utf-8",
             headers={"Cache-Control": "no-store"},
+        )
+
+    constant = fragment(1, size)
+
+    @app.get("/constant")
+    async def constant_fragment() -> Response:
+        return Response(
+            constant, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"}
         )
 
     return app

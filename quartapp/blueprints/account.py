@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, render_template, request, url_for
+from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
@@ -23,7 +23,7 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
-from quartapp.web.templating import iso_time
+from quartapp.web.templating import iso_time, render_template
 
 bp = Blueprint("account", __name__)
 

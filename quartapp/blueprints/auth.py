@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, render_template, request, url_for
+from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import current_user
 
 from quartapp.accounts import service
@@ -19,6 +19,7 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
+from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
 

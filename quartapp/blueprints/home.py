@@ -17,16 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import (
-    Blueprint,
-    Quart,
-    Response,
-    current_app,
-    jsonify,
-    render_template,
-    request,
-    url_for,
-)
+from quart import Blueprint, Quart, Response, current_app, jsonify, request, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.accounts.verification import UNVERIFIED
@@ -36,6 +27,8 @@ from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
+from quartapp.web.templating import render_template, templates
+from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
@@ -129,7 +122,7 @@ def widget_context(record: SessionRecord | None, *, extending: bool = False) -> 
     return countdown_context(
         record,
         warning_at=int(current_app.config["SESSION_WARNING_AT"]),
-        poll_url=url_for("home.countdown"),
+        poll_url=remembered_url_for("home.countdown"),
         shown=shown,
         extending=extending,
     )
@@ -247,6 +240,5 @@ class CountdownPoll:
         )
         if context["phase"] != "live":
             return None
-        template = self.app.jinja_env.get_template(TEMPLATE)
-        html: str = await template.render_async(**context)
+        html: str = templates(self.app).get_template(TEMPLATE).render(context)
         return html.encode()

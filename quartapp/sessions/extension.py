@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadData
-from quart import Quart, Response, current_app, request, session
+from quart import Quart, Response, current_app, request
+from quart.globals import _cv_request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
@@ -69,7 +70,8 @@ class SessionUser(AuthUser):
 
     @property
     async def is_authenticated(self) -> bool:
-        current = session
+        context = _cv_request.get(None)
+        current = context.session if context is not None else None
         return (
             isinstance(current, RequestSession)
             and current.record is not None
@@ -79,7 +81,8 @@ class SessionUser(AuthUser):
 
 
 def request_session() -> RequestSession:
-    current = session
+    # The object itself, not Quart's ``session`` proxy: callers read it several times a request.
+    current = _cv_request.get().session
     assert isinstance(current, RequestSession), "the app's session interface is not installed"
     return current
 
@@ -178,14 +181,17 @@ class Sessions:
         return self._store
 
     async def _load_current(self) -> None:
-        current = request_session()
+        context = _cv_request.get()
+        current = context.session
+        assert isinstance(current, RequestSession), "the app's session interface is not installed"
+        this = context.request
         access: SessionAccess
-        if request.endpoint == "static":
+        if this.endpoint == "static":
             access = "none"  # a stylesheet is no sign of a person at work
-        elif request.routing_exception is not None:
+        elif this.routing_exception is not None:
             access = "read"  # nor is a 404 or a 405; its page may still show who is signed in
         else:
-            view = current_app.view_functions.get(request.endpoint or "")
+            view = context.app.view_functions.get(this.endpoint or "")
             access = getattr(view, "session_access", "touch")
         if access == "none":
             return
@@ -195,7 +201,7 @@ class Sessions:
         if current.record is not None:
             # quart-auth would otherwise check the cookie's signature a second time.
             self.auth.login_user(SessionUser(current.token))
-        elif self.auth.cookie_name in request.cookies:
+        elif self.auth.cookie_name in this.cookies:
             logout_user()  # expired, revoked or tampered: the browser drops the dead cookie
 
     def client_ip(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from quart import Quart, Response, jsonify, render_template, request, url_for
+from quart import Quart, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 from redis.exceptions import (
     RedisClusterException,
@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from quartapp.infra.redis_client import redis_unavailable
 from quartapp.web.hypermedia import htmx, navigate, wants_json
+from quartapp.web.templating import render_template
 
 log = logging.getLogger(__name__)
 

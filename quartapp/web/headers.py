@@ -42,17 +42,32 @@ def response_headers(*, https: bool, page: bool) -> list[tuple[str, str]]:
     return [*HEADERS, *([HSTS] if https else []), *(PAGE_HEADERS if page else [])]
 
 
+REFERRER_POLICY = ("Referrer-Policy", "same-origin")
+# What every response gets unconditionally, over http and over https (the referrer policy
+# unless the view set its own).
+_ALWAYS = {
+    https: [
+        header for header in response_headers(https=https, page=False) if header != REFERRER_POLICY
+    ]
+    for https in (False, True)
+}
+
+
 async def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    page = request.endpoint != "static"
-    for name, value in response_headers(https=request.scheme == "https", page=page):
-        if name == "Vary":
-            response.vary.add(value)
-        elif name in ("Cache-Control", "Referrer-Policy"):
-            headers.setdefault(name, value)  # a view may say otherwise (token pages do)
-        else:
-            # No view sets these, so they are appended rather than merged.
-            headers.add(name, value)
+    # No view sets these, so they are appended rather than merged.
+    headers.extend(_ALWAYS[request.scheme == "https"])
+    # (``name in headers`` raises and catches an exception when it is not.)
+    present = {key.lower() for key, _ in headers}
+    if "referrer-policy" not in present:
+        headers.add(*REFERRER_POLICY)  # token pages send their own (no-referrer)
+    if request.endpoint != "static":
+        for name, value in PAGE_HEADERS:
+            if name.lower() not in present:
+                headers[name] = value
+            elif name == "Vary":
+                response.vary.add(value)
+            # a view's own Cache-Control stands
     return response
 
 

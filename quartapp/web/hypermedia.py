@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, g, redirect, render_template, request, url_for
+from quart import Response, g, redirect, request, url_for
+
+from quartapp.web.templating import render_template
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,13 @@ class HtmxDetails:
 def htmx() -> HtmxDetails:
     details: HtmxDetails | None = g.get("htmx")
     if details is None:
-        details = g.htmx = HtmxDetails.from_headers(request.headers.get)
+        # Straight from the ASGI scope (names are lower case there): Werkzeug's headers
+        # raise and catch an exception for each header that is absent, as these mostly are.
+        found: dict[str, str] = {}
+        for name, value in request.scope["headers"]:
+            if name[:3] == b"hx-":
+                found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        details = g.htmx = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
     return details
 
 
@@ -47,6 +55,8 @@ def wants_json() -> bool:
         return False
     if request.mimetype == "application/json":
         return True
+    if "application/" not in request.headers.get("Accept", ""):
+        return False  # only application/json or application/* can rank JSON above HTML
     accept = request.accept_mimetypes
     return accept.best_match(["text/html", "application/json"]) == "application/json"
 

@@ -1,14 +1,21 @@
-"""How times and durations read on pages and in JSON: the template filters, in one place.
+"""Rendering the templates, and how times and durations read on pages and in JSON (the
+template filters), in one place.
 
 Times are Redis-clock milliseconds (every deadline comes from Redis's ``TIME``), shown in
 UTC."""
 
 from __future__ import annotations
 
+import functools
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from jinja2 import Environment
 from markupsafe import Markup
-from quart import Quart
+from quart import Quart, current_app
+from quart.globals import _cv_request
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -29,6 +36,7 @@ def iso_time(milliseconds: int) -> str:
     return _moment(milliseconds).isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=4096)  # a page shows its session's start on every load
 def timestamp(milliseconds: int) -> Markup:
     """A time as a ``<time>`` element."""
     moment = _moment(milliseconds)
@@ -51,15 +59,106 @@ def how_long_ago(milliseconds: int) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
+@functools.lru_cache(maxsize=4096)  # the sessions page shows the same times on every load
+def _time_opening(milliseconds: int) -> Markup:
+    moment = _moment(milliseconds)
+    return Markup('<time datetime="{}" title="{}">').format(
+        moment.isoformat(timespec="seconds"), moment.strftime(READABLE)
+    )
+
+
+_TIME_CLOSING = Markup("</time>")
+
+
 def ago(milliseconds: int, now: int) -> Markup:
     """A time as a ``<time>`` reading "5 min ago" (as of ``now``), exact in its tooltip."""
-    moment = _moment(milliseconds)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        moment.isoformat(timespec="seconds"),
-        moment.strftime(READABLE),
-        how_long_ago(now - milliseconds),
-    )
+    # Markup + str escapes the str.
+    return _time_opening(milliseconds) + how_long_ago(now - milliseconds) + _TIME_CLOSING
+
+
+EXTENSION = "quartapp.templates"
+
+
+async def render_template(name: str, **context: Any) -> str:
+    """The template ``name`` rendered with ``context`` and nothing else.
+
+    Quart's ``render_template`` also runs the template context processors (one of them a
+    synchronous one that each blueprint adds, which Quart runs in a worker thread) and
+    sends two signals, on every render. The templates use neither ``request``, ``session``
+    nor ``g``, and nothing listens to the signals. They await nothing either, so they are
+    rendered synchronously (``templates``), not through Jinja's async generators."""
+    environment = templates(current_app)
+    if context:
+        return environment.get_template(name).render(context)
+    context_ = _cv_request.get(None)
+    return _render_unchanging(environment, name, context_.request.root_path if context_ else "")
+
+
+# Stands in for the CSRF token in a remembered page; never part of a real page.
+TOKEN_MARK = f"csrf-token-{secrets.token_hex(16)}"
+_unchanging: dict[tuple[str, str], list[str]] = {}
+UNCHANGING_CACHE_SIZE = 64
+
+
+def _render_unchanging(environment: Environment, name: str, root_path: str) -> str:
+    """A template rendered without context, such as the anonymous sign-in page, is the same
+    on every request but for its CSRF token: it is rendered once (per script root, which
+    its URLs depend on) with a mark where the token goes, and each request fills in its own.
+    Such a template may use nothing else that changes per request."""
+    key = (name, root_path)
+    parts = _unchanging.get(key)
+    if parts is None:
+        html = environment.get_template(name).render(csrf_token=lambda: TOKEN_MARK)
+        parts = html.split(TOKEN_MARK)
+        if len(_unchanging) >= UNCHANGING_CACHE_SIZE:
+            _unchanging.clear()
+        _unchanging[key] = parts
+    if len(parts) == 1:
+        return parts[0]
+    make_token: Callable[[], str] = environment.globals["csrf_token"]  # type: ignore[assignment]
+    return make_token().join(parts)
+
+
+def templates(app: Quart) -> Environment:
+    """The app's templates, with its filters and globals, compiled for synchronous rendering."""
+    environment: Environment = app.extensions[EXTENSION]
+    return environment
+
+
+# The most URLs the templates' url_for remembers; far more than the templates build.
+URL_CACHE_SIZE = 1024
+
+
+def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
+    """``url_for`` for templates that builds each URL once per script root: the rules,
+    and so the URLs, never change while the app runs. Options (``_external`` and the
+    like) and relative endpoints are built every time."""
+    cache: dict[tuple[Any, ...], str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        context = _cv_request.get(None)
+        if context is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
+            return build(endpoint, **values)
+        key = (context.request.root_path, endpoint, *sorted(values.items()))
+        url = cache.get(key)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(cache) >= URL_CACHE_SIZE:
+                cache.clear()
+            cache[key] = url
+        return url
+
+    return url_for
+
+
+def url_for(endpoint: str, **values: Any) -> str:
+    """The templates' url_for (``remembering_url_for``), for views."""
+    build: Callable[..., str] = current_app.jinja_env.globals["url_for"]  # type: ignore[assignment]
+    return build(endpoint, **values)
 
 
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
+    app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
+    # Shares the loader, filters and globals; compiles its own copies of the templates.
+    app.extensions[EXTENSION] = app.jinja_env.overlay(enable_async=False)

@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Instructions per request of each page, counted by valgrind, with no server and no load.
+
+    .venv/bin/python bench/instructions.py                      # every route, 200 requests each
+    .venv/bin/python bench/instructions.py --routes home,signin --requests 500
+    .venv/bin/python bench/instructions.py --cpu                # CPU time instead, no valgrind
+
+wrk's requests per second move with whatever else runs on the machine; instruction counts do
+not. This calls the app's ASGI entry point directly, in one process, for each route: a
+warm-up, then the measured requests between callgrind's client requests (instrumentation
+is off everywhere else), so the count is the app's own work per request, Redis client
+included, and neither the server's nor Redis's. It compares changes, not servers: the
+ceiling routes of bench/ceiling_app.py are measured the same way for scale.
+
+Routes: home (GET /home signed in), signin (GET /, anonymous), sessions (GET /sessions
+with 5 live sessions), poll (GET /session/countdown from htmx), ceiling (one Redis PTTL)
+and constant (no Redis). Needs valgrind and a C compiler (a 3-line helper issues the
+client requests), Redis and MariaDB as script/bootstrap sets them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+ROUTES = ("home", "signin", "sessions", "poll", "ceiling", "constant")
+HELPER = """
+#include <valgrind/callgrind.h>
+void start(void) {
+  CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; CALLGRIND_TOGGLE_COLLECT;
+}
+void stop(const char *name) {
+  CALLGRIND_TOGGLE_COLLECT; CALLGRIND_DUMP_STATS_AT(name); CALLGRIND_STOP_INSTRUMENTATION;
+}
+"""
+
+
+def scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+
+
+async def call(app: Any, request: dict[str, Any]) -> tuple[int, bytes]:
+    """One request through the ASGI app; its status and body."""
+    received = False
+    status = 0
+    body: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    await app(dict(request), receive, send)
+    return status, b"".join(body)
+
+
+async def measure(args: argparse.Namespace, helper: Any) -> None:
+    import ceiling_app
+    from redis.asyncio import Redis
+
+    from quartapp import create_app
+
+    prefix = f"quartapp-instructions:{secrets.token_hex(4)}:"
+    app = create_app(
+        {
+            "ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "COOKIE_SECURE": False,
+            "DATABASE_URL": args.database_url,
+            "REDIS_URL": args.redis_url,
+            "REDIS_PREFIX": prefix,
+        }
+    )
+    os.environ.update(
+        CEILING_REDIS_URL=args.redis_url, CEILING_KEY=f"{prefix}ceiling", CEILING_BODY_BYTES="368"
+    )
+    control = Redis.from_url(args.redis_url)
+    await control.set(f"{prefix}ceiling", "1", px=3_600_000)
+    ceiling = ceiling_app.create_app()
+    try:
+        async with app.test_app(), ceiling.test_app():
+            sessions = app.extensions["quartapp.sessions"]
+            tokens = [
+                (await sessions.store.create(4242, "bench@example.com", ip="203.0.113.7"))[0]
+                for _ in range(5)
+            ]
+            cookie = (
+                b"cookie",
+                f"quartapp_session={sessions._serializer.dumps(tokens[0])}".encode(),
+            )
+            accept = (b"accept", b"text/html,application/xhtml+xml")
+            htmx = [(b"hx-request", b"true"), (b"hx-target", b"session-countdown")]
+            requests = {
+                "home": (app, scope("/home", [accept, cookie])),
+                "signin": (app, scope("/", [accept])),
+                "sessions": (app, scope("/sessions", [accept, cookie])),
+                "poll": (app, scope("/session/countdown", [cookie, *htmx])),
+                "ceiling": (ceiling, scope("/ceiling", [accept])),
+                "constant": (ceiling, scope("/constant", [accept])),
+            }
+            for name in args.routes:
+                target, request = requests[name]
+                status, body = await call(target, request)
+                if status != 200:
+                    raise RuntimeError(f"{name} answered {status}: {body[:200]!r}")
+                for _ in range(args.warmup):
+                    await call(target, request)
+                if helper is not None:
+                    helper.start()
+                    for _ in range(args.requests):
+                        await call(target, request)
+                    helper.stop(name.encode())
+                    continue
+                best = float("inf")
+                for _ in range(5):
+                    started = time.process_time()
+                    for _ in range(args.requests):
+                        await call(target, request)
+                    best = min(best, (time.process_time() - started) / args.requests)
+                print(f"{name:<9} {best * 1e6:9.1f} µs of CPU per request (least of 5 rounds)")
+    finally:
+        keys = [key async for key in control.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await control.delete(*keys)
+        await control.aclose()
+
+
+def under_valgrind(args: argparse.Namespace) -> int:
+    for tool in ("valgrind", "cc"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench/instructions.py: {tool} is not installed (or use --cpu)")
+    with tempfile.TemporaryDirectory(prefix="quartapp-instructions-") as tmp:
+        work = Path(tmp)
+        (work / "helper.c").write_text(HELPER)
+        helper = work / "helper.so"
+        compile_helper = [
+            "cc",
+            "-O2",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(helper),
+            str(work / "helper.c"),
+        ]
+        subprocess.run(compile_helper, check=True)
+        argv = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "-q",
+            f"--callgrind-out-file={work}/out.%p", sys.executable, __file__, "--inside",
+            str(helper), "--routes", ",".join(args.routes),
+            "--requests", str(args.requests), "--warmup", str(args.warmup),
+            "--database-url", args.database_url, "--redis-url", args.redis_url,
+        ]  # fmt: skip
+        subprocess.run(argv, check=True)
+        counts: dict[str, int] = {}
+        for out in work.glob("out.*"):
+            lines = out.read_text().splitlines()
+            trigger = next((line for line in lines if line.startswith("desc: Trigger:")), "")
+            name = trigger.rsplit(" ", 1)[-1]
+            total = next(
+                (line.split()[1] for line in lines if line.startswith(("summary:", "totals:"))), "0"
+            )
+            if name in args.routes:
+                counts[name] = int(total)
+        for name in args.routes:
+            print(f"{name:<9} {counts[name] / args.requests:12,.0f} instructions per request")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated (all)")
+    parser.add_argument("--requests", type=int, default=200, help="measured per route (200)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (200)")
+    parser.add_argument("--cpu", action="store_true", help="CPU time per request, no valgrind")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    saved = ROOT / ".venv" / "quartapp-database-url"
+    parser.add_argument(
+        "--database-url",
+        default=saved.read_text().strip() if saved.exists() else "mysql://root:@127.0.0.1:3306/quartapp",
+    )  # fmt: skip
+    parser.add_argument("--inside", help=argparse.SUPPRESS)  # the helper, under valgrind
+    args = parser.parse_args()
+    args.routes = [r for r in args.routes.split(",") if r]
+    unknown = set(args.routes) - set(ROUTES)
+    if unknown:
+        parser.error(f"unknown routes: {', '.join(sorted(unknown))}")
+    import uvloop
+
+    if args.cpu:
+        uvloop.run(measure(args, None))
+        return 0
+    if args.inside:
+        uvloop.run(measure(args, ctypes.CDLL(args.inside)))
+        return 0
+    return under_valgrind(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
