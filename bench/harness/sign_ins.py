@@ -1,4 +1,5 @@
-"""Sign-ins running in the background, while something else is measured."""
+"""Sign-ins: running in the background while something else is measured, and made one
+after another until a user has so many live sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.http import FORM_HEADERS, SESSION_COOKIE, Client, cookie_header, form_body
+from tests.support.http import (
+    FORM_HEADERS,
+    HOST,
+    SESSION_COOKIE,
+    Browser,
+    Client,
+    cookie_header,
+    form_body,
+)
 
 from .wrk import WrkResult
 
@@ -88,3 +97,21 @@ def during_sign_ins(
         "signin_max_ms": round(1000 * took[-1], 1) if took else None,
     }
     return result, stats
+
+
+def sign_in_until(port: int, email: str, password: str, sessions: int) -> None:
+    """Sign in through the form (a fresh browser each time) until ``email`` has
+    ``sessions`` live sessions; more than that is an error."""
+    base = f"http://{HOST}:{port}"
+    for _ in range(sessions):
+        browser = Browser()
+        reply = browser.sign_in(base, email, password)
+        if reply.status != 303 or SESSION_COOKIE not in reply.cookies():
+            raise RuntimeError(f"sign-in gave {reply.status}: {reply.text[:300]}")
+        listed = browser.get(f"{base}/sessions", Accept="application/json")
+        count = len(json.loads(listed.body)["sessions"])
+        if count >= sessions:
+            if count > sessions:
+                raise RuntimeError(f"{email} has {count} sessions, more than {sessions}")
+            return
+    raise RuntimeError(f"{email} did not reach {sessions} sessions")
