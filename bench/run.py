@@ -7,8 +7,12 @@ What it does, all on 127.0.0.1, every load bounded in time:
   1. creates and migrates a throwaway database, starts quartapp under granian with the
      flags script/server uses (production settings, its own Redis prefix) pinned to CPU 0,
      signs a user up and in through the real forms (with CSRF) and keeps the cookie;
-  2. runs wrk pinned to CPU 1 against GET /home, GET /session/countdown and the ceiling
-     (bench/ceiling_app.py: one Redis PTTL and a fragment of the countdown's size);
+  2. runs wrk pinned to CPU 1 against GET /home, GET /session/countdown, the anonymous
+     sign-in page GET / and GET /sessions (with 5 live sessions), and the ceilings
+     (bench/ceiling_app.py: one Redis PTTL and a fragment of the countdown's size, and the
+     same fragment without Redis); with --tutorial-url, the tutorial's Node app's GET / and
+     GET /home too, pinned to the app's CPU; one table puts each page beside its ceiling
+     and the tutorial;
   3. counts Redis commands (round trips and commands run inside scripts, from MONITOR,
      cross-checked with INFO commandstats) and MySQL queries (SHOW GLOBAL STATUS
      Questions, and the bytes the app's own MySQL sockets sent) per request for /home and
@@ -44,6 +48,7 @@ from harness.core import (
     APP_CPU,
     BENCH,
     LOAD_CPU,
+    LOCAL_HOSTS,
     Run,
     add_run_options,
     add_wrk_options,
@@ -58,13 +63,23 @@ from harness.core import (
 from harness.counting import MySQLStatus, count_per_request
 from harness.cpu import CpuMeter, wait_for_quiet
 from harness.memory import memory_per_session
+from harness.pages import page_checks, page_table, table_lines
 from harness.servers import server_argv, server_available
-from harness.sign_ins import during_sign_ins
+from harness.sign_ins import during_sign_ins, sign_in_until
+from harness.tutorial import (
+    TUTORIAL_COOKIE,
+    TUTORIAL_LOGIN,
+    Listener,
+    pinned,
+    tutorial_listener,
+    tutorial_sign_in,
+)
 from harness.wrk import WrkResult, run_wrk
 
 from tests.support.app_servers import AppServer, launch
 from tests.support.http import (
     COUNTDOWN_HEADERS,
+    CSRF_FIELD,
     PAGE_HEADERS,
     SESSION_COOKIE,
     Client,
@@ -79,6 +94,9 @@ TARGET_RPS = 3 * TUTORIAL_RPS
 TARGET_CEILING_SHARE = 0.80
 TARGET_P99_DURING_SIGNINS_MS = 50.0
 TARGET_BYTES_PER_SESSION = 300
+# Every page against its bare Quart ceiling (bench/ceiling_app.py): the share it must reach.
+PAGE_TARGETS = {"signin_page": 0.75, "home": 0.75, "sessions": 0.5}
+LIVE_SESSIONS = 5  # GET /sessions lists this many
 
 
 class Bench(Run):
@@ -97,7 +115,9 @@ class Bench(Run):
         self.processes.append(server)
         return server
 
-    def wrk(self, server: AppServer, path: str, headers: dict[str, str], **kw: Any) -> WrkResult:
+    def wrk(
+        self, server: AppServer | Listener, path: str, headers: dict[str, str], **kw: Any
+    ) -> WrkResult:
         url = f"http://127.0.0.1:{server.port}{path}"
         options = dict(
             connections=self.args.connections, threads=self.args.threads, headers=headers
@@ -114,7 +134,7 @@ class Bench(Run):
         return busy
 
     def measure(
-        self, server: AppServer, run: Callable[[], WrkResult], wait: bool = True
+        self, server: AppServer | Listener, run: Callable[[], WrkResult], wait: bool = True
     ) -> WrkResult:
         """``run``, after waiting a little for a quiet machine, with its CPU accounting."""
         busy = self.quiet() if wait else None
@@ -170,11 +190,17 @@ class Bench(Run):
         countdown_run = self.wrk(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
         self.results["countdown"] = countdown_run.as_dict()
         self.figure(f"countdown {countdown_run.line()}")
+        pages = self.pages(app)
         if self.args.profile:
             self.profile(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
+            for _, path, headers in pages:
+                self.profile(app, path, headers)
 
-        ceiling = self.ceiling("granian")
+        ceiling, constant = self.ceiling("granian", constant=True)
         self.results["ceiling"] = ceiling.as_dict()
+        if constant is not None:
+            self.results["ceiling_constant"] = constant.as_dict()
+            self.figure(f"ceiling_constant {constant.line()}")
         self.figure(f"ceiling {ceiling.line()}")
         share = countdown_run.rps / ceiling.rps
         self.results["countdown_over_ceiling"] = round(share, 3)
@@ -189,21 +215,71 @@ class Bench(Run):
                 " requests per CPU-second)"
             )
         self.figure(f"countdown/tutorial={countdown_run.rps / TUTORIAL_RPS:.2f}x")
+        if self.args.tutorial_url:
+            self.tutorial()
+        self.results["table"] = page_table(self.results, LIVE_SESSIONS)
+        for line in table_lines(self.results["table"]):
+            self.figure(line)
 
         self.counts(app)
         self.sign_in_latency(app, countdown_run)
         self.check_session_alive(app)
 
-    def ceiling(self, kind: str) -> WrkResult:
+    def ceiling(self, kind: str, constant: bool = False) -> tuple[WrkResult, WrkResult | None]:
+        """The ceiling's run, and with ``constant`` also its route without Redis."""
         log(f"wrk GET /ceiling (bare Quart under {kind})")
         server = self.start(kind, "ceiling")
         try:
-            reply = Client(server.port).request("GET", "/ceiling")
-            if reply.status != 200 or len(reply.body) != self.fragment_bytes:
-                raise RuntimeError(f"ceiling gave {reply.status}, {len(reply.body)} bytes")
-            return self.wrk(server, "/ceiling", {})
+            with Client(server.port) as client:
+                for path in ("/ceiling", "/constant") if constant else ("/ceiling",):
+                    reply = client.request("GET", path)
+                    if reply.status != 200 or len(reply.body) != self.fragment_bytes:
+                        raise RuntimeError(f"{path} gave {reply.status}, {len(reply.body)} bytes")
+            result = self.wrk(server, "/ceiling", {})
+            if not constant:
+                return result, None
+            log(f"wrk GET /constant (bare Quart under {kind}, no Redis)")
+            return result, self.wrk(server, "/constant", {})
         finally:
             self.stop(server)
+
+    def pages(self, app: AppServer) -> list[tuple[str, str, dict[str, str]]]:
+        """wrk the sign-in page (anonymous) and /sessions (with LIVE_SESSIONS sessions)."""
+        sign_in_until(app.port, self.email, self.password, LIVE_SESSIONS)
+        signed_in = {**PAGE_HEADERS, **self.cookie}
+        with Client(app.port) as client:
+            page = client.request("GET", "/", PAGE_HEADERS)
+            if page.status != 200 or not CSRF_FIELD.search(page.text) or not page.cookies():
+                raise RuntimeError(f"GET / gave {page.status} without its CSRF field and cookie")
+            listed = client.request("GET", "/sessions", signed_in)
+            if listed.status != 200 or listed.text.count("data-session=") != LIVE_SESSIONS:
+                raise RuntimeError(f"GET /sessions does not list {LIVE_SESSIONS} sessions")
+        pages = [("signin_page", "/", PAGE_HEADERS), ("sessions", "/sessions", signed_in)]
+        for name, path, headers in pages:
+            log(f"wrk GET {path}")
+            run = self.wrk(app, path, headers)
+            self.results[name] = run.as_dict()
+            self.figure(f"{name} {run.line()}")
+        return pages
+
+    def tutorial(self) -> None:
+        """The tutorial's sign-in page and /home, its process pinned to the app's CPU."""
+        base = self.args.tutorial_url.rstrip("/")
+        email, _, password = self.args.tutorial_login.partition(":")
+        cookie = tutorial_sign_in(base, email, password)
+        server = tutorial_listener(base)
+        self.results["tutorial"] = {}
+        with pinned(server.pid, APP_CPU):
+            for name, path, headers in (
+                ("signin_page", "/", PAGE_HEADERS),
+                ("home", "/home", {**PAGE_HEADERS, "Cookie": f"{TUTORIAL_COOKIE}={cookie}"}),
+            ):
+                log(f"wrk tutorial GET {path} (CPU {APP_CPU})")
+                run = self.wrk(server, path, headers)
+                if run.errors.get("status"):
+                    raise RuntimeError(f"the tutorial's {path} answered non-2xx: {run.errors}")
+                self.results["tutorial"][name] = run.as_dict()
+                self.figure(f"tutorial_{name} {run.line()}")
 
     def counts(self, app: AppServer) -> None:
         mysql = MySQLStatus(self.database_url)
@@ -307,7 +383,7 @@ class Bench(Run):
         outdir = Path(self.args.profile)
         outdir.mkdir(parents=True, exist_ok=True)
         worker = app.pids()[-1]
-        name = path.strip("/").replace("/", "_")
+        name = path.strip("/").replace("/", "_") or "signin_page"
         log(f"py-spy on pid {worker} while wrk loads {path}")
         seconds = max(3, round(self.args.duration))
         spy = subprocess.Popen(
@@ -383,7 +459,7 @@ class Bench(Run):
                 )  # fmt: skip
             finally:
                 self.stop(app)
-            ceiling = self.ceiling(kind)
+            ceiling, _ = self.ceiling(kind)
             comparison[kind] = {"countdown": countdown.as_dict(), "ceiling": ceiling.as_dict()}
             self.figure(f"server={kind} countdown {countdown.line()}")
             self.figure(f"server={kind} ceiling {ceiling.line()}")
@@ -404,6 +480,7 @@ class Bench(Run):
                 r["countdown"]["rps"] >= TARGET_RPS,
                 f"{r['countdown']['rps']:.0f} req/s",
             ))  # fmt: skip
+        checks += page_checks(r.get("table", []), PAGE_TARGETS)
         if "countdown_during_signins" in r:
             p99 = r["countdown_during_signins"]["p99_ms"]
             checks.append((
@@ -462,9 +539,22 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument(
-        "--profile", help="record a py-spy profile of the countdown into this directory"
+        "--profile",
+        help="record py-spy profiles of the countdown and the pages into this directory",
     )
+    parser.add_argument(
+        "--tutorial-url",
+        help="also measure the tutorial's Node app here (e.g. http://127.0.0.1:4301), pinned"
+        " to the app's CPU; without it, pages are compared with their ceilings only",
+    )
+    parser.add_argument(
+        "--tutorial-login", default=TUTORIAL_LOGIN,
+        help=f"EMAIL:PASSWORD of a user of the tutorial app ({TUTORIAL_LOGIN}; its"
+        " ./run.sh --user makes one)",
+    )  # fmt: skip
     args = parse_args(parser, argv, "benchmark")
+    if args.tutorial_url and urllib.parse.urlsplit(args.tutorial_url).hostname not in LOCAL_HOSTS:
+        parser.error("the tutorial app must run on this machine")
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     return args
 
