@@ -92,9 +92,11 @@ async def call(app: Any, request: dict[str, Any]) -> tuple[int, bytes]:
 
 async def measure(args: argparse.Namespace, helper: Any) -> None:
     import ceiling_app
+    import harness  # noqa: F401 - puts the checkout's root on sys.path, for tests.support
     from redis.asyncio import Redis
 
     from quartapp import create_app
+    from tests.support.settings import PUBLIC_URL
 
     prefix = f"quartapp-instructions:{secrets.token_hex(4)}:"
     app = create_app(
@@ -105,6 +107,9 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
             "DATABASE_URL": args.database_url,
             "REDIS_URL": args.redis_url,
             "REDIS_PREFIX": prefix,
+            # Required in production; no mail is sent (nothing here signs up).
+            "PUBLIC_URL": PUBLIC_URL,
+            "MAIL_URL": "smtp://127.0.0.1:9",
         }
     )
     os.environ.update(
