@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import logging
 
-from quart import request
-
 from quartapp.accounts.known_devices import remember_this_device
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import canonical_email
 from quartapp.accounts.queries import EMAIL_TAKEN, change_email, find_user, find_user_by_id
-from quartapp.accounts.service import ASK_CURRENT, SignedOut, confirm_password
+from quartapp.accounts.service import ASK_CURRENT, SignedOut, confirm_password, queue_notice
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
-from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.mail.queue import get_mailer
-from quartapp.sessions.devices import describe_device
 from quartapp.sessions.extension import current_record, get_sessions
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.errors import AppError, InvalidFields
@@ -118,15 +114,5 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
 
 
 async def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
-    """Queue the notice to the old address; a queue fault is logged, the change stands."""
-    try:
-        await get_mailer().enqueue(
-            "email_changed_notice",
-            user_id=user_id,
-            old_email=old_email,
-            new_email=new_email,
-            device=describe_device(request.headers.get("User-Agent")),
-            ip=get_sessions().client_ip(),
-        )
-    except REDIS_ERRORS:
-        log.warning("could not queue the address-change notice of user %s", user_id)
+    """Tell the old address that the account moved; the change stands whatever happens."""
+    await queue_notice("email_changed_notice", user_id, old_email=old_email, new_email=new_email)

@@ -14,7 +14,7 @@ from typing import Any
 
 from quart import current_app
 
-from quartapp.accounts.mail_tokens import LinkGrant, get_mail_tokens
+from quartapp.accounts.mail_tokens import LinkGrant, Purpose, get_mail_tokens
 from quartapp.accounts.queries import find_user, find_user_by_id
 from quartapp.mail.messages import compose
 from quartapp.mail.settings import parse_mail_url
@@ -55,6 +55,29 @@ def _now() -> str:
     return datetime.now(tz=UTC).strftime(READABLE)
 
 
+async def _link_mail(
+    purpose: Purpose,
+    grant: LinkGrant,
+    ttl_setting: str,
+    path: str,
+    template: str,
+    subject: str,
+    **extra: Any,
+) -> EmailMessage:
+    """A mail to ``grant.email`` with a fresh one-use link to ``PUBLIC_URL + path + token``,
+    valid for the ``ttl_setting`` seconds."""
+    ttl = int(current_app.config[ttl_setting])
+    token = await get_mail_tokens().issue(purpose, grant, ttl)
+    return await compose(
+        template,
+        grant.email,
+        subject,
+        link=_link(f"{path}{token}"),
+        valid_for=_minutes(ttl),
+        **extra,
+    )
+
+
 async def password_reset_mail(ctx: Context, *, email: str) -> str:
     """A reset link for ``email``, if it has an account; nothing otherwise."""
 
@@ -62,16 +85,11 @@ async def password_reset_mail(ctx: Context, *, email: str) -> str:
         user = await find_user(email)
         if user is None:
             return None
-        ttl = int(current_app.config["PASSWORD_RESET_TTL"])
         grant = LinkGrant(user.id, user.credentials_version, user.email)
-        token = await get_mail_tokens().issue("reset", grant, ttl)
-        return await compose(
-            "password_reset",
-            user.email,
+        return await _link_mail(
+            "reset", grant, "PASSWORD_RESET_TTL", "/password/reset/", "password_reset",
             "Reset your quartapp password",
-            link=_link(f"/password/reset/{token}"),
-            valid_for=_minutes(ttl),
-        )
+        )  # fmt: skip
 
     return await _send(ctx, build)
 
@@ -83,16 +101,11 @@ async def verification_mail(ctx: Context, *, user_id: int) -> str:
         user = await find_user_by_id(user_id)
         if user is None or user.email_verified:
             return None
-        ttl = int(current_app.config["EMAIL_VERIFY_TTL"])
         grant = LinkGrant(user.id, user.credentials_version, user.email)
-        token = await get_mail_tokens().issue("verify", grant, ttl)
-        return await compose(
-            "verify_email",
-            user.email,
+        return await _link_mail(
+            "verify", grant, "EMAIL_VERIFY_TTL", "/email/verify/", "verify_email",
             "Confirm your email address for quartapp",
-            link=_link(f"/email/verify/{token}"),
-            valid_for=_minutes(ttl),
-        )
+        )  # fmt: skip
 
     return await _send(ctx, build)
 
@@ -128,17 +141,11 @@ async def email_change_mail(ctx: Context, *, user_id: int, new_email: str) -> st
         user = await find_user_by_id(user_id)
         if user is None or user.email == new_email:
             return None
-        ttl = int(current_app.config["EMAIL_CHANGE_TTL"])
         grant = LinkGrant(user.id, user.credentials_version, new_email)
-        token = await get_mail_tokens().issue("email", grant, ttl)
-        return await compose(
-            "email_change",
-            new_email,
-            "Confirm your new email address for quartapp",
-            link=_link(f"/email/change/{token}"),
-            valid_for=_minutes(ttl),
-            old_email=user.email,
-        )
+        return await _link_mail(
+            "email", grant, "EMAIL_CHANGE_TTL", "/email/change/", "email_change",
+            "Confirm your new email address for quartapp", old_email=user.email,
+        )  # fmt: skip
 
     return await _send(ctx, build)
 

@@ -233,19 +233,25 @@ async def change_password(
     return new_record
 
 
-async def notify_password_changed(user_id: int, how: str) -> None:
-    """Queue the notice of a changed or reset password (ASVS 6.3.7); a queue fault is
-    logged, it does not undo the change."""
+async def queue_notice(job: str, user_id: int, **details: object) -> None:
+    """Queue a notice mail (``job``) about something that just happened to the account,
+    with this request's device and address (ASVS 6.3.7); a queue fault is logged, it does
+    not undo what happened."""
     try:
         await get_mailer().enqueue(
-            "password_changed_notice",
+            job,
             user_id=user_id,
-            how=how,
             device=describe_device(request.headers.get("User-Agent")),
             ip=get_sessions().client_ip(),
+            **details,
         )
     except REDIS_ERRORS:
-        log.warning("could not queue the password notice of user %s", user_id)
+        log.warning("could not queue the %s of user %s", job, user_id)
+
+
+async def notify_password_changed(user_id: int, how: str) -> None:
+    """Tell the owner their password was changed (``how``: "change" or "reset")."""
+    await queue_notice("password_changed_notice", user_id, how=how)
 
 
 async def set_password(user: User, new_password: str) -> int:
