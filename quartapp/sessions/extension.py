@@ -16,7 +16,6 @@ from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadData
 from quart import Quart, Response, current_app, request
-from quart.globals import _cv_request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
@@ -26,6 +25,7 @@ from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.store import SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
+from quartapp.web.context import request_context
 
 EXTENSION = "quartapp.sessions"
 
@@ -70,7 +70,7 @@ class SessionUser(AuthUser):
 
     @property
     async def is_authenticated(self) -> bool:
-        context = _cv_request.get(None)
+        context = request_context()
         current = context.session if context is not None else None
         return (
             isinstance(current, RequestSession)
@@ -82,7 +82,8 @@ class SessionUser(AuthUser):
 
 def request_session() -> RequestSession:
     # The object itself, not Quart's ``session`` proxy: callers read it several times a request.
-    current = _cv_request.get().session
+    context = request_context()
+    current = context.session if context is not None else None
     assert isinstance(current, RequestSession), "the app's session interface is not installed"
     return current
 
@@ -181,7 +182,8 @@ class Sessions:
         return self._store
 
     async def _load_current(self) -> None:
-        context = _cv_request.get()
+        context = request_context()
+        assert context is not None, "only while a request is handled"
         current = context.session
         assert isinstance(current, RequestSession), "the app's session interface is not installed"
         this = context.request

@@ -15,7 +15,8 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 from quart import Quart, current_app
-from quart.globals import _cv_request
+
+from quartapp.web.context import request_context
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -90,7 +91,7 @@ async def render_template(name: str, **context: Any) -> str:
     environment = templates(current_app)
     if context:
         return environment.get_template(name).render(context)
-    context_ = _cv_request.get(None)
+    context_ = request_context()
     return _render_unchanging(environment, name, context_.request.root_path if context_ else "")
 
 
@@ -136,7 +137,7 @@ def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
     cache: dict[tuple[Any, ...], str] = {}
 
     def url_for(endpoint: str, **values: Any) -> str:
-        context = _cv_request.get(None)
+        context = request_context()
         if context is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
             return build(endpoint, **values)
         key = (context.request.root_path, endpoint, *sorted(values.items()))
