@@ -10,9 +10,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
@@ -199,13 +200,12 @@ async def test_a_reset_link_expires(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@example(token="/0")  # an escaped slash: "//" is first redirected to its single-slash form
 @given(token=st.text(min_size=1, max_size=80))
 async def test_any_token_that_names_no_link_is_a_4xx(app: Quart, token: str) -> None:
-    from urllib.parse import quote
-
     client = app.test_client()
-    for prefix in ("/password/reset/", "/email/verify/"):
-        answer = await client.get(prefix + quote(token, safe=""))
+    for prefix in ("/password/reset/", "/email/verify/", "/email/change/"):
+        answer = await client.get(prefix + quote(token, safe=""), follow_redirects=True)
         assert 400 <= answer.status_code < 500, (token, answer.status_code)
 
 
