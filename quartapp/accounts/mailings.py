@@ -110,6 +110,24 @@ async def verification_mail(ctx: Context, *, user_id: int) -> str:
     return await _send(ctx, build)
 
 
+async def _notice(
+    template: str, to: str, subject: str, *, device: str, ip: str, **extra: Any
+) -> EmailMessage:
+    """A notice of something done to the account: from which device and address, when, and
+    where to look (the sessions page) or what to do (reset the password) if it was not them."""
+    return await compose(
+        template,
+        to,
+        subject,
+        device=device,
+        ip=ip or "unknown",
+        when=_now(),
+        sessions_link=_link("/sessions"),
+        forgot_link=_link("/password/forgot"),
+        **extra,
+    )
+
+
 async def password_changed_notice(
     ctx: Context, *, user_id: int, how: str, device: str, ip: str
 ) -> str:
@@ -119,17 +137,8 @@ async def password_changed_notice(
         user = await find_user_by_id(user_id)
         if user is None:
             return None
-        return await compose(
-            "password_changed",
-            user.email,
-            "Your quartapp password was " + ("reset" if how == "reset" else "changed"),
-            how=how,
-            device=device,
-            ip=ip or "unknown",
-            when=_now(),
-            sessions_link=_link("/sessions"),
-            forgot_link=_link("/password/forgot"),
-        )
+        subject = "Your quartapp password was " + ("reset" if how == "reset" else "changed")
+        return await _notice("password_changed", user.email, subject, device=device, ip=ip, how=how)
 
     return await _send(ctx, build)
 
@@ -156,17 +165,10 @@ async def email_changed_notice(
     """Tell the OLD address that the account moved to another one, from where and when."""
 
     async def build() -> EmailMessage | None:
-        return await compose(
-            "email_changed",
-            old_email,
-            "Your quartapp email address was changed",
-            new_email=new_email,
-            device=device,
-            ip=ip or "unknown",
-            when=_now(),
-            sessions_link=_link("/sessions"),
-            forgot_link=_link("/password/forgot"),
-        )
+        return await _notice(
+            "email_changed", old_email, "Your quartapp email address was changed",
+            device=device, ip=ip, new_email=new_email,
+        )  # fmt: skip
 
     return await _send(ctx, build)
 
@@ -178,15 +180,8 @@ async def new_device_notice(ctx: Context, *, user_id: int, device: str, ip: str)
         user = await find_user_by_id(user_id)
         if user is None:
             return None
-        return await compose(
-            "new_device",
-            user.email,
-            "New sign-in to your quartapp account",
-            device=device,
-            ip=ip or "unknown",
-            when=_now(),
-            sessions_link=_link("/sessions"),
-            forgot_link=_link("/password/forgot"),
+        return await _notice(
+            "new_device", user.email, "New sign-in to your quartapp account", device=device, ip=ip
         )
 
     return await _send(ctx, build)
