@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request, url_for
-from quart_auth import current_user
 
 from quartapp.accounts import service
 from quartapp.sessions.csrf import csrf_token
@@ -32,7 +31,7 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 @bp.get("/")
 @public
 async def sign_in_page() -> Response:
-    if await current_user.is_authenticated:
+    if current_record() is not None:  # signed in (what current_user.is_authenticated says)
         return navigate(url_for("home.home"))
     # Fixed messages for flags in the address, never text taken from it.
     notice = None
@@ -44,13 +43,16 @@ async def sign_in_page() -> Response:
         notice = "Your email address has been changed. Sign in with the new one."
     elif request.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
+    if notice is None:
+        # No context: the page is rendered once and only its CSRF token filled in per request.
+        return await render_form("sign_in")
     return await render_form("sign_in", notice=notice)
 
 
 @bp.get("/register")
 @public
 async def sign_up_page() -> Response:
-    if await current_user.is_authenticated:
+    if current_record() is not None:  # signed in (what current_user.is_authenticated says)
         return navigate(url_for("home.home"))
     return await render_form("sign_up")
 
