@@ -96,6 +96,7 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
     from redis.asyncio import Redis
 
     from quartapp import create_app
+    from tests.support.http import COUNTDOWN_HEADERS
     from tests.support.settings import PUBLIC_URL
 
     prefix = f"quartapp-instructions:{secrets.token_hex(4)}:"
@@ -130,7 +131,10 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
                 f"quartapp_session={sessions._serializer.dumps(tokens[0])}".encode(),
             )
             accept = (b"accept", b"text/html,application/xhtml+xml")
-            htmx = [(b"hx-request", b"true"), (b"hx-target", b"session-countdown")]
+            # What the page's widget sends (tests.support.http.COUNTDOWN_HEADERS).
+            htmx = [
+                (name.lower().encode(), value.encode()) for name, value in COUNTDOWN_HEADERS.items()
+            ]
             requests = {
                 "home": (app, scope("/home", [accept, cookie])),
                 "signin": (app, scope("/", [accept])),
