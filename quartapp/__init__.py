@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quart import Quart
-
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
 from quartapp.blueprints import account, auth, health, home, mail_links
@@ -20,6 +18,7 @@ from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import Sessions
 from quartapp.web import headers as security_headers
 from quartapp.web import templating
+from quartapp.web.application import Application
 from quartapp.web.errors import register_error_handlers
 
 PACKAGE = Path(__file__).resolve().parent
@@ -28,9 +27,9 @@ PACKAGE = Path(__file__).resolve().parent
 ASSETS = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
+def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     """Build a new app; ``overrides`` win over ``QUARTAPP_*`` environment variables."""
-    app = Quart(
+    app = Application(
         __name__,
         template_folder=str(ASSETS / "templates"),
         static_folder=str(ASSETS / "static"),
@@ -46,7 +45,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     sessions = Sessions(app)
     Throttling(app)
     CsrfProtection(app)
-    security_headers.init_app(app)
+    app.header_finishers.append(security_headers.finish_headers)
     register_error_handlers(app)
 
     templating.init_app(app)

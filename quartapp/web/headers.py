@@ -1,8 +1,8 @@
-"""Headers every response carries."""
+"""Headers every response carries, added as the response is sent (``finish_headers``)."""
 
 from __future__ import annotations
 
-from quart import Quart, Response, request
+from quart.wrappers import Request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -37,39 +37,42 @@ PAGE_HEADERS = [("Cache-Control", "no-store"), ("Vary", "HX-Request")]
 
 def response_headers(*, https: bool, page: bool) -> list[tuple[str, str]]:
     """The headers a response gets from the app (beyond its own): the security headers, HSTS
-    over https, and for anything but a static file the page headers. The countdown poll's
-    fast answer uses this too, so both sides send the same."""
+    over https, and for anything but a static file the page headers."""
     return [*HEADERS, *([HSTS] if https else []), *(PAGE_HEADERS if page else [])]
 
 
-REFERRER_POLICY = ("Referrer-Policy", "same-origin")
-# What every response gets unconditionally, over http and over https (the referrer policy
-# unless the view set its own).
-_ALWAYS = {
-    https: [
-        header for header in response_headers(https=https, page=False) if header != REFERRER_POLICY
+def encoded_headers(*, https: bool, page: bool) -> list[tuple[bytes, bytes]]:
+    """``response_headers`` as ASGI sends them (lower-case names, bytes)."""
+    return [
+        (name.lower().encode(), value.encode())
+        for name, value in response_headers(https=https, page=page)
     ]
+
+
+_ENCODED = {
+    (https, page): encoded_headers(https=https, page=page)
     for https in (False, True)
+    for page in (False, True)
 }
+# Headers a view may set itself: a token page's Referrer-Policy (no-referrer) and an error
+# page's Cache-Control stand; a Vary of the view's own gets HX-Request added to it.
+_VIEWS_MAY_SET = frozenset({b"referrer-policy", b"cache-control", b"vary"})
 
 
-async def add_security_headers(response: Response) -> Response:
-    headers = response.headers
-    # No view sets these, so they are appended rather than merged.
-    headers.extend(_ALWAYS[request.scheme == "https"])
-    # (``name in headers`` raises and catches an exception when it is not.)
-    present = {key.lower() for key, _ in headers}
-    if "referrer-policy" not in present:
-        headers.add(*REFERRER_POLICY)  # token pages send their own (no-referrer)
-    if request.endpoint != "static":
-        for name, value in PAGE_HEADERS:
-            if name.lower() not in present:
-                headers[name] = value
-            elif name == "Vary":
-                response.vary.add(value)
-            # a view's own Cache-Control stands
-    return response
-
-
-def init_app(app: Quart) -> None:
-    app.after_request(add_security_headers)
+def finish_headers(request: Request, headers: list[tuple[bytes, bytes]]) -> None:
+    """Add the app's headers to a response's ASGI ``headers`` as it is sent to ``request``:
+    the page headers for anything but a static file (a 404 included), HSTS over https."""
+    rule = request.url_rule
+    extra = _ENCODED[request.scheme == "https", rule is None or rule.endpoint != "static"]
+    if not any(name in _VIEWS_MAY_SET for name, _ in headers):
+        headers.extend(extra)
+        return
+    present = {name for name, _ in headers}
+    for name, value in extra:
+        if name not in present:
+            headers.append((name, value))
+        elif name == b"vary":
+            for index, (own, listed) in enumerate(headers):
+                varies = {part.strip().lower() for part in listed.split(b",")}
+                if own == b"vary" and value.lower() not in varies:
+                    headers[index] = (own, listed + b", " + value)
