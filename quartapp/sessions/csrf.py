@@ -20,9 +20,11 @@ import hmac
 import secrets
 import time
 
-from quart import Quart, Response, current_app, g, request
+from quart import Quart, Response, current_app
+from werkzeug.http import http_date
 
-from quartapp.sessions.extension import current_record
+from quartapp.sessions.extension import RequestSession, request_session
+from quartapp.web.context import request_context
 from quartapp.web.errors import AppError
 
 EXTENSION = "quartapp.csrf"
@@ -54,6 +56,10 @@ class CsrfProtection:
         secret = app.config["SECRET_KEY"]
         secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         self._key = hmac.digest(secret, KEY_PURPOSE, "sha256")
+        # What werkzeug's set_cookie writes after the value and the expiry date.
+        self._cookie_attributes = (
+            f"Max-Age={self.max_age}; {'Secure; ' if secure else ''}HttpOnly; Path=/; SameSite=Lax"
+        )
         app.extensions[EXTENSION] = self
         app.before_request(self._check)
         app.after_request(self._set_cookie)
@@ -77,32 +83,43 @@ class CsrfProtection:
             return None
         return binding, int(signed_at)
 
-    def anonymous_nonce(self, *, create: bool) -> str | None:
-        nonce: str | None = g.get("csrf_nonce") or request.cookies.get(self.cookie_name)
-        if nonce is None and create:
-            nonce = g.csrf_new_nonce = secrets.token_urlsafe(16)
-        if nonce is not None:
-            g.csrf_nonce = nonce
-        return nonce
+    def anonymous_nonce(self, current: RequestSession, *, create: bool) -> str | None:
+        """The anonymous binding: this request's CSRF cookie, or (``create``) a new one."""
+        if current.csrf_nonce is None:
+            current.csrf_nonce = current.cookies.get(self.cookie_name)
+            if current.csrf_nonce is None and create:
+                current.csrf_nonce = secrets.token_urlsafe(16)
+                current.csrf_nonce_is_new = True
+        return current.csrf_nonce
 
     def token(self) -> str:
-        record = current_record()
-        binding = record.key_id if record is not None else self.anonymous_nonce(create=True)
-        assert binding is not None
-        return self.sign(binding, int(time.time()))
+        """This request's token (the same for every form of a page)."""
+        current = request_session()
+        if current.csrf_token is None:
+            record = current.record
+            binding = (
+                record.key_id if record is not None else self.anonymous_nonce(current, create=True)
+            )
+            assert binding is not None
+            current.csrf_token = self.sign(binding, int(time.time()))
+        return current.csrf_token
 
     async def _check(self) -> None:
-        if request.method in SAFE_METHODS or request.routing_exception is not None:
+        context = request_context()
+        assert context is not None, "only while a request is handled"
+        this = context.request
+        if this.method in SAFE_METHODS or this.routing_exception is not None:
             return  # nothing to protect; a 404 or 405 answers for itself
-        view = current_app.view_functions.get(request.endpoint or "")
-        if getattr(view, "access", None) == "signed_in" and current_record() is None:
+        current = context.session
+        view = context.app.view_functions.get(this.endpoint or "")
+        if getattr(view, "access", None) == "signed_in" and current.record is None:
             return  # no session, so nothing can change: the view sends the browser to sign in
-        submitted = request.headers.get(HEADER)
-        if submitted is None and request.mimetype in (
+        submitted = this.headers.get(HEADER)
+        if submitted is None and this.mimetype in (
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
-            submitted = (await request.form).get(FIELD)
+            submitted = (await this.form).get(FIELD)
         if not submitted:
             raise CsrfError()
         # A signed-in page may stay open as long as its session lives; an anonymous form
@@ -114,32 +131,27 @@ class CsrfProtection:
         age = int(time.time()) - signed_at  # whole seconds, as signed
         if age < 0:
             raise CsrfError()
-        record = current_record()
+        record = current.record
         if record is not None:
             if binding == record.key_id and age <= self.session_age:
                 return
             raise CsrfError()
-        nonce = self.anonymous_nonce(create=False)
+        nonce = self.anonymous_nonce(current, create=False)
         if nonce is not None and binding == nonce and age <= self.max_age:
             return
         raise CsrfError()
 
     async def _set_cookie(self, response: Response) -> Response:
-        nonce = g.get("csrf_new_nonce")
-        if nonce is None and self.cookie_name in request.cookies and current_record() is not None:
+        current = request_session()
+        if current.csrf_nonce_is_new:
+            assert current.csrf_nonce is not None
+            expires = http_date(time.time() + self.max_age)
+            cookie = f"{self.cookie_name}={current.csrf_nonce}; Expires={expires}"
+            response.headers.add("Set-Cookie", f"{cookie}; {self._cookie_attributes}")
+        elif current.record is not None and self.cookie_name in current.cookies:
             # Signed in (maybe by this very request): the anonymous nonce has had its day.
             response.delete_cookie(
                 self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
-            )
-        elif nonce is not None:
-            response.set_cookie(
-                self.cookie_name,
-                nonce,
-                max_age=self.max_age,
-                path="/",
-                secure=self.secure,
-                httponly=True,
-                samesite="Lax",
             )
         return response
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadData
@@ -45,20 +45,28 @@ def session_access(mode: SessionAccess) -> Callable[[View], View]:
 
 
 class RequestSession(CallbackDict[str, Any], SessionMixin):
-    """The request's session: the free-form data plus the record it came from, if any."""
+    """The request's session: the free-form data plus the record it came from, if any.
 
-    def __init__(self, token: str | None) -> None:
+    It also carries what the request's CSRF protection works out once (``sessions.csrf``):
+    the anonymous nonce, whether it is new, and the token the page's forms share."""
+
+    def __init__(self, token: str | None, cookies: Mapping[str, str]) -> None:
         def on_update(_: CallbackDict[str, Any]) -> None:
             self.modified = True
 
         super().__init__(None, on_update)
         self.token = token
+        self.cookies = cookies  # the request's
         self.record: SessionRecord | None = None
         self.modified = False
+        self.csrf_nonce: str | None = None
+        self.csrf_nonce_is_new = False
+        self.csrf_token: str | None = None
 
     def attach(self, token: str | None, record: SessionRecord | None) -> None:
         self.token = token
         self.record = record
+        self.csrf_token = None  # bound to the record it was signed for
         self.clear()
         if record is not None:
             self.update(record.data)
@@ -97,9 +105,9 @@ class RedisSessionInterface(SessionInterface):
         self.sessions = sessions
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> RequestSession:
-        auth = self.sessions.auth
-        cookie = request.cookies.get(auth.cookie_name or "")
-        return RequestSession(self.sessions.read_token(cookie) if cookie else None)
+        cookies = request.cookies
+        cookie = cookies.get(self.sessions.auth.cookie_name or "")
+        return RequestSession(self.sessions.read_token(cookie) if cookie else None, cookies)
 
     async def save_session(  # type: ignore[override]
         self, app: Quart, session: RequestSession, response: Response
