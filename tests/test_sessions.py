@@ -13,9 +13,9 @@ import pytest
 from quart import Quart, session
 from quart.testing import QuartClient
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection as RedisWire
 from tortoise import connections
 
-from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.store import TAG_LENGTH, key_id_for
 
 from .conftest import PASSWORD, Auth, csrf_from, session_cookie
@@ -308,23 +308,16 @@ class Counter:
         self._monkeypatch = monkeypatch
 
     async def install(self) -> None:
-        async with self._app.app_context():
-            client = get_redis()
         connection = connections.get("default")
-        original_command = client.execute_command
-        pipeline_class = type(client.pipeline())
-        original_pipeline = pipeline_class.execute
+        # What goes over the wire: one write per command, or per pipeline (whichever way
+        # the command was issued, redis-py's client call or a script's direct EVALSHA).
+        original_send = RedisWire.send_packed_command
 
-        async def count_command(*args: Any, **kwargs: Any) -> Any:
+        async def count_send(wire: Any, *args: Any, **kwargs: Any) -> Any:
             self.redis += 1
-            return await original_command(*args, **kwargs)
+            return await original_send(wire, *args, **kwargs)
 
-        async def count_pipeline(pipe: Any, *args: Any, **kwargs: Any) -> Any:
-            self.redis += 1
-            return await original_pipeline(pipe, *args, **kwargs)
-
-        self._monkeypatch.setattr(client, "execute_command", count_command)
-        self._monkeypatch.setattr(pipeline_class, "execute", count_pipeline)
+        self._monkeypatch.setattr(RedisWire, "send_packed_command", count_send)
         for name in ("execute_query", "execute_insert", "execute_script", "execute_many"):
             original = getattr(connection, name)
 

@@ -27,6 +27,7 @@ from quart import Quart, current_app
 from quartapp.config import ConfigError
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import RedisConnection, get_redis
+from quartapp.infra.redis_scripts import Script
 from quartapp.web.client_address import parse_address
 from quartapp.web.errors import AppError
 
@@ -346,9 +347,9 @@ class Throttle:
         key = secret.encode() if isinstance(secret, str) else secret
         # Its own key, so these names cannot be matched with any other HMAC of the secret.
         self._name_key = hmac.new(key, b"quartapp throttle key names", hashlib.sha256).digest()
-        self._attempts = redis.register_script(_ATTEMPTS)
-        self._remember = redis.register_script(_REMEMBER)
-        self._release = redis.register_script(_RELEASE)
+        self._attempts = Script(redis, _ATTEMPTS)
+        self._remember = Script(redis, _REMEMBER)
+        self._release = Script(redis, _RELEASE)
 
     # -- names ----------------------------------------------------------------------------
 

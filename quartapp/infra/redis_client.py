@@ -47,6 +47,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from quartapp.infra.extension import ServingExtension
+from quartapp.infra.redis_scripts import QuickBlockingConnectionPool
 
 EXTENSION = "quartapp.redis"
 
@@ -355,7 +356,7 @@ class RedisClient(ServingExtension):
             "timeout": timeout,
         }
         if target.kind == "server":
-            pool = BlockingConnectionPool.from_url(target.url, **options)
+            pool = QuickBlockingConnectionPool.from_url(target.url, **options)
             self._redis = Redis(connection_pool=pool)
             return
         sentinel_options: dict[str, Any] = {

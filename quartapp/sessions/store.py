@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quartapp.infra.redis_client import RedisConnection
+from quartapp.infra.redis_scripts import Script
 
 # Users per bucket. Redis keeps a hash compact (a listpack) up to hash-max-listpack-entries
 # fields, 128 by default: 16 users may hold 8 sessions each on average before their bucket
@@ -409,13 +410,13 @@ class SessionStore:
             raise ValueError("the most sessions per user must be 0 (no limit) or more")
         self.max_sessions_per_user = max_sessions_per_user
         self.bucket_keys = [bucket_key(secret) for secret in secret_keys]
-        self._create = redis.register_script(_CREATE)
-        self._load = redis.register_script(_LOAD)
-        self._list = redis.register_script(_LIST)
-        self._revoke_one = redis.register_script(_REVOKE_ONE)
-        self._revoke_others = redis.register_script(_REVOKE_OTHERS)
-        self._revoke = redis.register_script(_REVOKE)
-        self._raise_floor = redis.register_script(_RAISE_FLOOR)
+        self._create = Script(redis, _CREATE)
+        self._load = Script(redis, _LOAD)
+        self._list = Script(redis, _LIST)
+        self._revoke_one = Script(redis, _REVOKE_ONE)
+        self._revoke_others = Script(redis, _REVOKE_OTHERS)
+        self._revoke = Script(redis, _REVOKE)
+        self._raise_floor = Script(redis, _RAISE_FLOOR)
 
     # -- key names ----------------------------------------------------------------------
 

@@ -1,0 +1,111 @@
+"""Lua scripts, run with one ``EVALSHA`` on a connection taken straight from the pool.
+
+Every signed-in request runs one script (the session load), so its cost is per request.
+redis-py's ``Script`` call goes through the client's command machinery (its retry wrapper,
+metrics hooks and the blocking pool's lock, condition and timers), which cost more than
+writing the command and reading its reply. Here a call on one server takes an idle,
+connected connection from the pool without waiting on anything, sends ``EVALSHA``, reads the
+reply and puts the connection back. Whatever is not that simple case goes through redis-py's
+own ``Script`` call, unchanged:
+
+- no idle connection (the pool is busy: the caller waits in line as before), a Cluster, or
+  Sentinel;
+- a ``NOSCRIPT`` reply (Redis restarted or was flushed: redis-py loads the script again);
+- a dropped connection (redis-py's retry rides it out, as for any other command).
+
+A timeout or any other error is raised as redis-py would raise it, and a connection that
+saw anything but a reply is closed before it goes back, so none is reused mid-reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.typing import EncodableT
+
+
+class QuickBlockingConnectionPool(BlockingConnectionPool):
+    """BlockingConnectionPool that can also lend an idle connection at once
+    (``take_idle``) and take it back (``give_back``), without its lock and condition.
+
+    Both are synchronous steps on the event loop's thread, so they are atomic with respect
+    to every other coroutine. While anyone is inside ``get_connection`` (possibly waiting
+    for a free connection), ``take_idle`` lends nothing and ``give_back`` goes through
+    ``release``, which wakes the waiter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._getting = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        self._getting += 1
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
+        finally:
+            self._getting -= 1
+
+    def take_idle(self) -> AbstractConnection | None:
+        """An idle, connected connection, now marked in use; None when there is none."""
+        if self._getting or getattr(self, "_in_maintenance", False):
+            return None
+        idle = self._available_connections
+        if not idle or not idle[-1].is_connected:
+            return None
+        connection = idle.pop()
+        self._in_use_connections.add(connection)
+        return connection
+
+    async def give_back(self, connection: AbstractConnection) -> None:
+        """Return a connection that ``take_idle`` lent."""
+        if self._getting or connection.should_reconnect():  # type: ignore[no-untyped-call]
+            await self.release(connection)
+            return
+        self._in_use_connections.discard(connection)
+        self._available_connections.append(connection)
+
+
+class Script:
+    """A Lua script, called as redis-py's ``Script`` is: ``await script(keys=..., args=...)``."""
+
+    def __init__(self, redis: Any, source: str) -> None:
+        self._script = redis.register_script(source)
+        pool = getattr(redis, "connection_pool", None)
+        self._pool = pool if isinstance(pool, QuickBlockingConnectionPool) else None
+
+    @property
+    def sha(self) -> str:
+        sha: str = self._script.sha
+        return sha
+
+    async def __call__(
+        self, keys: Sequence[EncodableT] = (), args: Sequence[EncodableT] = ()
+    ) -> Any:
+        pool = self._pool
+        connection = pool.take_idle() if pool is not None else None
+        if connection is None:
+            return await self._script(keys=keys, args=args)
+        assert pool is not None
+        try:
+            await connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            result = await connection.read_response()
+        except NoScriptError:
+            await pool.give_back(connection)
+            return await self._script(keys=keys, args=args)
+        except ResponseError:  # the script's own error: the connection is in order
+            await pool.give_back(connection)
+            raise
+        except RedisConnectionError:
+            await connection.disconnect(nowait=True)
+            await pool.give_back(connection)
+            return await self._script(keys=keys, args=args)
+        except BaseException:  # a timeout, a cancellation: the reply may still be coming
+            await connection.disconnect(nowait=True)
+            await pool.give_back(connection)
+            raise
+        await pool.give_back(connection)
+        return result
