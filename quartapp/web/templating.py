@@ -138,9 +138,14 @@ def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
 
     def url_for(endpoint: str, **values: Any) -> str:
         context = request_context()
-        if context is None or endpoint[:1] == "." or any(name[:1] == "_" for name in values):
+        if context is None or endpoint[:1] == ".":
             return build(endpoint, **values)
-        key = (context.request.root_path, endpoint, *sorted(values.items()))
+        for name in values:
+            if name[:1] == "_":
+                return build(endpoint, **values)
+        # The arguments in the order given: the same URL asked for in another order is
+        # remembered twice, which costs less than sorting them on every call.
+        key = (context.request.root_path, endpoint, *values.items())
         url = cache.get(key)
         if url is None:
             url = build(endpoint, **values)
@@ -162,4 +167,4 @@ def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
     app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
-    app.extensions[EXTENSION] = app.jinja_env.overlay(enable_async=False)
+    app.extensions[EXTENSION] = app.jinja_env.overlay(enable_async=False, cache_size=-1)
