@@ -13,8 +13,9 @@ included, and neither the server's nor Redis's. It compares changes, not servers
 ceiling routes of bench/ceiling_app.py are measured the same way for scale.
 
 Routes: home (GET /home signed in), signin (GET /, anonymous), sessions (GET /sessions
-with 5 live sessions), poll (GET /session/countdown from htmx), ceiling (one Redis PTTL)
-and constant (no Redis). Needs valgrind and a C compiler (a 3-line helper issues the
+with 5 live sessions), poll (GET /session/countdown from htmx), healthz (the app's lightest
+route: its request cycle with no Redis and no template), ceiling (one Redis PTTL) and
+constant (no Redis). Needs valgrind and a C compiler (a 3-line helper issues the
 client requests), Redis and MariaDB as script/bootstrap sets them up.
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-ROUTES = ("home", "signin", "sessions", "poll", "ceiling", "constant")
+ROUTES = ("home", "signin", "sessions", "poll", "healthz", "ceiling", "constant")
 HELPER = """
 #include <valgrind/callgrind.h>
 void start(void) {
@@ -140,6 +141,7 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
                 "signin": (app, scope("/", [accept])),
                 "sessions": (app, scope("/sessions", [accept, cookie])),
                 "poll": (app, scope("/session/countdown", [cookie, *htmx])),
+                "healthz": (app, scope("/healthz", [])),
                 "ceiling": (ceiling, scope("/ceiling", [accept])),
                 "constant": (ceiling, scope("/constant", [accept])),
             }

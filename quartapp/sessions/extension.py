@@ -203,16 +203,21 @@ class Sessions:
         else:
             view = context.app.view_functions.get(this.endpoint or "")
             access = getattr(view, "session_access", "touch")
+        # quart-auth is told who this is at once; left to itself it would read the cookie
+        # and check its signature again (and on every request without the cookie, raise
+        # and catch a KeyError) when its after-request hook asks.
         if access == "none":
+            self.auth.login_user(SessionUser(None))  # whatever the cookie, nobody: it is kept
             return
         if current.token is not None:
             record = await self.store.load(current.token, touch=access == "touch")
             current.attach(current.token if record else None, record)
         if current.record is not None:
-            # quart-auth would otherwise check the cookie's signature a second time.
             self.auth.login_user(SessionUser(current.token))
         elif self.auth.cookie_name in this.cookies:
             logout_user()  # expired, revoked or tampered: the browser drops the dead cookie
+        else:
+            self.auth.login_user(SessionUser(None))
 
     def client_ip(self) -> str:
         """The address of this request's client (see quartapp.client_address)."""

@@ -25,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
+from urllib.parse import urlparse
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
 from quart import Quart
-from quart.asgi import ASGIHTTPConnection, _handle_exception
+from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
 from quart.wrappers import Request, Response
 from quart.wrappers.response import DataBody
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 # Adds headers to a response's ASGI headers as it is sent to the request.
@@ -44,10 +47,69 @@ HeaderFinisher = Callable[[Request, list[tuple[bytes, bytes]]], None]
 BODILESS_METHODS = frozenset({"GET", "HEAD"})
 
 
+class RequestHeaders(Headers):
+    """A request's headers, looked up without raising and catching an exception for each
+    absent one, as Werkzeug's ``get`` and ``in`` do (and most headers asked about are
+    absent: ``Content-Length`` on every GET, for one)."""
+
+    def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
+        if not isinstance(key, str):
+            return super().get(key, default, type)
+        wanted = key.lower()
+        for name, value in self._list:
+            if name.lower() == wanted:
+                if type is None:
+                    return value
+                try:
+                    return type(value)
+                except ValueError:
+                    return default
+        return default
+
+    def __contains__(self, key: Any) -> bool:
+        if not isinstance(key, str):
+            return super().__contains__(key)
+        wanted = key.lower()
+        return any(name.lower() == wanted for name, _ in self._list)
+
+
 class HTTPConnection(ASGIHTTPConnection):
     """One HTTP request: body-less ones in the connection's own task (see the module)."""
 
     app: Application
+
+    def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
+        # Quart's own, but for the headers' class, filled in one step: the server has
+        # parsed them already (no line breaks in a name or value can reach here).
+        scope = self.scope
+        headers = RequestHeaders()
+        headers._list = [
+            ("Remote-Addr", (scope.get("client") or ["<local>"])[0]),
+            *(
+                (name.decode("latin1").title(), value.decode("latin1"))
+                for name, value in scope["headers"]
+            ),
+        ]
+        if scope["http_version"] < "1.1":
+            headers.setdefault("Host", self.app.config["SERVER_NAME"] or "")
+        path = scope["path"]
+        path = path if path[0] == "/" else urlparse(path).path
+        root_path = scope.get("root_path", "")
+        if root_path != "":
+            path = _normalise_path(path, root_path)
+        return self.app.request_class(
+            scope["method"],
+            scope["scheme"],
+            path,
+            scope["query_string"],
+            headers,
+            root_path,
+            scope["http_version"],
+            max_content_length=self.app.config["MAX_CONTENT_LENGTH"],
+            body_timeout=self.app.config["BODY_TIMEOUT"],
+            send_push_promise=partial(self._send_push_promise, send),
+            scope=scope,
+        )
 
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if self.scope["method"] not in BODILESS_METHODS:
@@ -95,10 +157,26 @@ class HTTPConnection(ASGIHTTPConnection):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class AppRequest(Request):
+    """Quart's request, whose ``blueprints`` (asked for by every hook run) is worked out
+    once per routing result."""
+
+    _blueprints_of: tuple[Any, list[str]] | None = None
+
+    @property
+    def blueprints(self) -> list[str]:
+        rule = self.url_rule
+        known = self._blueprints_of
+        if known is None or known[0] is not rule:
+            known = self._blueprints_of = (rule, super().blueprints)
+        return known[1]
+
+
 class Application(Quart):
     """Quart, with the request cycle of ``HTTPConnection`` and a remembering ``ensure_async``."""
 
     asgi_http_class = HTTPConnection
+    request_class = AppRequest
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
