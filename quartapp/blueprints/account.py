@@ -20,6 +20,7 @@ from quartapp.sessions.extension import (
 )
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
+from quartapp.web.application import AppResponse
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
@@ -253,4 +254,4 @@ async def delete_account() -> Response:
 @session_access("none")
 async def deleted_page() -> Response:
     """Where a deleted account's browser lands; it shows nothing personal."""
-    return Response(await render_template("account/deleted.html"))
+    return AppResponse(await render_template("account/deleted.html"))

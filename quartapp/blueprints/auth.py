@@ -15,6 +15,7 @@ from quartapp.sessions.extension import (
     session_summary,
 )
 from quartapp.web.access import public, signed_in
+from quartapp.web.application import AppResponse
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
@@ -35,7 +36,9 @@ async def sign_in_page() -> Response:
         return navigate(url_for("home.home"))
     # Fixed messages for flags in the address, never text taken from it.
     notice = None
-    if request.args.get("signed_out") == "1":
+    if not request.query_string:
+        pass  # the usual case: no flags to look for
+    elif request.args.get("signed_out") == "1":
         notice = "You are signed out."
     elif request.args.get("reset") == "1":
         notice = "Your password has been reset and every session signed out. Sign in with it."
@@ -124,9 +127,9 @@ async def password_strength() -> Response:
         strength = await service.judge_new_password(password, email) if password else None
     except AppError as error:  # throttled: the hint pauses, the form still judges on submit
         html = await render_template("auth/_password_strength.html", paused=error.message)
-        return Response(html)
+        return AppResponse(html)
     html = await render_template("auth/_password_strength.html", strength=strength)
-    return Response(html)
+    return AppResponse(html)
 
 
 @bp.post("/api/v1/signin")
@@ -168,7 +171,7 @@ async def sign_in() -> Response:
 async def sign_out_page() -> Response:
     if current_record() is None:
         return navigate(url_for("auth.sign_in_page"))
-    return Response(await render_template("auth/sign_out.html"))
+    return AppResponse(await render_template("auth/sign_out.html"))
 
 
 @bp.post("/logout")

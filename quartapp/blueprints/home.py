@@ -25,6 +25,7 @@ from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.extension import Sessions, current_record, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
+from quartapp.web.application import AppResponse
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import render_template, templates
@@ -130,7 +131,7 @@ def widget_context(record: SessionRecord | None, *, extending: bool = False) -> 
 
 async def countdown_fragment(record: SessionRecord | None, *, extending: bool = False) -> Response:
     context = widget_context(record, extending=extending)
-    return Response(await render_template(TEMPLATE, **context))
+    return AppResponse(await render_template(TEMPLATE, **context))
 
 
 @bp.get("/home")
@@ -146,7 +147,7 @@ async def home() -> Response:
     html = await render_template(
         "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)
     )
-    return Response(html)
+    return AppResponse(html)
 
 
 @bp.get("/session/countdown")

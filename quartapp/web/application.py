@@ -47,10 +47,10 @@ HeaderFinisher = Callable[[Request, list[tuple[bytes, bytes]]], None]
 BODILESS_METHODS = frozenset({"GET", "HEAD"})
 
 
-class RequestHeaders(Headers):
-    """A request's headers, looked up without raising and catching an exception for each
-    absent one, as Werkzeug's ``get`` and ``in`` do (and most headers asked about are
-    absent: ``Content-Length`` on every GET, for one)."""
+class QuietHeaders(Headers):
+    """Headers looked up without raising and catching an exception for each absent one, as
+    Werkzeug's ``get`` and ``in`` do (and most headers asked about are absent:
+    ``Content-Length`` on every GET, ``Content-Type`` on every new response)."""
 
     def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
         if not isinstance(key, str):
@@ -82,7 +82,7 @@ class HTTPConnection(ASGIHTTPConnection):
         # Quart's own, but for the headers' class, filled in one step: the server has
         # parsed them already (no line breaks in a name or value can reach here).
         scope = self.scope
-        headers = RequestHeaders()
+        headers = QuietHeaders()
         headers._list = [
             ("Remote-Addr", (scope.get("client") or ["<local>"])[0]),
             *(
@@ -172,11 +172,28 @@ class AppRequest(Request):
         return known[1]
 
 
+class AppResponse(Response):
+    """Quart's response, with ``QuietHeaders``."""
+
+    def __init__(
+        self,
+        response: Any = None,
+        status: Any = None,
+        headers: Any = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        if not isinstance(headers, Headers):
+            headers = QuietHeaders(headers) if headers else QuietHeaders()
+        super().__init__(response, status, headers, mimetype, content_type)
+
+
 class Application(Quart):
     """Quart, with the request cycle of ``HTTPConnection`` and a remembering ``ensure_async``."""
 
     asgi_http_class = HTTPConnection
     request_class = AppRequest
+    response_class = AppResponse
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

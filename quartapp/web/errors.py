@@ -15,6 +15,7 @@ from tortoise.exceptions import DBConnectionError
 from werkzeug.exceptions import HTTPException
 
 from quartapp.infra.redis_client import redis_unavailable
+from quartapp.web.application import AppResponse
 from quartapp.web.hypermedia import htmx, navigate, wants_json
 from quartapp.web.templating import render_template
 
@@ -65,10 +66,10 @@ async def render_error(error: AppError) -> Response:
         response = jsonify(body)
     elif htmx().request:
         # Shown in the page's alert region; the element that asked is left as it was.
-        response = Response(await render_template("errors/alert.html", error=error))
+        response = AppResponse(await render_template("errors/alert.html", error=error))
         response.headers["HX-Reswap"] = "none"
     else:
-        response = Response(await render_template("errors/page.html", error=error))
+        response = AppResponse(await render_template("errors/page.html", error=error))
     response.status_code = error.status
     response.headers.update(error.headers)
     response.headers["Cache-Control"] = "no-store"

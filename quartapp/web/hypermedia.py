@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, g, redirect, request, url_for
+from quart import Response, redirect, request, url_for
 
+from quartapp.web.application import AppResponse
+from quartapp.web.context import request_context
 from quartapp.web.templating import render_template
 
 
@@ -37,15 +39,19 @@ class HtmxDetails:
 
 
 def htmx() -> HtmxDetails:
-    details: HtmxDetails | None = g.get("htmx")
+    """This request's htmx headers, read once per request."""
+    context = request_context()
+    assert context is not None, "only while a request is handled"
+    this = context.request
+    details: HtmxDetails | None = this.__dict__.get("_htmx")
     if details is None:
-        # Straight from the ASGI scope (names are lower case there): Werkzeug's headers
-        # raise and catch an exception for each header that is absent, as these mostly are.
+        # Straight from the ASGI scope (names are lower case there), in one pass.
         found: dict[str, str] = {}
-        for name, value in request.scope["headers"]:
+        for name, value in this.scope["headers"]:
             if name[:3] == b"hx-":
                 found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        details = g.htmx = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        details = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        this.__dict__["_htmx"] = details
     return details
 
 
@@ -64,7 +70,7 @@ def wants_json() -> bool:
 def navigate(location: str) -> Response:
     """Send the browser to ``location``: HX-Redirect for htmx, a 303 for everything else."""
     if htmx().request:
-        response = Response("", status=204)
+        response = AppResponse("", status=204)
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, code=303)  # type: ignore[return-value]
@@ -78,7 +84,7 @@ def signed_out_url() -> str:
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
     """``fragment`` alone for an htmx swap, else the whole ``page``, which includes it."""
     template = fragment if htmx().wants_fragment else page
-    response = Response(await render_template(template, **context), status=status)
+    response = AppResponse(await render_template(template, **context), status=status)
     error = context.get("error")
     if error is not None:
         response.headers.update(getattr(error, "headers", {}))  # e.g. Retry-After on a 429
