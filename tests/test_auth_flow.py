@@ -241,3 +241,22 @@ async def test_a_token_from_before_sign_in_is_refused_after_it(client: QuartClie
         headers={"X-CSRF-Token": fresh, "Accept": "application/json"},
     )
     assert ok.status_code == 200
+
+
+async def test_the_accept_header_chooses_json_or_a_page(client: QuartClient, auth: Auth) -> None:
+    """JSON only when the client ranks it above HTML, however it spells it."""
+    await auth.sign_up()
+    cases = {
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8": "page",
+        "*/*": "page",
+        "application/xhtml+xml": "page",
+        "text/html;q=0.9, application/json": "json",
+        "Application/JSON": "json",
+        "application/*": "json",
+        "application/json;q=0.5, text/html": "page",
+    }
+    for accept, wanted in cases.items():
+        response = await client.get("/sessions", headers={"Accept": accept})
+        assert response.status_code == 200, accept
+        got = "json" if response.mimetype == "application/json" else "page"
+        assert got == wanted, accept

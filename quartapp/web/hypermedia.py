@@ -61,8 +61,11 @@ def wants_json() -> bool:
         return False
     if request.mimetype == "application/json":
         return True
-    if "application/" not in request.headers.get("Accept", ""):
-        return False  # only application/json or application/* can rank JSON above HTML
+    offered = request.headers.get("Accept", "").lower()
+    if "application/json" not in offered and "application/*" not in offered:
+        # Only these can rank JSON above HTML (a browser's application/xhtml+xml cannot),
+        # so the header is parsed only when one of them is there.
+        return False
     accept = request.accept_mimetypes
     return accept.best_match(["text/html", "application/json"]) == "application/json"
 
