@@ -141,9 +141,12 @@ async def home() -> Response:
     assert record is not None
     # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
     verified = not record.data.get(UNVERIFIED)
-    sent = "We sent a new link." if request.args.get("sent") == "1" else None
-    if request.args.get("verified") == "1":
-        sent = "Your email address is verified. Thank you."
+    sent = None
+    if request.query_string:  # flags for fixed messages, only ever in the address
+        if request.args.get("sent") == "1":
+            sent = "We sent a new link."
+        if request.args.get("verified") == "1":
+            sent = "Your email address is verified. Thank you."
     html = await render_template(
         "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)
     )
