@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.runtime import Context
 from markupsafe import Markup
 from quart import Quart, current_app
 
@@ -186,10 +187,38 @@ class DirectCalls(CodeGenerator):
         self.write(")")
 
 
+class TemplateContext(Context):
+    """Jinja's context, without the set of its globals' names made up front.
+
+    Every include makes a new context, and Jinja's takes the names of the template's globals
+    (a ChainMap, merged anew each time) for the one case that reads them: a template
+    imported as a module. Here they are taken only then."""
+
+    def __init__(
+        self,
+        environment: Environment,
+        parent: dict[str, Any],
+        name: str | None,
+        blocks: dict[str, Callable[[Context], Iterator[str]]],
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(environment, parent, name, blocks, globals=None)
+        self._globals = globals
+
+    @property
+    def globals_keys(self) -> set[str]:
+        return set() if self._globals is None else set(self._globals)
+
+    @globals_keys.setter
+    def globals_keys(self, value: set[str]) -> None:
+        pass  # set (to nothing) by Context.__init__; worked out when asked for
+
+
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
     app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
     environment.code_generator_class = DirectCalls
+    environment.context_class = TemplateContext
     app.extensions[EXTENSION] = environment
