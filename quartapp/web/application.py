@@ -37,6 +37,14 @@ from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+try:  # Quart 0.23 says so when a client goes away; 0.22's sends raise OSError
+    from quart.wrappers.base import ClientDisconnectedError  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # pragma: no cover - Quart 0.22
+
+    class ClientDisconnectedError(Exception):  # type: ignore[no-redef,unused-ignore]
+        """Never raised: Quart 0.22 has no such error."""
+
+
 # Adds headers to a response's ASGI headers as it is sent to the request.
 HeaderFinisher = Callable[[Request, list[tuple[bytes, bytes]]], None]
 
@@ -122,12 +130,16 @@ class HTTPConnection(ASGIHTTPConnection):
     async def handle_request(self, request: Request, send: ASGISendCallable) -> None:
         try:
             response: Any = await self.app.handle_request(request)
+        except ClientDisconnectedError:
+            return  # Quart 0.23: the client went away while its body was read
         except Exception as error:
             response = await _handle_exception(self.app, error)
         timeout = response.timeout if isinstance(response, Response) else Ellipsis
         if timeout is Ellipsis:
             timeout = self.app.config["RESPONSE_TIMEOUT"]
-        with contextlib.suppress(TimeoutError):
+        # Nothing to do when the client has gone away meanwhile (the send raises) or does
+        # not take the answer in time.
+        with contextlib.suppress(TimeoutError, OSError, ClientDisconnectedError):
             async with asyncio.timeout(cast(float | None, timeout)):
                 await self._send(request, response, send)
 
