@@ -1,0 +1,173 @@
+"""The app's request cycle (quartapp.web.application) as an ASGI server drives it: what it
+sends, in how many messages, and what it does when the client is slow or gone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from quart import Quart
+from werkzeug.datastructures import Headers
+
+from quartapp.web.application import QuietHeaders
+from quartapp.web.headers import finish_headers
+
+
+def scope(
+    path: str, method: str = "GET", headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"accept", b"text/html"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+
+
+async def drive(
+    app: Quart, request: dict[str, Any], *, body: bytes = b"", send_hook: Any = None
+) -> list[dict[str, Any]]:
+    """Run one request through the app's ASGI entry point; the messages it sent."""
+    sent: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if send_hook is not None:
+            await send_hook(message)
+        sent.append(message)
+
+    await asyncio.wait_for(app(request, receive, send), timeout=10)
+    return sent
+
+
+async def test_a_page_is_sent_in_one_message_with_the_app_s_headers(app: Quart) -> None:
+    async with app.test_app():
+        sent = await drive(app, scope("/"))
+    start, *bodies = sent
+    assert start["status"] == 200
+    assert len(bodies) == 1
+    assert bodies[0]["more_body"] is False
+    headers = dict(start["headers"])
+    assert int(headers[b"content-length"]) == len(bodies[0]["body"])
+    assert headers[b"cache-control"] == b"no-store"
+    assert headers[b"vary"] == b"HX-Request"
+    assert b"script-src 'self'" in headers[b"content-security-policy"]
+    assert b"<form" in bodies[0]["body"]
+
+
+async def test_a_get_with_a_body_is_answered_and_a_post_s_body_is_read(app: Quart) -> None:
+    async with app.test_app():
+        sent = await drive(
+            app, scope("/healthz", headers=((b"content-length", b"5"),)), body=b"hello"
+        )
+        assert sent[0]["status"] == 200
+        # A form post goes through Quart's reading of the body: its missing CSRF token is
+        # found missing only once the body is read.
+        form = ((b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"9"))
+        sent = await drive(app, scope("/", "POST", form), body=b"email=a@b")
+        assert sent[0]["status"] == 403
+
+
+async def test_a_client_that_does_not_take_the_answer_is_given_up_on(app: Quart) -> None:
+    app.config["RESPONSE_TIMEOUT"] = 0.2
+
+    async def never(message: dict[str, Any]) -> None:
+        await asyncio.sleep(3600)
+
+    async with app.test_app():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await drive(app, scope("/healthz"), send_hook=never) == []
+        assert loop.time() - started < 5
+
+
+async def test_a_client_gone_away_ends_the_request_quietly(app: Quart) -> None:
+    async def gone(message: dict[str, Any]) -> None:
+        raise ConnectionResetError("the client went away")
+
+    async with app.test_app():
+        assert await drive(app, scope("/"), send_hook=gone) == []
+        # and the app goes on answering others
+        assert (await drive(app, scope("/healthz")))[0]["status"] == 200
+
+
+def encoded(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in pairs]
+
+
+class FakeRequest:
+    def __init__(self, scheme: str, endpoint: str | None) -> None:
+        self.scheme = scheme
+        self.url_rule = None if endpoint is None else type("Rule", (), {"endpoint": endpoint})()
+
+
+def test_finish_headers_keeps_what_a_view_set_and_adds_to_its_vary() -> None:
+    headers = encoded(
+        ("content-type", "text/html"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "private"),
+        ("vary", "Accept"),
+    )
+    finish_headers(FakeRequest("https", "auth.sign_in_page"), headers)  # type: ignore[arg-type]
+    names = [name for name, _ in headers]
+    assert names.count(b"referrer-policy") == 1
+    assert (b"referrer-policy", b"no-referrer") in headers
+    assert (b"cache-control", b"private") in headers
+    assert (b"vary", b"Accept, HX-Request") in headers
+    assert (b"strict-transport-security", b"max-age=63072000") in headers
+
+
+def test_finish_headers_for_static_files_and_plain_http() -> None:
+    headers = encoded(("content-type", "text/css"))
+    finish_headers(FakeRequest("http", "static"), headers)  # type: ignore[arg-type]
+    names = {name for name, _ in headers}
+    assert b"content-security-policy" in names
+    assert b"cache-control" not in names  # a static file keeps its own caching
+    assert b"vary" not in names
+    assert b"strict-transport-security" not in names
+    not_found = encoded(("content-type", "text/html"))
+    finish_headers(FakeRequest("http", None), not_found)  # type: ignore[arg-type]
+    assert (b"cache-control", b"no-store") in not_found
+
+
+names = st.sampled_from(["Content-Length", "content-length", "X-Thing", "Accept", "HX-Request"])
+
+
+@given(
+    present=st.lists(st.tuples(names, st.sampled_from(["12", "abc", "", "7"])), max_size=4),
+    asked=names,
+)
+def test_quiet_headers_answer_as_werkzeug_s_do(present: list[tuple[str, str]], asked: str) -> None:
+    quiet, plain = QuietHeaders(present), Headers(present)
+    assert (asked in quiet) == (asked in plain)
+    assert quiet.get(asked) == plain.get(asked)
+    assert quiet.get(asked, "none") == plain.get(asked, "none")
+    assert quiet.get(asked, type=int) == plain.get(asked, type=int)
+
+
+@pytest.mark.parametrize("key", [0, slice(0, 1)])
+def test_quiet_headers_index_as_werkzeug_s_do(key: Any) -> None:
+    quiet, plain = QuietHeaders([("A", "1"), ("B", "2")]), Headers([("A", "1"), ("B", "2")])
+    assert list(quiet[key] if isinstance(key, slice) else [quiet[key]]) == list(
+        plain[key] if isinstance(key, slice) else [plain[key]]
+    )
