@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from markupsafe import Markup
 from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
@@ -20,7 +21,7 @@ from quartapp import create_app
 from quartapp.accounts.models import User
 from quartapp.config import ConfigError
 from quartapp.sessions.store import SessionRecord, SessionStore, key_id_for
-from quartapp.web.templating import how_long_ago
+from quartapp.web.templating import ago, how_long_ago
 
 from .conftest import PASSWORD, csrf_from, session_cookie
 from .test_sessions import Counter
@@ -951,3 +952,13 @@ async def test_sessions_record_the_client_address(make_app: Callable[..., Any]) 
     direct = await device(app, sign_up=True, peer="198.51.100.20", **{"X-Forwarded-For": "6.6.6.6"})
     await device(app, peer="10.0.0.2", **{"X-Forwarded-For": "6.6.6.6, 203.0.113.5"})
     assert {s["ip"] for s in await direct.sessions()} == {"198.51.100.20", "203.0.113.5"}
+
+
+def test_ago_is_one_time_element_with_the_exact_time_in_its_title() -> None:
+    started = 1_795_805_114_000  # 2026-11-27 18:45:14 UTC
+    shown = ago(started, started + 3 * 3_600_000 + 120_000)
+    assert isinstance(shown, Markup)
+    assert shown == Markup(
+        '<time datetime="2026-11-27T18:45:14+00:00" title="27 Nov 2026, 18:45:14 UTC">'
+        "3 h 2 min ago</time>"
+    )
