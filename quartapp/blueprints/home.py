@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, current_app, jsonify, request, url_for
+from quart import Blueprint, Quart, Response, jsonify, request, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.accounts.verification import UNVERIFIED
@@ -26,6 +26,7 @@ from quartapp.sessions.extension import Sessions, current_record, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.application import AppResponse
+from quartapp.web.context import request_context
 from quartapp.web.headers import response_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import render_template, templates
@@ -118,11 +119,13 @@ def countdown_context(
 
 def widget_context(record: SessionRecord | None, *, extending: bool = False) -> dict[str, Any]:
     """The countdown's context; for htmx, with the updates the page's shown phase needs."""
+    context = request_context()  # the objects, not Quart's proxies: this runs on every page
+    assert context is not None, "only while a request is handled"
     # An htmx request that does not say what its page shows ("") gets every update.
-    shown = request.headers.get(SHOWN_HEADER, "") if htmx().request else None
+    shown = context.request.headers.get(SHOWN_HEADER, "") if htmx().request else None
     return countdown_context(
         record,
-        warning_at=int(current_app.config["SESSION_WARNING_AT"]),
+        warning_at=int(context.app.config["SESSION_WARNING_AT"]),
         poll_url=remembered_url_for("home.countdown"),
         shown=shown,
         extending=extending,

@@ -157,5 +157,7 @@ class CsrfProtection:
 
 
 def csrf_token() -> str:
-    protection: CsrfProtection = current_app.extensions[EXTENSION]
+    context = request_context()  # the object, not Quart's current_app proxy: every page asks
+    app = context.app if context is not None else current_app
+    protection: CsrfProtection = app.extensions[EXTENSION]
     return protection.token()

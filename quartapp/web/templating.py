@@ -162,7 +162,9 @@ def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
 
 def url_for(endpoint: str, **values: Any) -> str:
     """The templates' url_for (``remembering_url_for``), for views."""
-    build: Callable[..., str] = current_app.jinja_env.globals["url_for"]  # type: ignore[assignment]
+    context = request_context()  # the object, not Quart's current_app proxy
+    app = context.app if context is not None else current_app
+    build: Callable[..., str] = app.jinja_env.globals["url_for"]  # type: ignore[assignment]
     return build(endpoint, **values)
 
 
