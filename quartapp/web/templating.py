@@ -91,11 +91,11 @@ async def render_template(name: str, **context: Any) -> str:
     sends two signals, on every render. The templates use neither ``request``, ``session``
     nor ``g``, and nothing listens to the signals. They await nothing either, so they are
     rendered synchronously (``templates``), not through Jinja's async generators."""
-    environment = templates(current_app)
+    this = request_context()  # the request's, not Quart's current_app proxy
+    environment = templates(this.app if this is not None else current_app)
     if context:
         return environment.get_template(name).render(context)
-    context_ = request_context()
-    return _render_unchanging(environment, name, context_.request.root_path if context_ else "")
+    return _render_unchanging(environment, name, this.request.root_path if this else "")
 
 
 # Stands in for the CSRF token in a remembered page; never part of a real page.
