@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -100,7 +101,10 @@ async def render_template(name: str, **context: Any) -> str:
 
 # Stands in for the CSRF token in a remembered page; never part of a real page.
 TOKEN_MARK = f"csrf-token-{secrets.token_hex(16)}"
-_unchanging: dict[tuple[str, str], list[str]] = {}
+# Per environment (so per app): the pages rendered once, cut where their token goes.
+_unchanging: weakref.WeakKeyDictionary[Environment, dict[tuple[str, str], list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 UNCHANGING_CACHE_SIZE = 64
 
 
@@ -110,13 +114,16 @@ def _render_unchanging(environment: Environment, name: str, root_path: str) -> s
     its URLs depend on) with a mark where the token goes, and each request fills in its own.
     Such a template may use nothing else that changes per request."""
     key = (name, root_path)
-    parts = _unchanging.get(key)
+    remembered = _unchanging.get(environment)
+    if remembered is None:
+        remembered = _unchanging[environment] = {}
+    parts = remembered.get(key)
     if parts is None:
         html = environment.get_template(name).render(csrf_token=lambda: TOKEN_MARK)
         parts = html.split(TOKEN_MARK)
-        if len(_unchanging) >= UNCHANGING_CACHE_SIZE:
-            _unchanging.clear()
-        _unchanging[key] = parts
+        if len(remembered) >= UNCHANGING_CACHE_SIZE:
+            remembered.clear()
+        remembered[key] = parts
     if len(parts) == 1:
         return parts[0]
     make_token: Callable[[], str] = environment.globals["csrf_token"]  # type: ignore[assignment]
@@ -172,12 +179,26 @@ def url_for(endpoint: str, **values: Any) -> str:
 DIRECT_CALLS = frozenset({"url_for", "csrf_token"})
 
 
-class DirectCalls(CodeGenerator):
-    """Compiles a call of one of ``DIRECT_CALLS`` as a plain Python call.
+class PageCompiler(CodeGenerator):
+    """Jinja's compiler, with two shortcuts for the pages' most frequent steps:
 
-    Jinja compiles every call in a template as ``context.call(function, ...)``, which first
-    looks for ``pass_context`` and its kin on the function; the pages make about a dozen such
-    calls each (their URLs and CSRF token), for functions that have none."""
+    - A call of one of ``DIRECT_CALLS`` is a plain Python call. Jinja compiles every call
+      as ``context.call(function, ...)``, which first looks for ``pass_context`` and its
+      kin on the function; the pages make about a dozen such calls each (their URLs and
+      CSRF token), for functions that have none.
+    - ``{% include "name" %}`` of a fixed name, with its context, is compiled into the
+      including template: the included template's body runs in a scope of its own (as
+      ``{% with %}`` makes one), where it sees the same names it would have seen and its
+      assignments stay its own. A page with a handful of partials otherwise builds a new
+      Jinja context for each one on every render. A template with ``extends`` or blocks,
+      an ``ignore missing`` or ``without context`` include, or a name computed at render
+      time is included as Jinja includes it. An included template is compiled into each
+      page that includes it, so where templates are reloaded when they change
+      (``TEMPLATES_AUTO_RELOAD``, or debug mode) includes stay includes
+      (``inline_includes``), and an edited partial shows at once.
+    """
+
+    inline_includes = True
 
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
         callee = node.node
@@ -188,6 +209,44 @@ class DirectCalls(CodeGenerator):
         self.write("(*()")  # ``signature`` starts each argument with ", "
         self.signature(node, frame)
         self.write(")")
+
+    def visit_Include(self, node: nodes.Include, frame: Frame) -> None:
+        body = self._inlinable(node) if self.inline_includes else None
+        if body is None:
+            super().visit_Include(node, frame)
+            return
+        name = node.template.value  # type: ignore[attr-defined]
+        inlining: set[str] = self.__dict__.setdefault("_inlining", set())
+        inlining.add(name)
+        try:
+            self.pull_dependencies(body)  # its filters and tests, declared where it runs
+            self.visit_Scope(nodes.Scope(body, lineno=node.lineno), frame)
+        finally:
+            inlining.discard(name)
+
+    def _inlinable(self, node: nodes.Include) -> list[nodes.Node] | None:
+        """The body of the template ``node`` includes, if it can be compiled in place."""
+        template = node.template
+        if (
+            node.ignore_missing
+            or not node.with_context
+            or not isinstance(template, nodes.Const)
+            or not isinstance(template.value, str)
+            or template.value in self.__dict__.get("_inlining", ())
+            or self.environment.loader is None
+        ):
+            return None
+        source, filename, _ = self.environment.loader.get_source(self.environment, template.value)
+        tree = self.environment.parse(source, template.value, filename)
+        if tree.find(nodes.Extends) is not None or tree.find(nodes.Block) is not None:
+            return None
+        return list(tree.body)
+
+
+class ReloadingPageCompiler(PageCompiler):
+    """PageCompiler for templates that are reloaded when they change: includes stay includes."""
+
+    inline_includes = False
 
 
 class TemplateContext(Context):
@@ -222,6 +281,8 @@ def init_app(app: Quart) -> None:
     app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
-    environment.code_generator_class = DirectCalls
+    environment.code_generator_class = (
+        ReloadingPageCompiler if environment.auto_reload else PageCompiler
+    )
     environment.context_class = TemplateContext
     app.extensions[EXTENSION] = environment

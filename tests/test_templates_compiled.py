@@ -1,0 +1,87 @@
+"""The pages' templates compiled with their includes in place (web.templating.PageCompiler)
+render exactly what Jinja's own includes render: every render while the app is used is
+rendered again, in the same request, by the same templates compiled the plain way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from quartapp.web.templating import ReloadingPageCompiler, templates
+
+from .conftest import Auth
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def rendered(app: Quart, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the templates rendered and found equal to their plain compilation."""
+    pages = templates(app)
+    plain = pages.overlay()
+    plain.code_generator_class = ReloadingPageCompiler  # includes stay includes
+    render = jinja2.Template.render
+    names: list[str] = []
+
+    def compare(template: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+        html = render(template, *args, **kwargs)
+        if template.environment is pages and template.name is not None:
+            expected = render(plain.get_template(template.name), *args, **kwargs)
+            assert html == expected, template.name
+            names.append(template.name)
+        return html
+
+    monkeypatch.setattr(jinja2.Template, "render", compare)
+    return names
+
+
+async def test_every_page_renders_as_with_jinja_s_includes(
+    app: Quart, client: QuartClient, auth: Auth, rendered: list[str]
+) -> None:
+    for path in ("/", "/register", "/password/forgot", "/no-such-page"):
+        await client.get(path)
+        await client.get(path, headers=HTMX)
+    await auth.sign_up()
+    await Auth(app.test_client()).sign_in()  # a second session, for the sessions list
+    for path in ("/home", "/sessions", "/account/password", "/account/email", "/account/delete"):
+        assert (await client.get(path)).status_code == 200, path
+        await client.get(path, headers=HTMX)
+    await client.get("/session/countdown", headers={**HTMX, "X-Countdown-Shown": "warning"})
+    await client.get("/logout")
+    refused = await auth.post("/account/password", {"current_password": "x", "new_password": "y"})
+    assert refused.status_code in (400, 401, 403, 422)
+    await auth.post("/logout")
+    for name in (
+        "home/home.html",
+        "account/sessions.html",
+        "account/password.html",
+        "auth/sign_in.html",
+        "auth/sign_up.html",
+        "home/_countdown.html",
+    ):
+        assert name in rendered, name
+
+
+def test_a_template_with_blocks_is_included_as_jinja_includes_it(app: Quart) -> None:
+    environment = templates(app).overlay(
+        loader=jinja2.DictLoader(
+            {
+                "page.html": "<p>{% set a = 1 %}{% include 'part.html' %}{{ a }}</p>",
+                "part.html": "{% set a = 2 %}{{ a }}{% include 'blocks.html' %}",
+                "blocks.html": "{% block b %}[{{ a }}]{% endblock %}",
+                "loop.html": "{% include 'loop.html' ignore missing %}",
+            }
+        )
+    )
+    # The included template's own ``a`` stays its own; a template with a block is not
+    # compiled in place (and still renders); a template including itself is left alone.
+    assert environment.get_template("page.html").render() == "<p>2[2]1</p>"
+    source = environment.compile(
+        environment.loader.get_source(environment, "page.html")[0], raw=True
+    )  # type: ignore[union-attr]
+    assert "blocks.html" in source
+    assert "part.html" not in source
