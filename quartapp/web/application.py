@@ -15,6 +15,9 @@ Here:
   ``RESPONSE_TIMEOUT``, as Quart sends it, by ``asyncio.timeout`` (which needs no task).
 - the headers every response carries are added to the ASGI message as it is sent
   (``finish_headers``), not merged into Werkzeug's headers by an ``after_request`` hook.
+- request and response headers answer an absent name without raising and catching an
+  exception (``QuietHeaders``), and a request works out its blueprints once
+  (``AppRequest``), not for every hook run.
 - ``ensure_async`` remembers what it found for each function.
 
 Everything else (contexts, routing, hooks, error handlers, signals) is Quart's own.
