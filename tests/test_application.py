@@ -42,19 +42,23 @@ async def drive(
     """Run one request through the app's ASGI entry point; the messages it sent."""
     sent: list[dict[str, Any]] = []
     delivered = False
+    answered = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         nonlocal delivered
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
+        # As servers do: once the answer is complete, the connection is done with.
+        await answered.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         if send_hook is not None:
             await send_hook(message)
         sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            answered.set()
 
     await asyncio.wait_for(app(request, receive, send), timeout=10)
     return sent
