@@ -296,9 +296,33 @@ class BoundedRedisCluster(RedisCluster):
             # command goes to a random primary, whose MOVED replies make the client drop
             # the map again and close the connections other requests are using.
             await self.initialize()
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except AttributeError as error:
+                if not _closed_under_us(error):
+                    raise
+                if "writelines" not in str(error):  # the command may have gone out
+                    raise RedisConnectionError("a connection closed during a failover") from error
+            # Nothing was written, so the command is sent once more, on a new connection.
+            await self.initialize()
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except AttributeError as error:
+                if not _closed_under_us(error):
+                    raise
+                raise RedisConnectionError("a connection closed during a failover") from error
         finally:
             self._in_flight.release()
+
+
+def _closed_under_us(error: AttributeError) -> bool:
+    """Whether redis-py's cluster client used a connection another command had closed.
+
+    When it rebuilds its cluster map (in a failover) it closes the nodes' connections,
+    including ones other commands are about to use; those then find no stream to write to
+    or read from (``'NoneType' object has no attribute 'writelines'``). That is a dropped
+    connection (a 503, or once more when nothing was written), not a fault of the app."""
+    return "'NoneType' object has no attribute" in str(error)
 
 
 def _retry() -> Retry:
