@@ -4,7 +4,7 @@ Every open tab of a signed-in user asks for the widget once a second, so this on
 outnumbers all others together. ``CountdownPoll`` answers its common case (an htmx poll
 from a page that shows a live session not yet in its warning minute) in front of Quart, with the
 same cookie check, the same single read-only Redis call, the same template, the same htmx
-reading and the same headers (``web.headers.response_headers``) as the Quart route, and
+reading and the same headers (``web.headers.encoded_headers``) as the Quart route, and
 without Quart's request machinery. Anything else (no cookie or a bad one, an ended
 session, the warning state with its CSRF-protected form, a JSON client, a Redis error) is
 passed on to the route ``countdown`` below, which stays the reference behaviour;
@@ -27,7 +27,7 @@ from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.application import AppResponse
 from quartapp.web.context import request_context
-from quartapp.web.headers import response_headers
+from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import render_template, templates
 from quartapp.web.templating import url_for as remembered_url_for
@@ -198,10 +198,7 @@ class CountdownPoll:
         self.headers = {
             https: [
                 (b"content-type", b"text/html; charset=utf-8"),
-                *(
-                    (name.lower().encode(), value.encode())
-                    for name, value in response_headers(https=https, page=True)
-                ),
+                *encoded_headers(https=https, page=True),
             ]
             for https in (False, True)
         }

@@ -295,22 +295,18 @@ class BoundedRedisCluster(RedisCluster):
             # a run of MOVED replies, as in a failover). Without a map, even a keyed
             # command goes to a random primary, whose MOVED replies make the client drop
             # the map again and close the connections other requests are using.
-            await self.initialize()
-            try:
-                return await super().execute_command(*args, **kwargs)
-            except AttributeError as error:
-                if not _closed_under_us(error):
-                    raise
-                if "writelines" not in str(error):  # the command may have gone out
-                    raise RedisConnectionError("a connection closed during a failover") from error
-            # Nothing was written, so the command is sent once more, on a new connection.
-            await self.initialize()
-            try:
-                return await super().execute_command(*args, **kwargs)
-            except AttributeError as error:
-                if not _closed_under_us(error):
-                    raise
-                raise RedisConnectionError("a connection closed during a failover") from error
+            tries = 2
+            while True:
+                await self.initialize()
+                try:
+                    return await super().execute_command(*args, **kwargs)
+                except AttributeError as error:
+                    if not _closed_under_us(error):
+                        raise
+                    tries -= 1
+                    # Sent once more, on a new connection, only if nothing was written.
+                    if not tries or "writelines" not in str(error):
+                        raise RedisConnectionError("a connection closed in a failover") from error
         finally:
             self._in_flight.release()
 

@@ -73,6 +73,7 @@ def finish_headers(request: Request, headers: list[tuple[bytes, bytes]]) -> None
             headers.append((name, value))
         elif name == b"vary":
             for index, (own, listed) in enumerate(headers):
-                varies = {part.strip().lower() for part in listed.split(b",")}
-                if own == b"vary" and value.lower() not in varies:
+                if own != b"vary":
+                    continue
+                if value.lower() not in {part.strip().lower() for part in listed.split(b",")}:
                     headers[index] = (own, listed + b", " + value)
