@@ -197,6 +197,7 @@ class Bench(Run):
         self.figure(f"countdown {countdown_run.line()}")
         pages = self.pages(app)
         if self.args.profile:
+            self.profile(app, "/home", {**PAGE_HEADERS, **self.cookie})
             self.profile(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
             for _, path, headers in pages:
                 self.profile(app, path, headers)
