@@ -11,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.web.templating import ReloadingPageCompiler, templates
+from quartapp.web.templating import PageTemplate, ReloadingPageCompiler, templates
 
 from .conftest import Auth
 
@@ -24,6 +24,7 @@ def rendered(app: Quart, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     pages = templates(app)
     plain = pages.overlay()
     plain.code_generator_class = ReloadingPageCompiler  # includes stay includes
+    plain.template_class = jinja2.Template  # and each render's names gathered as Jinja does
     render = jinja2.Template.render
     names: list[str] = []
 
@@ -85,3 +86,18 @@ def test_a_template_with_blocks_is_included_as_jinja_includes_it(app: Quart) -> 
     )  # type: ignore[union-attr]
     assert "blocks.html" in source
     assert "part.html" not in source
+
+
+@pytest.mark.parametrize("template_class", [jinja2.Template, PageTemplate])
+def test_a_render_sees_its_values_over_its_template_s_globals_over_the_environment_s(
+    template_class: type[jinja2.Template],
+) -> None:
+    environment = jinja2.Environment(autoescape=True)
+    environment.template_class = template_class
+    environment.globals.update(a="environment", b="environment", c="environment")
+    template = environment.from_string(
+        "{{ a }} {{ b }} {{ c }} {{ d }}", globals={"a": "template", "b": "template"}
+    )
+    assert template.render(b="value", d="value") == "template value environment value"
+    environment.globals["c"] = "changed"  # the environment's globals are read at each render
+    assert template.render() == "template template changed "
