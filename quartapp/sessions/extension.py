@@ -44,6 +44,12 @@ def session_access(mode: SessionAccess) -> Callable[[View], View]:
     return decorate
 
 
+def _mark_modified(session: CallbackDict[str, Any]) -> None:
+    # A function of the module, not a closure over the session: that would make each
+    # request's session a reference cycle, left for the garbage collector.
+    session.modified = True  # type: ignore[attr-defined]
+
+
 class RequestSession(CallbackDict[str, Any], SessionMixin):
     """The request's session: the free-form data plus the record it came from, if any.
 
@@ -51,10 +57,7 @@ class RequestSession(CallbackDict[str, Any], SessionMixin):
     the anonymous nonce, whether it is new, and the token the page's forms share."""
 
     def __init__(self, token: str | None, cookies: Mapping[str, str]) -> None:
-        def on_update(_: CallbackDict[str, Any]) -> None:
-            self.modified = True
-
-        super().__init__(None, on_update)
+        super().__init__(None, _mark_modified)
         self.token = token
         self.cookies = cookies  # the request's
         self.record: SessionRecord | None = None
@@ -105,7 +108,9 @@ class RedisSessionInterface(SessionInterface):
         self.sessions = sessions
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> RequestSession:
-        cookies = request.cookies
+        # A plain dict: the request's MultiDict answers a missing name by raising and
+        # catching a BadRequestKeyError, which every new visitor's request would pay.
+        cookies = request.cookies.to_dict()
         cookie = cookies.get(self.sessions.auth.cookie_name or "")
         return RequestSession(self.sessions.read_token(cookie) if cookie else None, cookies)
 
