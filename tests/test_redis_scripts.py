@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from quartapp.infra.redis_scripts import QuickBlockingConnectionPool, Script
+from quartapp.infra.redis_scripts import QuickBlockingConnectionPool, Script, _send
 
 from .support.settings import REDIS_URL
 
@@ -127,3 +127,59 @@ async def test_calls_beyond_the_pool_wait_their_turn(client: Redis) -> None:
     assert isinstance(pool, QuickBlockingConnectionPool)
     assert not pool._in_use_connections
     assert len(pool._available_connections) <= 2
+
+
+async def test_a_connection_idle_past_its_health_check_is_checked_first(client: Redis) -> None:
+    pool = QuickBlockingConnectionPool.from_url(REDIS_URL, health_check_interval=30)
+    checked = Redis(connection_pool=pool)
+    try:
+        await checked.ping()
+        (idle,) = pool._available_connections
+        pings = 0
+        check = idle.check_health
+
+        async def counted() -> None:
+            nonlocal pings
+            pings += 1
+            await check()
+
+        idle.check_health = counted  # type: ignore[method-assign]
+        script = Script(checked, "return ARGV[1]")
+        assert await script(args=["fresh"]) == b"fresh"
+        assert pings == 0  # used within its interval: no check
+        idle.next_health_check = asyncio.get_running_loop().time() - 1
+        assert await script(args=["stale"]) == b"stale"
+        assert pings == 1
+    finally:
+        await checked.aclose()
+        await pool.disconnect()
+
+
+async def test_a_write_the_socket_cannot_take_times_out_and_closes_the_connection(
+    client: Redis,
+) -> None:
+    """A command left in the transport's buffer (Redis not reading) is waited for up to the
+    socket timeout, then raised as redis-py's timeout, the connection closed."""
+    await client.ping()
+    (connection,) = client.connection_pool._available_connections  # type: ignore[attr-defined]
+    connection.socket_timeout = 0.05
+    writer = connection._writer
+    assert writer is not None
+    transport = writer.transport
+    stuck = asyncio.get_running_loop().create_future()
+
+    class FullTransport:
+        def get_write_buffer_size(self) -> int:
+            return 1 << 20
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(transport, name)
+
+    async def drain() -> None:
+        await stuck
+
+    writer._transport = FullTransport()  # type: ignore[assignment]
+    writer.drain = drain  # type: ignore[method-assign]
+    with pytest.raises(RedisTimeoutError, match="writing"):
+        await _send(connection, connection.pack_command("PING"))
+    assert not connection.is_connected

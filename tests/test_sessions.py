@@ -13,7 +13,6 @@ import pytest
 from quart import Quart, session
 from quart.testing import QuartClient
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection as RedisWire
 from tortoise import connections
 
 from quartapp.sessions.store import TAG_LENGTH, key_id_for
@@ -311,13 +310,15 @@ class Counter:
         connection = connections.get("default")
         # What goes over the wire: one write per command, or per pipeline (whichever way
         # the command was issued, redis-py's client call or a script's direct EVALSHA).
-        original_send = RedisWire.send_packed_command
+        # redis-py writes each with writelines on its connection's stream; the MySQL
+        # driver, counted below, writes with write.
+        original_send = asyncio.StreamWriter.writelines
 
-        async def count_send(wire: Any, *args: Any, **kwargs: Any) -> Any:
+        def count_send(writer: asyncio.StreamWriter, *args: Any, **kwargs: Any) -> Any:
             self.redis += 1
-            return await original_send(wire, *args, **kwargs)
+            return original_send(writer, *args, **kwargs)
 
-        self._monkeypatch.setattr(RedisWire, "send_packed_command", count_send)
+        self._monkeypatch.setattr(asyncio.StreamWriter, "writelines", count_send)
         for name in ("execute_query", "execute_insert", "execute_script", "execute_many"):
             original = getattr(connection, name)
 

@@ -4,9 +4,9 @@ Every signed-in request runs one script (the session load), so its cost is per r
 redis-py's ``Script`` call goes through the client's command machinery (its retry wrapper,
 metrics hooks and the blocking pool's lock, condition and timers), which cost more than
 writing the command and reading its reply. Here a call on one server takes an idle,
-connected connection from the pool without waiting on anything, sends ``EVALSHA``, reads the
-reply and puts the connection back. Whatever is not that simple case goes through redis-py's
-own ``Script`` call, unchanged:
+connected connection from the pool without waiting on anything, writes ``EVALSHA``
+(``_send``), reads the reply and puts the connection back. Whatever is not that simple case
+goes through redis-py's own ``Script`` call, unchanged:
 
 - no idle connection (the pool is busy: the caller waits in line as before), a Cluster, or
   Sentinel;
@@ -19,6 +19,7 @@ saw anything but a reply is closed before it goes back, so none is reused mid-re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 
@@ -69,6 +71,32 @@ class QuickBlockingConnectionPool(BlockingConnectionPool):
         self._available_connections.append(connection)
 
 
+async def _send(connection: AbstractConnection, command: list[bytes]) -> None:
+    """Write ``command`` as redis-py's ``send_packed_command`` does on a connected
+    connection, without the ``asyncio.wait_for`` it puts around every write (on Python 3.11
+    that starts a task per command): the command goes to the transport, which sends what
+    it can at once; only a write left in its buffer is waited for, up to the socket
+    timeout. Errors are redis-py's: a timeout or a broken socket closes the connection.
+    A connection idle past its health check interval is checked first, as redis-py does."""
+    if connection.health_check_interval and (
+        asyncio.get_running_loop().time() > connection.next_health_check
+    ):
+        await connection.check_health()  # type: ignore[no-untyped-call]
+    writer = connection._writer
+    assert writer is not None, "a connected connection has its writer"
+    try:
+        writer.writelines(command)
+        if writer.transport.get_write_buffer_size():
+            async with asyncio.timeout(connection.socket_timeout):
+                await writer.drain()
+    except TimeoutError:
+        await connection.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout writing to socket") from None
+    except OSError as error:
+        await connection.disconnect(nowait=True)
+        raise RedisConnectionError(f"Error while writing to socket: {error}") from error
+
+
 class Script:
     """A Lua script, called as redis-py's ``Script`` is: ``await script(keys=..., args=...)``."""
 
@@ -91,7 +119,8 @@ class Script:
             return await self._script(keys=keys, args=args)
         assert pool is not None
         try:
-            await connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            command = connection.pack_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            await _send(connection, command)
             result = await connection.read_response()
         except NoScriptError:
             await pool.give_back(connection)
