@@ -17,6 +17,10 @@ with 5 live sessions), poll (GET /session/countdown from htmx), healthz (the app
 route: its request cycle with no Redis and no template), ceiling (one Redis PTTL) and
 constant (no Redis). Needs valgrind and a C compiler (a 3-line helper issues the
 client requests), Redis and MariaDB as script/bootstrap sets them up.
+
+The app is made as ``quartapp serve`` makes it (``quartapp.serve.served_app``: its heap
+settled once it serves), unless --stock-gc; with --concurrency 50 the requests are in flight
+together, as under wrk, and the collector's work shows as it does in a served worker.
 """
 
 from __future__ import annotations
@@ -91,17 +95,34 @@ async def call(app: Any, request: dict[str, Any]) -> tuple[int, bytes]:
     return status, b"".join(body)
 
 
+async def load(app: Any, request: dict[str, Any], requests: int, concurrency: int) -> None:
+    """``requests`` calls, ``concurrency`` of them in flight at a time."""
+
+    async def one_after_another(count: int) -> None:
+        for _ in range(count):
+            await call(app, request)
+
+    if concurrency == 1:
+        await one_after_another(requests)
+        return
+    await asyncio.gather(*(one_after_another(requests // concurrency) for _ in range(concurrency)))
+
+
 async def measure(args: argparse.Namespace, helper: Any) -> None:
     import ceiling_app
     import harness  # noqa: F401 - puts the checkout's root on sys.path, for tests.support
     from redis.asyncio import Redis
 
     from quartapp import create_app
+    from quartapp.serve import served_app
     from tests.support.http import COUNTDOWN_HEADERS
     from tests.support.settings import PUBLIC_URL
 
     prefix = f"quartapp-instructions:{secrets.token_hex(4)}:"
-    app = create_app(
+    # As a server worker runs it (its heap settled when it starts serving), unless asked
+    # for the app alone.
+    factory = create_app if args.stock_gc else served_app
+    app = factory(
         {
             "ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(48),
@@ -150,19 +171,16 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
                 status, body = await call(target, request)
                 if status != 200:
                     raise RuntimeError(f"{name} answered {status}: {body[:200]!r}")
-                for _ in range(args.warmup):
-                    await call(target, request)
+                await load(target, request, args.warmup, args.concurrency)
                 if helper is not None:
                     helper.start()
-                    for _ in range(args.requests):
-                        await call(target, request)
+                    await load(target, request, args.requests, args.concurrency)
                     helper.stop(name.encode())
                     continue
                 best = float("inf")
                 for _ in range(5):
                     started = time.process_time()
-                    for _ in range(args.requests):
-                        await call(target, request)
+                    await load(target, request, args.requests, args.concurrency)
                     best = min(best, (time.process_time() - started) / args.requests)
                 print(f"{name:<9} {best * 1e6:9.1f} µs of CPU per request (least of 5 rounds)")
     finally:
@@ -195,6 +213,7 @@ def under_valgrind(args: argparse.Namespace) -> int:
             f"--callgrind-out-file={work}/out.%p", sys.executable, __file__, "--inside",
             str(helper), "--routes", ",".join(args.routes),
             "--requests", str(args.requests), "--warmup", str(args.warmup),
+            "--concurrency", str(args.concurrency), *(["--stock-gc"] if args.stock_gc else []),
             "--database-url", args.database_url, "--redis-url", args.redis_url,
         ]  # fmt: skip
         subprocess.run(argv, check=True)
@@ -221,6 +240,17 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="measured per route (200)")
     parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (200)")
     parser.add_argument("--cpu", action="store_true", help="CPU time per request, no valgrind")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at once (1); at 50, as wrk's connections keep them, the"
+        " garbage collector's share shows",
+    )
+    parser.add_argument(
+        "--stock-gc", action="store_true",
+        help="the app as create_app makes it, without the serving worker's collector settings",
+    )  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     saved = ROOT / ".venv" / "quartapp-database-url"
     parser.add_argument(
@@ -233,6 +263,8 @@ def main() -> int:
     unknown = set(args.routes) - set(ROUTES)
     if unknown:
         parser.error(f"unknown routes: {', '.join(sorted(unknown))}")
+    if args.concurrency < 1 or args.requests % args.concurrency:
+        parser.error("--requests must be a multiple of --concurrency")
     import uvloop
 
     if args.cpu:

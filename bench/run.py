@@ -76,6 +76,7 @@ from harness.tutorial import (
 )
 from harness.wrk import WrkResult, run_wrk
 
+from quartapp.serve import APP
 from tests.support.app_servers import AppServer, launch
 from tests.support.http import (
     COUNTDOWN_HEADERS,
@@ -105,10 +106,11 @@ class Bench(Run):
 
     def start(self, kind: str, app: str) -> AppServer:
         """``app`` ("quartapp" or "ceiling") under the server ``kind``, pinned to CPU 0."""
-        module = "quartapp" if app == "quartapp" else "ceiling_app"
+        # quartapp as ``quartapp serve`` runs it (quartapp.serve.APP); the ceiling as a bare app.
+        module, factory = APP.split(":") if app == "quartapp" else ("ceiling_app", "create_app")
         port = free_port()
         name = f"{app}-{kind}"
-        argv = ["taskset", "-c", APP_CPU, *server_argv(kind, module, "create_app", port)]
+        argv = ["taskset", "-c", APP_CPU, *server_argv(kind, module, factory, port)]
         server = launch(
             name, argv, port=port, env=self.env, log=self.logdir / f"{name}.log", timeout=45.0
         )

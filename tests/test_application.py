@@ -4,6 +4,7 @@ sends, in how many messages, and what it does when the client is slow or gone.""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -12,8 +13,11 @@ from hypothesis import strategies as st
 from quart import Quart
 from werkzeug.datastructures import Headers
 
+from quartapp.serve import APP, YOUNG_COLLECTION_THRESHOLD, served_app
 from quartapp.web.application import QuietHeaders
 from quartapp.web.headers import finish_headers
+
+from .conftest import test_config as settings_for
 
 
 def scope(
@@ -175,3 +179,22 @@ def test_quiet_headers_index_as_werkzeug_s_do(key: Any) -> None:
     assert list(quiet[key] if isinstance(key, slice) else [quiet[key]]) == list(
         plain[key] if isinstance(key, slice) else [plain[key]]
     )
+
+
+async def test_a_served_worker_settles_its_heap_when_it_starts_serving(
+    database: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``quartapp serve`` runs ``served_app``: once the worker serves, what is alive then is
+    frozen out of the collector's generations and young collections come less often."""
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(("freeze", ())))
+    monkeypatch.setattr(gc, "set_threshold", lambda *limits: calls.append(("threshold", limits)))
+    app = served_app(settings_for(database, redis_prefix))
+    assert calls == []  # made, not yet serving
+    async with app.test_app():
+        _, middle, old = gc.get_threshold()
+        assert calls == [
+            ("freeze", ()),
+            ("threshold", (YOUNG_COLLECTION_THRESHOLD, middle, old)),
+        ]
+    assert APP == "quartapp.serve:served_app"
