@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from quart import Quart
+from quart import Quart, request
+from quart.wrappers import Request
 from werkzeug.datastructures import Headers
 
 from quartapp.serve import APP, YOUNG_COLLECTION_THRESHOLD, served_app
@@ -198,3 +199,10 @@ async def test_a_served_worker_settles_its_heap_when_it_starts_serving(
             ("threshold", (YOUNG_COLLECTION_THRESHOLD, middle, old)),
         ]
     assert APP == "quartapp.serve:served_app"
+
+
+async def test_a_request_names_its_blueprints_as_quart_does(app: Quart) -> None:
+    for path, expected in (("/home", ["home"]), ("/sessions", ["account"]), ("/nowhere", [])):
+        async with app.test_request_context(path):
+            assert request.blueprints == expected
+            assert request.blueprints == Request.blueprints.fget(request)  # type: ignore[attr-defined]

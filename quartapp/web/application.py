@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import urlparse
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -174,17 +174,19 @@ class HTTPConnection(ASGIHTTPConnection):
 
 class AppRequest(Request):
     """Quart's request, whose ``blueprints`` (asked for by every hook run) is worked out
-    once per routing result."""
+    once per blueprint while the app runs: Quart's runs an import statement on each call."""
 
-    _blueprints_of: tuple[Any, list[str]] | None = None
+    _blueprint_paths: ClassVar[dict[str, list[str]]] = {}
 
     @property
     def blueprints(self) -> list[str]:
-        rule = self.url_rule
-        known = self._blueprints_of
-        if known is None or known[0] is not rule:
-            known = self._blueprints_of = (rule, super().blueprints)
-        return known[1]
+        name = self.blueprint
+        if name is None:
+            return []
+        path = self._blueprint_paths.get(name)
+        if path is None:  # one entry per blueprint of the app, at most
+            path = self._blueprint_paths[name] = super().blueprints
+        return path
 
 
 class AppResponse(Response):
