@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request, url_for
+from quart import Blueprint, Response, jsonify, url_for
 
 from quartapp.accounts import service
 from quartapp.sessions.csrf import csrf_token
@@ -16,6 +16,7 @@ from quartapp.sessions.extension import (
 )
 from quartapp.web.access import public, signed_in
 from quartapp.web.application import AppResponse
+from quartapp.web.context import current_request
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
@@ -36,15 +37,16 @@ async def sign_in_page() -> Response:
         return navigate(url_for("home.home"))
     # Fixed messages for flags in the address, never text taken from it.
     notice = None
-    if not request.query_string:
+    this = current_request()
+    if not this.query_string:
         pass  # the usual case: no flags to look for
-    elif request.args.get("signed_out") == "1":
+    elif this.args.get("signed_out") == "1":
         notice = "You are signed out."
-    elif request.args.get("reset") == "1":
+    elif this.args.get("reset") == "1":
         notice = "Your password has been reset and every session signed out. Sign in with it."
-    elif request.args.get("email_changed") == "1":
+    elif this.args.get("email_changed") == "1":
         notice = "Your email address has been changed. Sign in with the new one."
-    elif request.args.get("verified") == "1":
+    elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
     if notice is None:
         # No context: the page is rendered once and only its CSRF token filled in per request.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, jsonify, request, url_for
+from quart import Blueprint, Quart, Response, jsonify, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.accounts.verification import UNVERIFIED
@@ -26,7 +26,7 @@ from quartapp.sessions.extension import Sessions, current_record, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.application import AppResponse
-from quartapp.web.context import request_context
+from quartapp.web.context import current_request, request_context
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import render_template, templates
@@ -145,10 +145,11 @@ async def home() -> Response:
     # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
     verified = not record.data.get(UNVERIFIED)
     sent = None
-    if request.query_string:  # flags for fixed messages, only ever in the address
-        if request.args.get("sent") == "1":
+    this = current_request()
+    if this.query_string:  # flags for fixed messages, only ever in the address
+        if this.args.get("sent") == "1":
             sent = "We sent a new link."
-        if request.args.get("verified") == "1":
+        if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
     html = await render_template(
         "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadData
-from quart import Quart, Response, current_app, request
+from quart import Quart, Response, current_app, has_request_context, request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
@@ -25,7 +25,7 @@ from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.store import SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
-from quartapp.web.context import request_context
+from quartapp.web.context import app_globals, request_context
 
 EXTENSION = "quartapp.sessions"
 
@@ -121,11 +121,30 @@ class RedisSessionInterface(SessionInterface):
             await self.sessions.store.save_data(session.record, dict(session))
 
 
+class SessionAuth(QuartAuth):
+    """quart-auth, reading the request's user from ``g`` directly.
+
+    Its after-request hook asks for the user on every request, through Quart's ``g`` proxy:
+    each read through the proxy first fails on the proxy itself (an AttributeError made and
+    dropped) before it reaches ``g``. The user is the same either way; the session hook
+    always sets it first."""
+
+    def load_user(self) -> AuthUser:
+        if not has_request_context():
+            return super().load_user()
+        g = app_globals()
+        user: AuthUser | None = g.get(self.attribute_name)
+        if user is None:
+            user = self.resolve_user()
+            setattr(g, self.attribute_name, user)
+        return user
+
+
 class Sessions:
     """Wires the Redis session store, Quart's session interface and quart-auth together."""
 
     def __init__(self, app: Quart | None = None) -> None:
-        self.auth = QuartAuth(user_class=SessionUser)
+        self.auth = SessionAuth(user_class=SessionUser)
         self._store: SessionStore | None = None
         if app is not None:
             self.init_app(app)
@@ -286,5 +305,7 @@ def session_summary(record: SessionRecord) -> dict[str, Any]:
 
 
 def get_sessions() -> Sessions:
-    sessions: Sessions = current_app.extensions[EXTENSION]
+    context = request_context()  # the object, not Quart's current_app proxy
+    app = context.app if context is not None else current_app
+    sessions: Sessions = app.extensions[EXTENSION]
     return sessions

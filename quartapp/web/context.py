@@ -9,13 +9,30 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+from quart import Request, has_request_context
 from quart import globals as quart_globals
-from quart import has_request_context
 
 # Quart 0.22's request context; Quart 0.23 has one context for the app and the request.
 _context: ContextVar[Any] = getattr(quart_globals, "_cv_request", None) or quart_globals._cv_app
+_app_context: ContextVar[Any] = quart_globals._cv_app
 
 
 def request_context() -> Any | None:
     """The context of the request being handled, or None outside a request."""
     return _context.get() if has_request_context() else None
+
+
+def current_request() -> Request:
+    """The request being handled (the object, not Quart's ``request`` proxy: each attribute
+    read through the proxy first fails on the proxy itself, an AttributeError made and
+    dropped, before it is looked up on the request)."""
+    context = request_context()
+    if context is None:
+        raise RuntimeError("not while a request is handled")
+    this: Request = context.request
+    return this
+
+
+def app_globals() -> Any:
+    """This app context's ``g`` (the object, not Quart's proxy)."""
+    return _app_context.get().g

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, redirect, request, url_for
+from quart import Response, redirect, url_for
 
 from quartapp.web.application import AppResponse
-from quartapp.web.context import request_context
+from quartapp.web.context import current_request, request_context
 from quartapp.web.templating import render_template
 
 
@@ -59,14 +59,15 @@ def wants_json() -> bool:
     """A JSON client: it sent JSON, or it prefers JSON to HTML."""
     if htmx().request:
         return False
-    if request.mimetype == "application/json":
+    this = current_request()
+    if this.mimetype == "application/json":
         return True
-    offered = request.headers.get("Accept", "").lower()
+    offered = this.headers.get("Accept", "").lower()
     if "application/json" not in offered and "application/*" not in offered:
         # Only these can rank JSON above HTML (a browser's application/xhtml+xml cannot),
         # so the header is parsed only when one of them is there.
         return False
-    accept = request.accept_mimetypes
+    accept = this.accept_mimetypes
     return accept.best_match(["text/html", "application/json"]) == "application/json"
 
 
