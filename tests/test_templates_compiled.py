@@ -8,10 +8,19 @@ from typing import Any
 
 import jinja2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import Markup, escape
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.web.templating import PageTemplate, ReloadingPageCompiler, templates
+from quartapp.web.templating import (
+    ESCAPE_OUTPUT,
+    PageTemplate,
+    ReloadingPageCompiler,
+    escape_output,
+    templates,
+)
 
 from .conftest import Auth
 
@@ -25,6 +34,7 @@ def rendered(app: Quart, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     plain = pages.overlay()
     plain.code_generator_class = ReloadingPageCompiler  # includes stay includes
     plain.template_class = jinja2.Template  # and each render's names gathered as Jinja does
+    delattr(plain, ESCAPE_OUTPUT)  # and values escaped by Jinja's own escape
     render = jinja2.Template.render
     names: list[str] = []
 
@@ -101,3 +111,27 @@ def test_a_render_sees_its_values_over_its_template_s_globals_over_the_environme
     assert template.render(b="value", d="value") == "template value environment value"
     environment.globals["c"] = "changed"  # the environment's globals are read at each render
     assert template.render() == "template template changed "
+
+
+class Html:
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+    def __html__(self) -> str:
+        return self.html
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.text().map(Markup),
+        st.text().map(Html),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.none(),
+        st.booleans(),
+    )
+)
+def test_a_value_is_written_as_markupsafe_escapes_it(value: object) -> None:
+    assert escape_output(value) == str(escape(value))
+    assert type(escape_output(value)) is str

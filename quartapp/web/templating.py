@@ -22,6 +22,14 @@ from quart import Quart, current_app
 
 from quartapp.web.context import request_context
 
+try:
+    from markupsafe._speedups import _escape_inner as _escape_text
+except ImportError:  # markupsafe without its C speedups
+
+    def _escape_text(text: str, /) -> str:
+        return str(escape(text))
+
+
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
 
@@ -180,6 +188,23 @@ def url_for(endpoint: str, **values: Any) -> str:
 DIRECT_CALLS = frozenset({"url_for", "csrf_token"})
 
 
+def escape_output(value: Any) -> str:
+    """What an autoescaped ``{{ value }}`` writes: markupsafe's ``escape``, as text.
+
+    ``escape`` makes a Markup of every value (a second Python call, to ``Markup.__new__``);
+    what a template writes is only ever joined into one string, so the text is enough."""
+    if type(value) is str:
+        return _escape_text(value)
+    html = getattr(value, "__html__", None)
+    if html is not None:
+        return str(html())
+    return _escape_text(str(value))
+
+
+# The environment's attribute that compiled templates call ``escape_output`` by.
+ESCAPE_OUTPUT = "escape_output"
+
+
 class PageCompiler(CodeGenerator):
     """Jinja's compiler, with two shortcuts for the pages' most frequent steps:
 
@@ -200,6 +225,20 @@ class PageCompiler(CodeGenerator):
     """
 
     inline_includes = True
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        # An autoescaped value is written through ``escape_output``, found on the
+        # environment (a local of every compiled function), where the environment has it.
+        if (
+            frame.eval_ctx.autoescape
+            and not frame.eval_ctx.volatile
+            and hasattr(self.environment, ESCAPE_OUTPUT)
+        ):
+            self.write(f"environment.{ESCAPE_OUTPUT}(")
+            if finalize.src is not None:
+                self.write(finalize.src)
+            return
+        super()._output_child_pre(node, frame, finalize)
 
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
         callee = node.node
@@ -315,4 +354,5 @@ def init_app(app: Quart) -> None:
     )
     environment.context_class = TemplateContext
     environment.template_class = PageTemplate
+    setattr(environment, ESCAPE_OUTPUT, escape_output)
     app.extensions[EXTENSION] = environment
