@@ -7,6 +7,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from quartapp import create_app
 from quartapp.accounts.models import User
 from quartapp.config import ConfigError
 from quartapp.sessions.store import SessionRecord, SessionStore, key_id_for
-from quartapp.web.templating import ago, how_long_ago
+from quartapp.web.templating import ago, clock_time, how_long_ago
 
 from .conftest import PASSWORD, csrf_from, session_cookie
 from .test_sessions import Counter
@@ -961,4 +962,15 @@ def test_ago_is_one_time_element_with_the_exact_time_in_its_title() -> None:
     assert shown == Markup(
         '<time datetime="2026-11-27T18:45:14+00:00" title="27 Nov 2026, 18:45:14 UTC">'
         "3 h 2 min ago</time>"
+    )
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_000))  # up to the year 9999
+def test_clock_time_reads_hours_and_minutes_of_the_utc_time(milliseconds: int) -> None:
+    moment = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    shown = clock_time(milliseconds)
+    assert isinstance(shown, Markup)
+    assert str(shown) == (
+        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+        f"{moment.strftime('%H:%M')} UTC</time>"
     )

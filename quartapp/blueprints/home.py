@@ -13,7 +13,6 @@ passed on to the route ``countdown`` below, which stays the reference behaviour;
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
@@ -29,7 +28,7 @@ from quartapp.web.application import AppResponse
 from quartapp.web.context import current_request, request_context
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
-from quartapp.web.templating import render_template, templates
+from quartapp.web.templating import clock_time, render_template, templates
 from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
@@ -97,7 +96,7 @@ def countdown_context(
     )
     ends_at = None
     if record is not None and seconds_left > 0:
-        ends_at = datetime.fromtimestamp(record.expires_at / 1000, tz=UTC)
+        ends_at = clock_time(record.expires_at)
     known = shown in PHASES
     return {
         "seconds_left": seconds_left,

@@ -58,6 +58,16 @@ def timestamp(milliseconds: int) -> Markup:
     )
 
 
+def clock_time(milliseconds: int) -> Markup:
+    """A time as a ``<time>`` element reading hours and minutes ("14:05 UTC")."""
+    moment = _moment(milliseconds)
+    # Digits and the ISO form only: nothing to escape.
+    return Markup(  # noqa: S704
+        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+        f"{moment.hour:02d}:{moment.minute:02d} UTC</time>"
+    )
+
+
 def how_long_ago(milliseconds: int) -> str:
     """A duration as people say it: "just now", "5 min ago", "2 h 10 min ago", "3 days ago"."""
     minutes = max(0, milliseconds) // 60_000
