@@ -18,6 +18,7 @@ from quartapp.web.templating import (
     ESCAPE_OUTPUT,
     PageTemplate,
     ReloadingPageCompiler,
+    RememberedUrls,
     escape_output,
     templates,
 )
@@ -135,3 +136,18 @@ class Html:
 def test_a_value_is_written_as_markupsafe_escapes_it(value: object) -> None:
     assert escape_output(value) == str(escape(value))
     assert type(escape_output(value)) is str
+
+
+async def test_urls_are_remembered_per_script_root(app: Quart) -> None:
+    urls = templates(app).globals["url_for"]
+    assert isinstance(urls, RememberedUrls)
+    for root in ("", "/prefix", ""):
+        async with app.test_request_context("/home", root_path=root):
+            bound = urls.at(root)
+            assert urls("home.home") == bound("home.home") == app.url_for("home.home")
+            assert app.url_for("home.home") == f"{root}/home"
+            css = bound("static", filename="app.css")
+            assert css == app.url_for("static", filename="app.css")
+            assert css.startswith(f"{root}/static/")
+            # Options are built each time, as Quart builds them.
+            assert bound("home.home", _external=True) == app.url_for("home.home", _external=True)

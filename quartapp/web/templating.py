@@ -114,6 +114,9 @@ async def render_template(name: str, **context: Any) -> str:
     this = request_context()  # the request's, not Quart's current_app proxy
     environment = templates(this.app if this is not None else current_app)
     if context:
+        urls = environment.globals["url_for"]
+        if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
+            context["url_for"] = urls.at(this.request.root_path)
         return environment.get_template(name).render(context)
     return _render_unchanging(environment, name, this.request.root_path if this else "")
 
@@ -155,39 +158,68 @@ def templates(app: Quart) -> Environment:
     return environment
 
 
-# The most URLs the templates' url_for remembers; far more than the templates build.
+# The most URLs the templates' url_for remembers per script root; far more than the
+# templates build. And the most script roots it keeps URLs for (a deployment has one).
 URL_CACHE_SIZE = 1024
+ROOTS_REMEMBERED = 16
 
 
-def remembering_url_for(build: Callable[..., str]) -> Callable[..., str]:
+class RememberedUrls:
     """``url_for`` for templates that builds each URL once per script root: the rules,
     and so the URLs, never change while the app runs. Options (``_external`` and the
-    like) and relative endpoints are built every time."""
-    cache: dict[tuple[Any, ...], str] = {}
+    like) and relative endpoints are built every time.
 
-    def url_for(endpoint: str, **values: Any) -> str:
+    Called as ``url_for``, it looks up the request's script root on each call. A render
+    takes the ``url_for`` of its request's script root once (``at``) and passes it to the
+    template, whose dozen URLs then skip that lookup."""
+
+    def __init__(self, build: Callable[..., str]) -> None:
+        self._build = build
+        self._roots: dict[str, Callable[..., str]] = {}
+
+    def __call__(self, endpoint: str, **values: Any) -> str:
         context = request_context()
-        if context is None or endpoint[:1] == ".":
-            return build(endpoint, **values)
-        for name in values:
-            if name[:1] == "_":
-                return build(endpoint, **values)
-        # The arguments in the order given: the same URL asked for in another order is
-        # remembered twice, which costs less than sorting them on every call.
-        key = (context.request.root_path, endpoint, *values.items())
-        url = cache.get(key)
-        if url is None:
-            url = build(endpoint, **values)
-            if len(cache) >= URL_CACHE_SIZE:
-                cache.clear()
-            cache[key] = url
-        return url
+        if context is None:
+            return self._build(endpoint, **values)
+        return self.at(context.request.root_path)(endpoint, **values)
 
-    return url_for
+    def at(self, root_path: str) -> Callable[..., str]:
+        """``url_for`` for requests under ``root_path``, only while one is handled."""
+        bound = self._roots.get(root_path)
+        if bound is None:
+            if len(self._roots) >= ROOTS_REMEMBERED:
+                self._roots.clear()
+            bound = self._roots[root_path] = self._remembering()
+        return bound
+
+    def _remembering(self) -> Callable[..., str]:
+        build = self._build
+        cache: dict[Any, str] = {}
+
+        def url_for(endpoint: str, **values: Any) -> str:
+            if endpoint[:1] == ".":
+                return build(endpoint, **values)
+            key: Any = endpoint
+            if values:
+                for name in values:
+                    if name[:1] == "_":
+                        return build(endpoint, **values)
+                # The arguments in the order given: the same URL asked for in another
+                # order is remembered twice, which costs less than sorting them each time.
+                key = (endpoint, *values.items())
+            url = cache.get(key)
+            if url is None:
+                url = build(endpoint, **values)
+                if len(cache) >= URL_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = url
+            return url
+
+        return url_for
 
 
 def url_for(endpoint: str, **values: Any) -> str:
-    """The templates' url_for (``remembering_url_for``), for views."""
+    """The templates' url_for (``RememberedUrls``), for views."""
     context = request_context()  # the object, not Quart's current_app proxy
     app = context.app if context is not None else current_app
     build: Callable[..., str] = app.jinja_env.globals["url_for"]  # type: ignore[assignment]
@@ -356,7 +388,7 @@ class PageTemplate(Template):
 
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
-    app.jinja_env.globals["url_for"] = remembering_url_for(app.url_for)
+    app.jinja_env.globals["url_for"] = RememberedUrls(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
     environment.code_generator_class = (
