@@ -135,7 +135,7 @@ class Html:
 )
 def test_a_value_is_written_as_markupsafe_escapes_it(value: object) -> None:
     assert escape_output(value) == str(escape(value))
-    assert type(escape_output(value)) is str
+    assert isinstance(escape_output(value), str)
 
 
 async def test_urls_are_remembered_per_script_root(app: Quart) -> None:
