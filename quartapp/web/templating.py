@@ -235,12 +235,11 @@ def escape_output(value: Any) -> str:
 
     ``escape`` makes a Markup of every value (a second Python call, to ``Markup.__new__``);
     what a template writes is only ever joined into one string, so the text is enough."""
-    kind = type(value)
-    if kind is str:
+    if type(value) is str:
         return _escape_text(value)
-    if kind is Markup:  # already HTML (what ago and timestamp make)
+    if type(value) is Markup:  # already HTML (what ago and timestamp make)
         return value
-    if kind is int:  # digits and a sign
+    if type(value) is int:  # digits and a sign
         return str(value)
     html = getattr(value, "__html__", None)
     if html is not None:
