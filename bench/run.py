@@ -11,7 +11,10 @@ What it does, all on 127.0.0.1, every load bounded in time:
      sign-in page GET / and GET /sessions (with 5 live sessions), and the ceilings
      (bench/ceiling_app.py: one Redis PTTL and a fragment of the countdown's size, and the
      same fragment without Redis); with --tutorial-url, the tutorial's Node app's GET / and
-     GET /home too, pinned to the app's CPU; one table puts each page beside its ceiling
+     GET /home too, pinned to the app's CPU. Every route is measured --rounds times (3),
+     all of them in turn in each round, so that a page and its ceiling are measured close
+     together in time; each figure is the median of its rounds, and a page's share of its
+     ceiling the median of the rounds' shares. One table puts each page beside its ceiling
      and the tutorial;
   3. counts Redis commands (round trips and commands run inside scripts, from MONITOR,
      cross-checked with INFO commandstats) and MySQL queries (SHOW GLOBAL STATUS
@@ -98,6 +101,11 @@ TARGET_BYTES_PER_SESSION = 300
 # Every page against its bare Quart ceiling (bench/ceiling_app.py): the share it must reach.
 PAGE_TARGETS = {"signin_page": 0.75, "home": 0.75, "sessions": 0.5}
 LIVE_SESSIONS = 5  # GET /sessions lists this many
+
+
+def median_run(runs: list[WrkResult]) -> WrkResult:
+    """The run with the median req/s (of an even number of runs, the lower of the two)."""
+    return sorted(runs, key=lambda run: run.rps)[(len(runs) - 1) // 2]
 
 
 class Bench(Run):
@@ -189,42 +197,57 @@ class Bench(Run):
         self.env["CEILING_KEY"] = self.ceiling_key
         self.env["CEILING_BODY_BYTES"] = str(self.fragment_bytes)
 
-        log("wrk GET /home")
-        home_run = self.wrk(app, "/home", {**PAGE_HEADERS, **self.cookie})
-        self.results["home"] = home_run.as_dict()
-        self.figure(f"home {home_run.line()}")
-        log("wrk GET /session/countdown")
-        countdown_run = self.wrk(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
-        self.results["countdown"] = countdown_run.as_dict()
-        self.figure(f"countdown {countdown_run.line()}")
-        pages = self.pages(app)
+        # The pages and their ceilings, measured in turn, --rounds times: a page and its
+        # ceiling are never far apart in time, so a slow spell of a shared machine falls on
+        # both, and each figure is the median of its rounds.
+        signed_in = {**PAGE_HEADERS, **self.cookie}
+        routes: list[tuple[str, AppServer | Listener, str, dict[str, str]]] = [
+            ("home", app, "/home", signed_in),
+            ("countdown", app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie}),
+            *((name, app, path, headers) for name, path, headers in self.pages(app)),
+        ]
+        ceiling = self.start_ceiling("granian")
+        routes += [
+            ("ceiling", ceiling, "/ceiling", {}),
+            ("ceiling_constant", ceiling, "/constant", {}),
+        ]
+        with contextlib.ExitStack() as tutorial_pinned:
+            if self.args.tutorial_url:
+                tutorial, cookie = self.tutorial()
+                tutorial_pinned.enter_context(pinned(tutorial.pid, APP_CPU))
+                routes += [
+                    ("tutorial_signin_page", tutorial, "/", PAGE_HEADERS),
+                    ("tutorial_home", tutorial, "/home", {**PAGE_HEADERS, "Cookie": cookie}),
+                ]
+            runs = self.rounds(routes)
+        self.stop(ceiling)
+        for name, measured in runs.items():
+            median = median_run(measured)
+            figures = {**median.as_dict(), "rounds_rps": [round(run.rps) for run in measured]}
+            if name.startswith("tutorial_"):
+                self.results.setdefault("tutorial", {})[name.removeprefix("tutorial_")] = figures
+            else:
+                self.results[name] = figures
+            self.figure(f"{name} {median.line()} (median of {len(measured)} rounds)")
+        countdown_run, ceiling_run = median_run(runs["countdown"]), median_run(runs["ceiling"])
         if self.args.profile:
-            self.profile(app, "/home", {**PAGE_HEADERS, **self.cookie})
-            self.profile(app, "/session/countdown", {**COUNTDOWN_HEADERS, **self.cookie})
-            for _, path, headers in pages:
-                self.profile(app, path, headers)
+            for _, server, path, headers in routes:
+                if server is app:
+                    self.profile(app, path, headers)
 
-        ceiling, constant = self.ceiling("granian", constant=True)
-        self.results["ceiling"] = ceiling.as_dict()
-        if constant is not None:
-            self.results["ceiling_constant"] = constant.as_dict()
-            self.figure(f"ceiling_constant {constant.line()}")
-        self.figure(f"ceiling {ceiling.line()}")
-        share = countdown_run.rps / ceiling.rps
+        share = countdown_run.rps / ceiling_run.rps
         self.results["countdown_over_ceiling"] = round(share, 3)
         self.results["countdown_over_tutorial"] = round(countdown_run.rps / TUTORIAL_RPS, 2)
         self.figure(f"countdown/ceiling={share:.2f}")
-        if countdown_run.rps_per_cpu and ceiling.rps_per_cpu:
-            per_cpu = countdown_run.rps_per_cpu / ceiling.rps_per_cpu
+        if countdown_run.rps_per_cpu and ceiling_run.rps_per_cpu:
+            per_cpu = countdown_run.rps_per_cpu / ceiling_run.rps_per_cpu
             self.results["countdown_over_ceiling_per_cpu"] = round(per_cpu, 3)
             self.figure(
                 f"countdown/ceiling per app CPU-second={per_cpu:.2f}"
-                f" ({countdown_run.rps_per_cpu:.0f} vs {ceiling.rps_per_cpu:.0f}"
+                f" ({countdown_run.rps_per_cpu:.0f} vs {ceiling_run.rps_per_cpu:.0f}"
                 " requests per CPU-second)"
             )
         self.figure(f"countdown/tutorial={countdown_run.rps / TUTORIAL_RPS:.2f}x")
-        if self.args.tutorial_url:
-            self.tutorial()
         self.results["table"] = page_table(self.results, LIVE_SESSIONS)
         for line in table_lines(self.results["table"]):
             self.figure(line)
@@ -233,26 +256,18 @@ class Bench(Run):
         self.sign_in_latency(app, countdown_run)
         self.check_session_alive(app)
 
-    def ceiling(self, kind: str, constant: bool = False) -> tuple[WrkResult, WrkResult | None]:
-        """The ceiling's run, and with ``constant`` also its route without Redis."""
+    def ceiling(self, kind: str) -> WrkResult:
+        """The ceiling's run under the server ``kind``."""
         log(f"wrk GET /ceiling (bare Quart under {kind})")
-        server = self.start(kind, "ceiling")
+        server = self.start_ceiling(kind)
         try:
-            with Client(server.port) as client:
-                for path in ("/ceiling", "/constant") if constant else ("/ceiling",):
-                    reply = client.request("GET", path)
-                    if reply.status != 200 or len(reply.body) != self.fragment_bytes:
-                        raise RuntimeError(f"{path} gave {reply.status}, {len(reply.body)} bytes")
-            result = self.wrk(server, "/ceiling", {})
-            if not constant:
-                return result, None
-            log(f"wrk GET /constant (bare Quart under {kind}, no Redis)")
-            return result, self.wrk(server, "/constant", {})
+            return self.wrk(server, "/ceiling", {})
         finally:
             self.stop(server)
 
     def pages(self, app: AppServer) -> list[tuple[str, str, dict[str, str]]]:
-        """wrk the sign-in page (anonymous) and /sessions (with LIVE_SESSIONS sessions)."""
+        """The sign-in page (anonymous) and /sessions (with LIVE_SESSIONS sessions), once
+        each is known to answer as it should: (name, path, headers)."""
         sign_in_until(app.port, self.email, self.password, LIVE_SESSIONS)
         signed_in = {**PAGE_HEADERS, **self.cookie}
         with Client(app.port) as client:
@@ -262,32 +277,39 @@ class Bench(Run):
             listed = client.request("GET", "/sessions", signed_in)
             if listed.status != 200 or listed.text.count("data-session=") != LIVE_SESSIONS:
                 raise RuntimeError(f"GET /sessions does not list {LIVE_SESSIONS} sessions")
-        pages = [("signin_page", "/", PAGE_HEADERS), ("sessions", "/sessions", signed_in)]
-        for name, path, headers in pages:
-            log(f"wrk GET {path}")
-            run = self.wrk(app, path, headers)
-            self.results[name] = run.as_dict()
-            self.figure(f"{name} {run.line()}")
-        return pages
+        return [("signin_page", "/", PAGE_HEADERS), ("sessions", "/sessions", signed_in)]
 
-    def tutorial(self) -> None:
-        """The tutorial's sign-in page and /home, its process pinned to the app's CPU."""
+    def start_ceiling(self, kind: str) -> AppServer:
+        """The ceiling app under ``kind``, once its routes answer the countdown's size."""
+        server = self.start(kind, "ceiling")
+        with Client(server.port) as client:
+            for path in ("/ceiling", "/constant"):
+                reply = client.request("GET", path)
+                if reply.status != 200 or len(reply.body) != self.fragment_bytes:
+                    raise RuntimeError(f"{path} gave {reply.status}, {len(reply.body)} bytes")
+        return server
+
+    def rounds(
+        self, routes: list[tuple[str, AppServer | Listener, str, dict[str, str]]]
+    ) -> dict[str, list[WrkResult]]:
+        """Each route measured --rounds times, every route in turn in each round."""
+        runs: dict[str, list[WrkResult]] = {name: [] for name, *_ in routes}
+        for number in range(1, self.args.rounds + 1):
+            for name, server, path, headers in routes:
+                log(f"wrk GET {path} ({name}, round {number} of {self.args.rounds})")
+                run = self.wrk(server, path, headers)
+                if run.errors.get("status"):
+                    raise RuntimeError(f"{name}: {path} answered non-2xx: {run.errors}")
+                runs[name].append(run)
+                self.figure(f"{name} round {number} {run.line()}")
+        return runs
+
+    def tutorial(self) -> tuple[Listener, str]:
+        """The tutorial's Node app, and the Cookie header of a signed-in user of it."""
         base = self.args.tutorial_url.rstrip("/")
         email, _, password = self.args.tutorial_login.partition(":")
         cookie = tutorial_sign_in(base, email, password)
-        server = tutorial_listener(base)
-        self.results["tutorial"] = {}
-        with pinned(server.pid, APP_CPU):
-            for name, path, headers in (
-                ("signin_page", "/", PAGE_HEADERS),
-                ("home", "/home", {**PAGE_HEADERS, "Cookie": f"{TUTORIAL_COOKIE}={cookie}"}),
-            ):
-                log(f"wrk tutorial GET {path} (CPU {APP_CPU})")
-                run = self.wrk(server, path, headers)
-                if run.errors.get("status"):
-                    raise RuntimeError(f"the tutorial's {path} answered non-2xx: {run.errors}")
-                self.results["tutorial"][name] = run.as_dict()
-                self.figure(f"tutorial_{name} {run.line()}")
+        return tutorial_listener(base), f"{TUTORIAL_COOKIE}={cookie}"
 
     def counts(self, app: AppServer) -> None:
         mysql = MySQLStatus(self.database_url)
@@ -467,7 +489,7 @@ class Bench(Run):
                 )  # fmt: skip
             finally:
                 self.stop(app)
-            ceiling, _ = self.ceiling(kind)
+            ceiling = self.ceiling(kind)
             comparison[kind] = {"countdown": countdown.as_dict(), "ceiling": ceiling.as_dict()}
             self.figure(f"server={kind} countdown {countdown.line()}")
             self.figure(f"server={kind} ceiling {ceiling.line()}")
@@ -524,6 +546,10 @@ def options(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_wrk_options(parser, "seconds of wrk before each measured run (2)")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="times each page and ceiling is measured, in turn; figures are medians (3)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1; wrk has one CPU)")
     parser.add_argument(
         "--count-requests", type=int, default=2000, help="requests per Redis/MySQL count (2000)"

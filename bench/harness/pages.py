@@ -3,6 +3,7 @@ the targets it is checked against."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 HEAD = (
@@ -32,11 +33,21 @@ def page_table(results: dict[str, Any], live_sessions: int) -> list[dict[str, An
         tut = tutorial.get(name)
         table.append({
             "route": label, "name": name, "app_rps": app["rps"], "ceiling": ceiling,
-            "ceiling_rps": top["rps"], "ratio": round(app["rps"] / top["rps"], 3),
+            "ceiling_rps": top["rps"], "ratio": round(ratio(app, top), 3),
             "tutorial_rps": tut["rps"] if tut else None, "app_p99_ms": app["p99_ms"],
             "tutorial_p99_ms": tut["p99_ms"] if tut else None,
         })  # fmt: skip
     return table
+
+
+def ratio(app: dict[str, Any], ceiling: dict[str, Any]) -> float:
+    """A route's share of its ceiling: the median of the rounds' shares, each round's page
+    against the same round's ceiling (measured minutes apart at most), where the run has
+    rounds; else the one run's."""
+    rounds = list(zip(app.get("rounds_rps", []), ceiling.get("rounds_rps", []), strict=True))
+    if rounds:
+        return float(statistics.median(page / top for page, top in rounds))
+    return float(app["rps"] / ceiling["rps"])
 
 
 def table_lines(table: list[dict[str, Any]]) -> list[str]:
