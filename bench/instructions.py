@@ -114,14 +114,16 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
     from redis.asyncio import Redis
 
     from quartapp import create_app
-    from quartapp.serve import served_app
     from tests.support.http import COUNTDOWN_HEADERS
     from tests.support.settings import PUBLIC_URL
 
     prefix = f"quartapp-instructions:{secrets.token_hex(4)}:"
     # As a server worker runs it (its heap settled when it starts serving), unless asked
     # for the app alone.
-    factory = create_app if args.stock_gc else served_app
+    if args.stock_gc:
+        factory = create_app
+    else:
+        from quartapp.serve import served_app as factory
     app = factory(
         {
             "ENV": "production",
