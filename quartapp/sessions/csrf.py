@@ -16,6 +16,7 @@ cookie is dropped: a token (or a planted cookie) from before the sign-in opens n
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import secrets
 import time
@@ -145,7 +146,7 @@ class CsrfProtection:
         current = request_session()
         if current.csrf_nonce_is_new:
             assert current.csrf_nonce is not None
-            expires = http_date(time.time() + self.max_age)
+            expires = _http_date(int(time.time()) + self.max_age)
             cookie = f"{self.cookie_name}={current.csrf_nonce}; Expires={expires}"
             response.headers.add("Set-Cookie", f"{cookie}; {self._cookie_attributes}")
         elif current.record is not None and self.cookie_name in current.cookies:
@@ -154,6 +155,12 @@ class CsrfProtection:
                 self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
             )
         return response
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(seconds: int) -> str:
+    # The cookie's expiry moves once a second: every new visitor in that second shares it.
+    return http_date(seconds)
 
 
 def csrf_token() -> str:
