@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 from quart import Quart
 from quart.testing import QuartClient
+from redis.exceptions import ClusterDownError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quartapp.accounts.models import User
 
@@ -170,3 +172,28 @@ async def test_sign_ins_refused_by_a_mysql_outage_count_against_nobody(
         assert (await asyncio.wait_for(visitor.sign_in(), HANG)).status_code == 503
     await mysql_proxy.start()
     assert (await asyncio.wait_for(visitor.sign_in(), HANG)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [ClusterDownError("The cluster is down"), RedisConnectionError("Connection refused")],
+    ids=["cluster down", "connection refused"],
+)
+async def test_an_outage_while_the_session_is_saved_is_a_503(
+    app: Quart, client: QuartClient, monkeypatch: pytest.MonkeyPatch, outage: Exception
+) -> None:
+    """Saving the session runs after the view, past the app's error handlers: Quart wraps
+    what it raises in a 500. A Redis outage there (a Cluster failing over while someone
+    signs in) is still a 503, as anywhere else."""
+    auth = Auth(client)
+    await auth.sign_up()
+    await auth.post("/logout")
+
+    async def save_data(*args: Any, **kwargs: Any) -> None:
+        raise outage
+
+    # Signing in to an unverified account notes that in the new session's data.
+    monkeypatch.setattr(app.extensions["quartapp.sessions"].store, "save_data", save_data)
+    response = await auth.sign_in(**JSON)
+    assert response.status_code == 503
+    assert "session service" in (await response.get_data(as_text=True)).lower()

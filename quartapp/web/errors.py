@@ -12,7 +12,7 @@ from redis.exceptions import (
     RedisError,
 )
 from tortoise.exceptions import DBConnectionError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from quartapp.infra.redis_client import redis_unavailable
 from quartapp.web.application import AppResponse
@@ -122,3 +122,15 @@ def register_error_handlers(app: Quart) -> None:
     async def database_down(error: Exception) -> Response:
         log.warning("MySQL unavailable during %s %s: %s", request.method, request.path, error)
         return await render_error(ServiceUnavailable("The account database"))
+
+    @app.errorhandler(InternalServerError)
+    async def server_error(error: InternalServerError) -> Response:
+        # An exception after the view (an after-request hook, or saving the session)
+        # skips the handlers above and reaches Quart's last resort, a 500 that wraps it.
+        # An outage there is still an outage: a 503, as anywhere else.
+        original = error.original_exception
+        if isinstance(original, RedisError | RedisClusterException) and redis_unavailable(original):
+            return await redis_down(original)
+        if isinstance(original, DBConnectionError):
+            return await database_down(original)
+        return await http_error(error)
