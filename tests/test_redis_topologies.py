@@ -573,7 +573,8 @@ async def test_sentinel_failover_503s_then_follows_the_new_master(
 
     # Every session made before the WAIT works, and every session the new master holds
     # (what each user's list shows: the list drops sessions whose record is gone) belongs
-    # to a browser that is signed in with it.
+    # to a browser that is signed in with it, but for sign-ins that answered 503: one of
+    # those may have written its session before the master died with its reply unsent.
     for browser in browsers:
         assert await browser.home_status() == 200
         assert (await browser.get("/session/countdown", **HTMX)).status_code == 200
@@ -583,7 +584,12 @@ async def test_sentinel_failover_503s_then_follows_the_new_master(
             working[browser.email].add(await browser.public_id())
     for email in emails:
         owner = next(browser for browser in browsers if browser.email == email)
-        assert {entry["id"] for entry in await owner.sessions()} == working[email]
+        listed = {entry["id"] for entry in await owner.sessions()}
+        refused = sum(
+            1 for browser, outcome in newcomers if browser.email == email and outcome.status == 503
+        )
+        assert working[email] <= listed
+        assert len(listed - working[email]) <= refused, (listed - working[email], refused)
     assert (await Browser(app, "").get("/readyz")).status_code == 200
     assert (await signed_in(app, emails[0])).email == emails[0]
 
