@@ -21,11 +21,11 @@ import hmac
 import secrets
 import time
 
-from quart import Quart, Response, current_app
+from quart import Quart, Response
 from werkzeug.http import http_date
 
 from quartapp.sessions.extension import RequestSession, request_session
-from quartapp.web.context import request_context
+from quartapp.web.context import current_application, request_context
 from quartapp.web.errors import AppError
 
 EXTENSION = "quartapp.csrf"
@@ -164,7 +164,6 @@ def _http_date(seconds: int) -> str:
 
 
 def csrf_token() -> str:
-    context = request_context()  # the object, not Quart's current_app proxy: every page asks
-    app = context.app if context is not None else current_app
-    protection: CsrfProtection = app.extensions[EXTENSION]
+    # Every page asks: the app object, not Quart's current_app proxy.
+    protection: CsrfProtection = current_application().extensions[EXTENSION]
     return protection.token()

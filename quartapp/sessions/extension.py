@@ -25,7 +25,7 @@ from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.store import SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
-from quartapp.web.context import app_globals, request_context
+from quartapp.web.context import app_globals, current_application, request_context
 
 EXTENSION = "quartapp.sessions"
 
@@ -305,7 +305,5 @@ def session_summary(record: SessionRecord) -> dict[str, Any]:
 
 
 def get_sessions() -> Sessions:
-    context = request_context()  # the object, not Quart's current_app proxy
-    app = context.app if context is not None else current_app
-    sessions: Sessions = app.extensions[EXTENSION]
+    sessions: Sessions = current_application().extensions[EXTENSION]
     return sessions

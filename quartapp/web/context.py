@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from quart import Request, has_request_context
+from quart import Quart, Request, current_app, has_request_context
 from quart import globals as quart_globals
 
 # Quart 0.22's request context; Quart 0.23 has one context for the app and the request.
@@ -20,6 +20,14 @@ _app_context: ContextVar[Any] = quart_globals._cv_app
 def request_context() -> Any | None:
     """The context of the request being handled, or None outside a request."""
     return _context.get() if has_request_context() else None
+
+
+def current_application() -> Quart:
+    """The app handling this request (the object, not Quart's ``current_app`` proxy);
+    outside a request, whatever ``current_app`` names."""
+    context = request_context()
+    app: Quart = context.app if context is not None else current_app
+    return app
 
 
 def current_request() -> Request:

@@ -20,7 +20,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 from quart import Quart, current_app
 
-from quartapp.web.context import request_context
+from quartapp.web.context import current_application, request_context
 
 try:
     from markupsafe._speedups import _escape_inner as _escape_text
@@ -220,9 +220,7 @@ class RememberedUrls:
 
 def url_for(endpoint: str, **values: Any) -> str:
     """The templates' url_for (``RememberedUrls``), for views."""
-    context = request_context()  # the object, not Quart's current_app proxy
-    app = context.app if context is not None else current_app
-    build: Callable[..., str] = app.jinja_env.globals["url_for"]  # type: ignore[assignment]
+    build: Callable[..., str] = current_application().jinja_env.globals["url_for"]  # type: ignore[assignment]
     return build(endpoint, **values)
 
 
