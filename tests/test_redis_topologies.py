@@ -50,6 +50,10 @@ from .conftest import PASSWORD, csrf_from, session_cookie
 from .support import redis_servers
 from .support.redis_servers import Cluster, RedisServer, RedisServers
 
+# Starts Sentinel and Cluster servers of its own: part of the normal run, left out of the
+# second Python's (script/test).
+pytestmark = pytest.mark.slow
+
 HTMX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}
 # No request may take longer than this, whatever Redis is doing (REDIS_TIMEOUT: 1 or 2 s).

@@ -51,6 +51,10 @@ from .support.http import Browser as AnyBrowser
 from .support.nginx import Nginx, run_nginx
 from .support.processes import Process, cpu_ticks, free_port, port_open, wait_for
 
+# Starts nginx, Redis, MariaDB and app servers of its own: part of the normal run, left out of the
+# second Python's (script/test).
+pytestmark = pytest.mark.slow
+
 LOGS = ARTIFACTS / "scale-out"
 HTMX = COUNTDOWN_HEADERS  # a poll as the page's countdown sends it
 # No answer may take longer than this, outage or not: a hang fails the test.

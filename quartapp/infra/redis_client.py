@@ -389,9 +389,7 @@ class RedisClient(ServingExtension):
             # Each connection to the master asks a Sentinel once while it connects.
             "max_connections": max(max_connections, 100),
         }
-        self._sentinel = ConcurrentSentinel(  # type: ignore[no-untyped-call]
-            list(target.nodes), sentinel_kwargs=sentinel_options
-        )
+        self._sentinel = ConcurrentSentinel(list(target.nodes), sentinel_kwargs=sentinel_options)
         self._redis = cast(
             Redis,
             self._sentinel.master_for(

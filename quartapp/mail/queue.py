@@ -89,7 +89,7 @@ def connect(url: str, *, timeout: float | None) -> tuple[Redis, Sentinel | None]
     if target.kind == "server":
         return Redis.from_url(target.url, **options), None
     if target.kind == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(target.nodes),
             sentinel_kwargs={
                 "username": target.sentinel_username,
