@@ -13,7 +13,7 @@ import os
 import sys
 
 from quartapp.config import DEFAULTS
-from quartapp.infra.database import migrate
+from quartapp.infra.database import MIGRATION_LOCK_TIMEOUT, MigrationError, migrate
 from quartapp.serve import add_arguments, serve
 
 
@@ -26,12 +26,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "migrate":
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
+        wait = os.environ.get("QUARTAPP_MIGRATE_LOCK_TIMEOUT", str(MIGRATION_LOCK_TIMEOUT))
         try:
-            asyncio.run(migrate(url))
-        except Exception as error:
-            print(f"quartapp: cannot reach MySQL at {url.split('@')[-1]}: {error}", file=sys.stderr)
+            lock_timeout = float(wait)
+            if not 0 <= lock_timeout < float("inf"):
+                raise ValueError
+        except ValueError:
+            print(
+                f"quartapp: QUARTAPP_MIGRATE_LOCK_TIMEOUT must be 0 or more seconds, not {wait!r}",
+                file=sys.stderr,
+            )
             return 1
-        print("quartapp: database is up to date")
+        try:
+            applied = asyncio.run(migrate(url, lock_timeout=lock_timeout))
+        except MigrationError as error:
+            # One line: a MySQL message may quote SQL over several.
+            print(f"quartapp: {' '.join(str(error).split())}", file=sys.stderr)
+            return 1
+        if applied:
+            print(f"quartapp: applied {', '.join(applied)}")
+        else:
+            print("quartapp: database is up to date")
     elif args.command == "mail-worker":
         from quartapp.worker import main as mail_worker
 
