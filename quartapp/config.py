@@ -39,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "BCRYPT_ROUNDS": 12,
     # Threads that hash passwords; bcrypt releases the GIL, so this bounds the CPU it takes.
     "BCRYPT_THREADS": 2,
+    # Password work waits in two lanes, each with a queue this long at most (more is a quick
+    # 503): bcrypt checks and hashes, in each lane; strength judgements for forms; and the
+    # live strength hint, which waits behind the forms' judgements and is refused first.
+    "BCRYPT_QUEUE": 16,
+    "PASSWORD_JUDGE_QUEUE": 16,
+    "PASSWORD_HINT_QUEUE": 4,
     "COOKIE_SECURE": None,  # None: on, except in development
     "CSRF_TOKEN_MAX_AGE": 2 * 60 * 60,
     # Peers whose X-Forwarded-For is believed: addresses or networks, e.g. ["127.0.0.1"]
@@ -130,6 +136,12 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         raise ConfigError(
             f"QUARTAPP_KNOWN_DEVICES_MAX must be a whole number from 1 to 1000, not {known!r}"
         )
+    for name in ("BCRYPT_THREADS", "BCRYPT_QUEUE", "PASSWORD_JUDGE_QUEUE", "PASSWORD_HINT_QUEUE"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+            raise ConfigError(
+                f"QUARTAPP_{name} must be a whole number from 1 to 10000, not {value!r}"
+            )
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
     try:
