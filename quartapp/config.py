@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     # mails the owner a notice), and how many devices each account remembers.
     "KNOWN_DEVICES_DAYS": 90,
     "KNOWN_DEVICES_MAX": 20,
+    # At most this many new-device notices per account in a window of seconds; past it, no
+    # notice until the window has room (None: no bound).
+    "NEW_DEVICE_NOTICES": [3, 3600],
     "MAX_CONTENT_LENGTH": 16 * 1024,
     "MAX_FORM_PARTS": 20,
 }
@@ -142,6 +145,15 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
             raise ConfigError(
                 f"QUARTAPP_{name} must be a whole number from 1 to 10000, not {value!r}"
             )
+    # Imported here: the throttle module imports this one for ConfigError.
+    from quartapp.accounts.throttle import Limit
+
+    try:
+        Limit.parse(config["NEW_DEVICE_NOTICES"])
+    except ValueError as error:
+        raise ConfigError(
+            f"QUARTAPP_NEW_DEVICE_NOTICES: {error}. Give [notices, seconds], e.g. [3, 3600]"
+        ) from None
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
     try:

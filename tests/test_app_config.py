@@ -63,6 +63,8 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("PASSWORD_JUDGE_QUEUE", "long"),
         ("PASSWORD_HINT_QUEUE", -1),
         ("BCRYPT_THREADS", 0),
+        ("NEW_DEVICE_NOTICES", [0, 3600]),
+        ("NEW_DEVICE_NOTICES", "three"),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:

@@ -490,6 +490,56 @@ async def test_a_sign_in_from_a_new_device_is_told_once(
     assert len(catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))) == 1
 
 
+def firefox(version: int) -> str:
+    """A user agent whose device name ("Firefox <version> on Linux") is new each version."""
+    return f"Mozilla/5.0 (X11; Linux x86_64; rv:{version}.0) Gecko/20100101 Firefox/{version}.0"
+
+
+async def test_new_device_notices_are_bounded_per_account(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """The finding: cycling 21 user agents made every sign-in "new": 42 sign-ins, 42
+    notices. Now at most three an hour (NEW_DEVICE_NOTICES), then none until the window
+    has room."""
+    app = await make_app(MAIL_URL=catcher.url)
+    workers()
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    catcher.wait_for(to("ada@example.com", VERIFY))
+    for _ in range(2):
+        for version in range(100, 121):
+            signed = await Auth(app.test_client()).sign_in(**{"User-Agent": firefox(version)})
+            assert signed.status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=3)
+    told = sorted(re.findall(r"Firefox (\d+) on Linux", " ".join(map(text_of, notices))))
+    assert told == ["100", "101", "102"]
+    # A mail queued after every sign-in above has been sent: nothing more came of them.
+    auth = Auth(app.test_client())
+    await auth.sign_in(**{"User-Agent": FIREFOX})
+    changed = await auth.post(
+        "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert changed.status_code in (200, 303)
+    catcher.wait_for(to("ada@example.com", "password was changed"))
+    await asyncio.sleep(1)
+    assert len(catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=3)) == 3
+
+
+async def test_a_device_held_back_is_told_once_the_window_has_room(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    app = await make_app(MAIL_URL=catcher.url, NEW_DEVICE_NOTICES=[1, 3])
+    workers()
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    for agent in (CHROME, SAFARI):  # Safari's notice is held back: one per window
+        assert (await Auth(app.test_client()).sign_in(**{"User-Agent": agent})).status_code == 303
+    (first,) = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    assert "Chrome" in text_of(first)
+    await asyncio.sleep(3.2)  # the window passes
+    assert (await Auth(app.test_client()).sign_in(**{"User-Agent": SAFARI})).status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    assert any("Safari" in text_of(notice) for notice in notices)
+
+
 async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(
     make_app: Callable[..., Any], redis: Redis, redis_prefix: str
 ) -> None:

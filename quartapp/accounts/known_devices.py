@@ -13,6 +13,14 @@ Sign-up, a password reset and an address change remember the device that did the
 a notice (the owner is there, with a mail just read); a sign-in from an unknown device
 remembers it and queues the notice. A new major browser version is a new name, and so gets
 one notice.
+
+The notices are bounded per account: at most ``NEW_DEVICE_NOTICES`` (3 an hour by default),
+counted in ``<prefix>kdn:<user id>`` (a sorted set of the times notices were queued, which
+lives one window). Past it the notices stop until the window has room again: one who cycles
+user agents with the password in hand gets the owner three mails, not one per sign-in. A
+device whose notice was held back is not remembered either, so its next sign-in, once the
+window has room, is told; meanwhile the sessions page lists every session, and the notices
+already sent link to it.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import base64
 import hashlib
 import hmac
 import logging
+import secrets
 
 from quart import current_app, request
 
+from quartapp.accounts.throttle import Limit
 from quartapp.infra.redis_client import REDIS_ERRORS, RedisConnection, get_redis
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.devices import describe_device
@@ -52,9 +62,32 @@ return 1
 """
 
 
+# KEYS[1]: the account's notice log. ARGV[1]: the window (ms), ARGV[2]: how many notices it
+# allows, ARGV[3]: a nonce. Returns 1 and logs the notice if the window has room, else 0.
+_NOTICE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - window))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now, string.format('%d', now) .. ':' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 1
+"""
+
+
 class KnownDevices:
     def __init__(
-        self, redis: RedisConnection, *, prefix: str, secret: str | bytes, days: float, most: int
+        self,
+        redis: RedisConnection,
+        *,
+        prefix: str,
+        secret: str | bytes,
+        days: float,
+        most: int,
+        notices: Limit | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -62,10 +95,15 @@ class KnownDevices:
         self._name_key = hmac.new(key, b"quartapp known devices", hashlib.sha256).digest()
         self.period_ms = max(1, round(days * DAY_MS))
         self.most = most
+        self.notices = notices
         self._remember = redis.register_script(_REMEMBER)
+        self._notice = redis.register_script(_NOTICE)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}kd:{user_id}"
+
+    def notice_key(self, user_id: int) -> str:
+        return f"{self.prefix}kdn:{user_id}"
 
     def name(self, device: str) -> str:
         digest = hmac.new(self._name_key, device.encode(), hashlib.sha256).digest()[:16]
@@ -78,8 +116,22 @@ class KnownDevices:
         )
         return int(new) == 1
 
+    async def forget(self, user_id: int, device: str) -> None:
+        await self.redis.zrem(self.key(user_id), self.name(device))
+
+    async def may_notify(self, user_id: int) -> bool:
+        """Count a new-device notice for the account if its window has room (see above)."""
+        if self.notices is None:
+            return True
+        allowed = await self._notice(
+            keys=[self.notice_key(user_id)],
+            args=[self.notices.window_ms, self.notices.attempts, secrets.token_hex(4)],
+        )
+        return int(allowed) == 1
+
     async def forget_all(self, user_id: int) -> None:
         await self.redis.delete(self.key(user_id))
+        await self.redis.delete(self.notice_key(user_id))
 
 
 def get_known_devices() -> KnownDevices:
@@ -90,6 +142,7 @@ def get_known_devices() -> KnownDevices:
         secret=config["SECRET_KEY"],
         days=float(config["KNOWN_DEVICES_DAYS"]),
         most=int(config["KNOWN_DEVICES_MAX"]),
+        notices=Limit.parse(config["NEW_DEVICE_NOTICES"]),
     )
 
 
@@ -109,8 +162,14 @@ async def note_sign_in_device(user_id: int) -> None:
     """After a sign-in: a device the account has not used (lately) gets the owner a notice.
     A Redis fault is logged; it never stops the sign-in."""
     device = this_device()
+    known_devices = get_known_devices()
     try:
-        if not await get_known_devices().remember(user_id, device):
+        if not await known_devices.remember(user_id, device):
+            return
+        if not await known_devices.may_notify(user_id):
+            # Told at its next sign-in once the window has room, not never.
+            await known_devices.forget(user_id, device)
+            log.info("new-device notice for user %s held back: too many this window", user_id)
             return
         await get_mailer().enqueue(
             "new_device_notice", user_id=user_id, device=device, ip=get_sessions().client_ip()
