@@ -19,6 +19,9 @@ from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
+from quartapp.accounts.known_devices import get_known_devices
+from quartapp.sessions.devices import describe_device
+
 from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
 from .support.mail_servers import MailCatcher, html_of, link_in, start_worker, text_of, to
 from .support.processes import Process
@@ -538,6 +541,45 @@ async def test_a_device_held_back_is_told_once_the_window_has_room(
     assert (await Auth(app.test_client()).sign_in(**{"User-Agent": SAFARI})).status_code == 303
     notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
     assert any("Safari" in text_of(notice) for notice in notices)
+
+
+async def test_a_secret_key_rotation_turns_no_known_device_into_a_new_one(
+    make_app: Callable[..., Any],
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """The finding: known devices were looked up by the current key only, so after a
+    rotation every user's next sign-in mailed a "new sign-in" notice. Now the fallback
+    keys' names are looked up too, and renamed under the current key, so the device stays
+    known once the fallback is dropped as well."""
+    workers()
+    before = await make_app(MAIL_URL=catcher.url)
+    await Auth(before.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    assert (await Auth(before.test_client()).sign_in(**{"User-Agent": CHROME})).status_code == 303
+    catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    new_key = "the new secret key, rotated in, long enough"
+    rotating = await make_app(
+        MAIL_URL=catcher.url, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=[SECRET]
+    )
+    for agent in (FIREFOX, CHROME):
+        assert (
+            await Auth(rotating.test_client()).sign_in(**{"User-Agent": agent})
+        ).status_code == 303
+    (key,) = [key async for key in redis.scan_iter(match=f"{redis_prefix}kd:*")]
+    async with rotating.app_context():
+        devices = get_known_devices()
+        renamed = {devices.name(describe_device(agent)) for agent in (FIREFOX, CHROME)}
+    assert set(await redis.zrange(key, 0, -1)) == renamed  # the old names are gone
+    after = await make_app(MAIL_URL=catcher.url, SECRET_KEY=new_key)
+    for agent in (FIREFOX, CHROME, SAFARI):
+        assert (await Auth(after.test_client()).sign_in(**{"User-Agent": agent})).status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    await asyncio.sleep(1)  # anything the rotation set off would have come by now
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    assert sorted("Safari" in text_of(notice) for notice in notices) == [False, True]
+    assert len(notices) == 2
 
 
 async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(

@@ -8,6 +8,9 @@ sign-in from it. No user agent and no IP address is stored here; the names canno
 back from the set, nor matched across apps with other secret keys. The set keeps the
 ``KNOWN_DEVICES_MAX`` most recent devices and lives ``KNOWN_DEVICES_DAYS`` after the last
 sign-in. One script on one key: it works on every Redis topology the app supports.
+After a rotation of the secret key a device is looked up under its names by the earlier keys
+(``SECRET_KEY_FALLBACKS``) too, and renamed under the current one, so a rotation turns no
+known device into a new one.
 
 Sign-up, a password reset and an address change remember the device that did them without
 a notice (the owner is there, with a mail just read); a sign-in from an unknown device
@@ -30,6 +33,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 
 from quart import current_app, request
 
@@ -44,14 +48,20 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 60 * 60 * 1000
 
 # KEYS[1]: the account's set. ARGV[1]: the device's name (an HMAC), ARGV[2]: how long the
-# set lives (ms), ARGV[3]: how many devices it keeps. Returns 1 when the device was not in
-# the set (or had expired from it), else 0.
+# set lives (ms), ARGV[3]: how many devices it keeps, ARGV[4...]: its names under earlier
+# secret keys (SECRET_KEY_FALLBACKS), which are replaced by ARGV[1]. Returns 1 when the
+# device was not in the set under any of its names (or had expired from it), else 0.
 _REMEMBER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local period = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - period))
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+for i = 4, #ARGV do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    known = true
+  end
+end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 redis.call('PEXPIREAT', KEYS[1], now + period)
@@ -85,14 +95,15 @@ class KnownDevices:
         *,
         prefix: str,
         secret: str | bytes,
+        fallbacks: Sequence[str | bytes] = (),
         days: float,
         most: int,
         notices: Limit | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        key = secret.encode() if isinstance(secret, str) else secret
-        self._name_key = hmac.new(key, b"quartapp known devices", hashlib.sha256).digest()
+        self._name_key = _name_key(secret)
+        self._earlier_name_keys = [_name_key(fallback) for fallback in fallbacks]
         self.period_ms = max(1, round(days * DAY_MS))
         self.most = most
         self.notices = notices
@@ -105,19 +116,23 @@ class KnownDevices:
     def notice_key(self, user_id: int) -> str:
         return f"{self.prefix}kdn:{user_id}"
 
-    def name(self, device: str) -> str:
-        digest = hmac.new(self._name_key, device.encode(), hashlib.sha256).digest()[:16]
+    def name(self, device: str, name_key: bytes | None = None) -> str:
+        """The device's name in the set: by the current secret key unless given another."""
+        key = name_key or self._name_key
+        digest = hmac.new(key, device.encode(), hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     async def remember(self, user_id: int, device: str) -> bool:
         """Remember ``device`` for the account; whether it was unknown until now."""
+        earlier = [self.name(device, key) for key in self._earlier_name_keys]
         new = await self._remember(
-            keys=[self.key(user_id)], args=[self.name(device), self.period_ms, self.most]
+            keys=[self.key(user_id)],
+            args=[self.name(device), self.period_ms, self.most, *earlier],
         )
         return int(new) == 1
 
     async def forget(self, user_id: int, device: str) -> None:
-        await self.redis.zrem(self.key(user_id), self.name(device))
+        await self.redis.zrem(self.key(user_id), self.name(device))  # remember renamed it
 
     async def may_notify(self, user_id: int) -> bool:
         """Count a new-device notice for the account if its window has room (see above)."""
@@ -134,12 +149,18 @@ class KnownDevices:
         await self.redis.delete(self.notice_key(user_id))
 
 
+def _name_key(secret: str | bytes) -> bytes:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, b"quartapp known devices", hashlib.sha256).digest()
+
+
 def get_known_devices() -> KnownDevices:
     config = current_app.config
     return KnownDevices(
         get_redis(),
         prefix=str(config["REDIS_PREFIX"]),
         secret=config["SECRET_KEY"],
+        fallbacks=config.get("SECRET_KEY_FALLBACKS") or (),
         days=float(config["KNOWN_DEVICES_DAYS"]),
         most=int(config["KNOWN_DEVICES_MAX"]),
         notices=Limit.parse(config["NEW_DEVICE_NOTICES"]),
