@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from quartapp.accounts.known_devices import get_known_devices
 from quartapp.sessions.devices import describe_device
 
-from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
+from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from, session_cookie
 from .support.mail_servers import MailCatcher, html_of, link_in, start_worker, text_of, to
 from .support.processes import Process
 
@@ -134,6 +134,28 @@ async def test_forgot_mail_link_reset_ends_every_session(
     await signed.sign_in(password=NEW_PASSWORD)
     account = await signed.client.get("/api/v1/account", headers={"Accept": "application/json"})
     assert (await account.get_json())["email_verified"] is True
+
+
+async def test_a_reset_in_a_browser_signed_in_to_another_account_ends_that_session(
+    app: Quart, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """The finding: a reset link opened in a browser signed in to another account signed
+    that browser out, but its session lived on in Redis, so a copy of the cookie still
+    worked. Now the reset ends that session on the server too."""
+    workers()
+    await Auth(app.test_client()).sign_up()
+    shared = Auth(app.test_client())
+    await shared.sign_up("grace@example.com")
+    copy = app.test_client()
+    copy.set_cookie("localhost", "quartapp_session", session_cookie(shared.client) or "")
+    assert (await copy.get("/home")).status_code == 200
+    await forgot(shared.client, "ada@example.com")
+    path = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
+    done = await reset(shared.client, path, NEW_PASSWORD)
+    assert (done.status_code, done.headers["Location"]) == (303, "/?reset=1")
+    assert (await shared.client.get("/home")).status_code == 303
+    assert (await copy.get("/home")).status_code == 303  # the session is gone, not just the cookie
+    assert (await Auth(app.test_client()).sign_in("grace@example.com")).status_code == 303
 
 
 async def test_unknown_address_gets_the_same_answer_and_no_mail(
