@@ -34,6 +34,7 @@ from saq.queue.redis import PubSubMultiplexer, RedisQueue
 
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import parse_redis_url
+from quartapp.mail.job_logs import keep_job_details_out_of_logs
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class Mailer(ServingExtension):
     _sentinel: Sentinel | None = None
 
     async def open(self) -> None:
+        keep_job_details_out_of_logs()  # SAQ logs every enqueued job's arguments
         config = current_app.config
         redis, self._sentinel = connect(
             str(config["MAIL_REDIS_URL"]), timeout=float(config["REDIS_TIMEOUT"])
