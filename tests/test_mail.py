@@ -670,6 +670,65 @@ async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(
     assert 89 * 24 * 3600 < ttl <= 90 * 24 * 3600
 
 
+async def everything_under(redis: Redis, prefix: str) -> dict[bytes, bytes]:
+    """Every key under ``prefix`` and all it holds, whatever its type, as bytes."""
+    found: dict[bytes, bytes] = {}
+    async for key in redis.scan_iter(match=f"{prefix}*"):
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            value: Any = await redis.get(key)
+        elif kind == "hash":
+            value = await redis.hgetall(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)
+        else:
+            value = kind
+        found[key] = repr(value).encode()
+    return found
+
+
+async def test_deleting_an_account_leaves_nothing_in_redis_that_names_its_owner(
+    app: Quart,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    raw_redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """The finding: after a deletion Redis still held the address (the verification
+    link's record, and every mail job, kept a day after sending). Now a finished job's
+    record is deleted as it ends, and deleting the account deletes its links' records."""
+    workers()
+    owner = Auth(app.test_client())
+    await owner.sign_up(**{"User-Agent": FIREFOX})
+    catcher.wait_for(to("ada@example.com", VERIFY))
+    signed = await owner.client.post(
+        "/api/v1/signin",
+        form={
+            "email": "ada@example.com",
+            "password": PASSWORD,
+            "csrf_token": await csrf_from(owner.client, "/home"),
+        },
+        headers={"User-Agent": CHROME},
+        scope_base={"client": ("203.0.113.77", 40000)},
+    )
+    assert signed.status_code == 303
+    catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    for _ in range(2):  # two reset links: the first one replaced by the second
+        await forgot(app.test_client(), "ada@example.com")
+    catcher.wait_for(to("ada@example.com", RESET), count=2)
+    held = await everything_under(raw_redis, redis_prefix)
+    assert any(b"ada@example.com" in value for value in held.values())  # the live links
+    deleted = await owner.post("/account/delete", {"password": PASSWORD})
+    assert deleted.status_code == 303
+    left = await everything_under(raw_redis, redis_prefix)
+    for personal in (b"ada@example.com", b"203.0.113.77", b"Chrome", b"Firefox"):
+        assert not [key for key, value in left.items() if personal in key + value], personal
+
+
 async def test_readyz_shows_the_mail_workers(
     client: QuartClient, catcher: MailCatcher, workers: Callable[..., Process]
 ) -> None:

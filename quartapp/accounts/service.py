@@ -299,5 +299,6 @@ async def delete_account(record: SessionRecord, password: str) -> None:
         await sessions.store.retire_credentials(user.id, DELETED)
         await sessions.store.revoke_all(user.id)
         await get_known_devices().forget_all(user.id)
+        await get_mail_tokens().forget_user(user.id)  # their records hold the address
     except REDIS_ERRORS:
         log.warning("account %s deleted; the second sweep of its sessions failed", user.id)
