@@ -73,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     # notice until the window has room (None: no bound).
     "NEW_DEVICE_NOTICES": [3, 3600],
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # The most bytes of Cookie headers a request may send (431 above it, before any parsing):
+    # the app's own cookies come to about 200 bytes.
+    "COOKIE_HEADER_MAX_BYTES": 8 * 1024,
     "MAX_FORM_PARTS": 20,
 }
 
@@ -138,6 +141,12 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
     if isinstance(known, bool) or not isinstance(known, int) or not 1 <= known <= 1000:
         raise ConfigError(
             f"QUARTAPP_KNOWN_DEVICES_MAX must be a whole number from 1 to 1000, not {known!r}"
+        )
+    cookie_bytes = config["COOKIE_HEADER_MAX_BYTES"]
+    if isinstance(cookie_bytes, bool) or not isinstance(cookie_bytes, int) or cookie_bytes < 1024:
+        raise ConfigError(
+            f"QUARTAPP_COOKIE_HEADER_MAX_BYTES must be a whole number of at least 1024, "
+            f"not {cookie_bytes!r}"
         )
     for name in ("BCRYPT_THREADS", "BCRYPT_QUEUE", "PASSWORD_JUDGE_QUEUE", "PASSWORD_HINT_QUEUE"):
         value = config[name]

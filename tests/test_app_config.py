@@ -65,6 +65,7 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("BCRYPT_THREADS", 0),
         ("NEW_DEVICE_NOTICES", [0, 3600]),
         ("NEW_DEVICE_NOTICES", "three"),
+        ("COOKIE_HEADER_MAX_BYTES", 100),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:
