@@ -39,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "BCRYPT_ROUNDS": 12,
     # Threads that hash passwords; bcrypt releases the GIL, so this bounds the CPU it takes.
     "BCRYPT_THREADS": 2,
+    # Password work waits in two lanes, each with a queue this long at most (more is a quick
+    # 503): bcrypt checks and hashes, in each lane; strength judgements for forms; and the
+    # live strength hint, which waits behind the forms' judgements and is refused first.
+    "BCRYPT_QUEUE": 16,
+    "PASSWORD_JUDGE_QUEUE": 16,
+    "PASSWORD_HINT_QUEUE": 4,
     "COOKIE_SECURE": None,  # None: on, except in development
     "CSRF_TOKEN_MAX_AGE": 2 * 60 * 60,
     # Peers whose X-Forwarded-For is believed: addresses or networks, e.g. ["127.0.0.1"]
@@ -63,7 +69,13 @@ DEFAULTS: dict[str, Any] = {
     # mails the owner a notice), and how many devices each account remembers.
     "KNOWN_DEVICES_DAYS": 90,
     "KNOWN_DEVICES_MAX": 20,
+    # At most this many new-device notices per account in a window of seconds; past it, no
+    # notice until the window has room (None: no bound).
+    "NEW_DEVICE_NOTICES": [3, 3600],
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # The most bytes of Cookie headers a request may send (431 above it, before any parsing):
+    # the app's own cookies come to about 200 bytes.
+    "COOKIE_HEADER_MAX_BYTES": 8 * 1024,
     "MAX_FORM_PARTS": 20,
 }
 
@@ -130,6 +142,27 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         raise ConfigError(
             f"QUARTAPP_KNOWN_DEVICES_MAX must be a whole number from 1 to 1000, not {known!r}"
         )
+    cookie_bytes = config["COOKIE_HEADER_MAX_BYTES"]
+    if isinstance(cookie_bytes, bool) or not isinstance(cookie_bytes, int) or cookie_bytes < 1024:
+        raise ConfigError(
+            f"QUARTAPP_COOKIE_HEADER_MAX_BYTES must be a whole number of at least 1024, "
+            f"not {cookie_bytes!r}"
+        )
+    for name in ("BCRYPT_THREADS", "BCRYPT_QUEUE", "PASSWORD_JUDGE_QUEUE", "PASSWORD_HINT_QUEUE"):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+            raise ConfigError(
+                f"QUARTAPP_{name} must be a whole number from 1 to 10000, not {value!r}"
+            )
+    # Imported here: the throttle module imports this one for ConfigError.
+    from quartapp.accounts.throttle import Limit
+
+    try:
+        Limit.parse(config["NEW_DEVICE_NOTICES"])
+    except ValueError as error:
+        raise ConfigError(
+            f"QUARTAPP_NEW_DEVICE_NOTICES: {error}. Give [notices, seconds], e.g. [3, 3600]"
+        ) from None
     if not 4 <= config["BCRYPT_ROUNDS"] <= 31:
         raise ConfigError("QUARTAPP_BCRYPT_ROUNDS must be between 4 and 31")
     try:

@@ -24,6 +24,7 @@ CONCURRENCY = 4
 async def run_worker() -> None:
     from quartapp import create_app
     from quartapp.accounts.mailings import JOBS
+    from quartapp.mail.job_logs import log_job_outcome
     from quartapp.mail.queue import WORKER_INFO_TTL, MailQueue, connect, job_timeout
 
     app = create_app()
@@ -45,6 +46,7 @@ async def run_worker() -> None:
             timers=timers,
             dequeue_timeout=5.0,
             shutdown_grace_period_s=job_timeout(float(config["MAIL_TIMEOUT"])),
+            after_process=log_job_outcome,  # one line per attempt (mail/job_logs.py)
         )
         try:
             await worker.start()
@@ -56,6 +58,9 @@ async def run_worker() -> None:
 
 
 def main() -> int:
+    from quartapp.mail.job_logs import keep_job_details_out_of_logs
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    keep_job_details_out_of_logs()
     asyncio.run(run_worker())
     return 0

@@ -59,6 +59,13 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("REDIS_PREFIX", "app:{x}:"),
         ("SESSION_MAX_PER_USER", -1),
         ("SESSION_MAX_PER_USER", "many"),
+        ("BCRYPT_QUEUE", 0),
+        ("PASSWORD_JUDGE_QUEUE", "long"),
+        ("PASSWORD_HINT_QUEUE", -1),
+        ("BCRYPT_THREADS", 0),
+        ("NEW_DEVICE_NOTICES", [0, 3600]),
+        ("NEW_DEVICE_NOTICES", "three"),
+        ("COOKIE_HEADER_MAX_BYTES", 100),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:

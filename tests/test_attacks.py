@@ -19,7 +19,7 @@ from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, Auth, csrf_from
 from .support.app_servers import AppServer, serve
-from .support.http import Client, cookie_header
+from .support.http import Browser, Client, cookie_header
 
 SQL_INJECTIONS = [
     "' OR '1'='1",
@@ -147,3 +147,69 @@ def test_slow_clients_do_not_hold_up_others(server: AppServer) -> None:
         for sock in sockets:
             sock.close()
     assert server.running()
+
+
+# A password zxcvbn takes long over (about half a second here) even in its bounded part.
+SLOWEST_TO_SCORE = "9|574(8e703{9|!@s11t2(tb76($3tz023%9+o53@4c!(2188@5$@7gza[|!b[c9c|eitb[$"
+HINT_FLOODERS = 40
+
+
+def test_a_flood_of_strength_hints_sheds_the_hint_not_the_sign_ups(server: AppServer) -> None:
+    """The finding: 90 clients on the anonymous strength hint, each within its own limit,
+    made 4 of 10 sign-ups answer 503 and the rest wait 5 s, all judgements sharing one
+    thread's first-come queue. Now 40 clients flood the hint (over loopback, until the
+    sign-ups are done, and never longer than a minute) while a user signs up five times:
+    every sign-up succeeds, and the hint is what is refused (a 503 with Retry-After)."""
+    token, cookie = _csrf(server)
+    stop = threading.Event()
+    statuses: list[int] = []
+    retry_after: set[str | None] = set()
+
+    def flood(n: int) -> None:
+        body = json.dumps({"email": f"flood{n}@example.com", "password": SLOWEST_TO_SCORE})
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-CSRF-Token": token,
+            "Cookie": cookie,
+        }
+        with Client(server.port) as client:
+            while not stop.is_set():
+                reply = client.request("POST", "/api/v1/password-strength", headers, body.encode())
+                statuses.append(reply.status)
+                if reply.status == 503:
+                    retry_after.add(reply.headers.get("Retry-After"))
+
+    flooders = [threading.Thread(target=flood, args=(n,)) for n in range(HINT_FLOODERS)]
+    for thread in flooders:
+        thread.start()
+    timer = threading.Timer(60, stop.set)
+    timer.start()
+    try:
+        sign_ups = []
+        for n in range(5):
+            reply = Browser().sign_up(server.base_url, f"sign-up-{n}@example.com")
+            sign_ups.append(reply.status)
+    finally:
+        stop.set()
+        timer.cancel()
+        for thread in flooders:
+            thread.join(60)
+    assert sign_ups == [303] * 5
+    assert set(statuses) <= {200, 503}, set(statuses)
+    assert 503 in statuses  # the hint was shed...
+    assert retry_after == {"2"}  # ...with a time to come back
+    assert 200 in statuses  # ...and still answered when there was room
+
+
+def test_an_oversized_cookie_header_is_refused_before_any_parsing(server: AppServer) -> None:
+    """The finding: a 390 KB Cookie header (granian takes it) cost every route about 60 ms,
+    /healthz included. The app refuses it at its entry point with a 431 that says what to
+    do."""
+    cookie = "; ".join(f"c{n}={'x' * 1000}" for n in range(390))
+    with Client(server.port) as client:
+        for path in ("/healthz", "/", "/home"):
+            reply = client.request("GET", path, {"Cookie": cookie})
+            assert reply.status == 431, (path, reply.status)
+            assert "Delete this site's cookies" in reply.text
+    _probe(server)  # and without them, answered as ever

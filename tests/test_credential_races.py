@@ -41,8 +41,10 @@ class HeldCheck:
         self.go_on = asyncio.Event()
         original = PasswordHasher.verify
 
-        async def verify(hasher: PasswordHasher, password: str, hashed: str | None) -> bool:
-            matches = await original(hasher, password, hashed)
+        async def verify(
+            hasher: PasswordHasher, password: str, hashed: str | None, *lane: Any
+        ) -> bool:
+            matches = await original(hasher, password, hashed, *lane)
             if self.armed and matches:
                 self.armed = False
                 self.checked.set()

@@ -5,6 +5,7 @@ that is away, and a worker killed mid-queue."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +20,10 @@ from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
-from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
+from quartapp.accounts.known_devices import get_known_devices
+from quartapp.sessions.devices import describe_device
+
+from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from, session_cookie
 from .support.mail_servers import MailCatcher, html_of, link_in, start_worker, text_of, to
 from .support.processes import Process
 
@@ -131,6 +135,28 @@ async def test_forgot_mail_link_reset_ends_every_session(
     await signed.sign_in(password=NEW_PASSWORD)
     account = await signed.client.get("/api/v1/account", headers={"Accept": "application/json"})
     assert (await account.get_json())["email_verified"] is True
+
+
+async def test_a_reset_in_a_browser_signed_in_to_another_account_ends_that_session(
+    app: Quart, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """The finding: a reset link opened in a browser signed in to another account signed
+    that browser out, but its session lived on in Redis, so a copy of the cookie still
+    worked. Now the reset ends that session on the server too."""
+    workers()
+    await Auth(app.test_client()).sign_up()
+    shared = Auth(app.test_client())
+    await shared.sign_up("grace@example.com")
+    copy = app.test_client()
+    copy.set_cookie("localhost", "quartapp_session", session_cookie(shared.client) or "")
+    assert (await copy.get("/home")).status_code == 200
+    await forgot(shared.client, "ada@example.com")
+    path = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
+    done = await reset(shared.client, path, NEW_PASSWORD)
+    assert (done.status_code, done.headers["Location"]) == (303, "/?reset=1")
+    assert (await shared.client.get("/home")).status_code == 303
+    assert (await copy.get("/home")).status_code == 303  # the session is gone, not just the cookie
+    assert (await Auth(app.test_client()).sign_in("grace@example.com")).status_code == 303
 
 
 async def test_unknown_address_gets_the_same_answer_and_no_mail(
@@ -279,6 +305,55 @@ async def test_mail_waits_while_the_smtp_server_is_away(
     catcher.start()
     catcher.wait_for(to("ada@example.com", RESET), timeout=60)
     catcher.wait_for(to("ada@example.com", VERIFY), timeout=60)
+
+
+async def test_worker_logs_name_jobs_not_people_one_line_per_failed_attempt(
+    app: Quart,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The finding: SAQ logged every job's arguments (addresses, IP addresses, device
+    names) and two tracebacks on each of 80 attempts; 100 notices during an outage wrote
+    5.2 MB of log in 2 minutes. Now the logs name a job by its id and kind, with one line
+    per failed attempt, in the worker and in the app that enqueues."""
+    caplog.set_level(logging.INFO, logger="saq")
+    catcher.stop()  # the SMTP server is away: every attempt fails until it is back
+    worker = workers()
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    client = app.test_client()
+    token = await csrf_from(client, "/")
+    signed = await client.post(
+        "/api/v1/signin",
+        form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token},
+        headers={"User-Agent": CHROME},
+        scope_base={"client": ("203.0.113.77", 40000)},
+    )
+    assert signed.status_code == 303  # a new-device notice: device and address in its job
+    await forgot(app.test_client(), "ada@example.com")  # the address in its job
+    failed = re.compile(r"mail job (\S+) \((\w+)\) attempt (\d+) of 80 failed: (.*)")
+    worker.wait_until(
+        "three jobs failing twice",
+        lambda: len({m[0] for m in failed.findall(worker.output(10**7)) if m[2] == "2"}) >= 3,
+        timeout=60,
+    )
+    catcher.start()
+    catcher.wait_for(to("ada@example.com", RESET), timeout=60)
+    catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), timeout=60)
+    worker.stop()
+    log = worker.output(10**7)
+    for personal in ("ada@example.com", "203.0.113.77", "Chrome", "Firefox", "Linux"):
+        assert personal not in log
+    assert "Traceback" not in log
+    attempts: dict[str, list[int]] = {}
+    for key, kind, attempt, error in failed.findall(log):
+        attempts.setdefault(key, []).append(int(attempt))
+        assert kind in ("verification_mail", "new_device_notice", "password_reset_mail")
+        assert error.startswith("MailNotSent from "), error
+    assert len(attempts) == 3
+    for numbers in attempts.values():  # one line per failed attempt
+        assert numbers == list(range(1, len(numbers) + 1))
+    assert "ada@example.com" not in caplog.text  # nor does the app log what it enqueues
 
 
 async def test_a_worker_killed_mid_queue_loses_nothing_and_sends_once(
@@ -490,6 +565,95 @@ async def test_a_sign_in_from_a_new_device_is_told_once(
     assert len(catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))) == 1
 
 
+def firefox(version: int) -> str:
+    """A user agent whose device name ("Firefox <version> on Linux") is new each version."""
+    return f"Mozilla/5.0 (X11; Linux x86_64; rv:{version}.0) Gecko/20100101 Firefox/{version}.0"
+
+
+async def test_new_device_notices_are_bounded_per_account(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """The finding: cycling 21 user agents made every sign-in "new": 42 sign-ins, 42
+    notices. Now at most three an hour (NEW_DEVICE_NOTICES), then none until the window
+    has room."""
+    app = await make_app(MAIL_URL=catcher.url)
+    workers()
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    catcher.wait_for(to("ada@example.com", VERIFY))
+    for _ in range(2):
+        for version in range(100, 121):
+            signed = await Auth(app.test_client()).sign_in(**{"User-Agent": firefox(version)})
+            assert signed.status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=3)
+    told = sorted(re.findall(r"Firefox (\d+) on Linux", " ".join(map(text_of, notices))))
+    assert told == ["100", "101", "102"]
+    # A mail queued after every sign-in above has been sent: nothing more came of them.
+    auth = Auth(app.test_client())
+    await auth.sign_in(**{"User-Agent": FIREFOX})
+    changed = await auth.post(
+        "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert changed.status_code in (200, 303)
+    catcher.wait_for(to("ada@example.com", "password was changed"))
+    await asyncio.sleep(1)
+    assert len(catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=3)) == 3
+
+
+async def test_a_device_held_back_is_told_once_the_window_has_room(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    app = await make_app(MAIL_URL=catcher.url, NEW_DEVICE_NOTICES=[1, 3])
+    workers()
+    await Auth(app.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    for agent in (CHROME, SAFARI):  # Safari's notice is held back: one per window
+        assert (await Auth(app.test_client()).sign_in(**{"User-Agent": agent})).status_code == 303
+    (first,) = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    assert "Chrome" in text_of(first)
+    await asyncio.sleep(3.2)  # the window passes
+    assert (await Auth(app.test_client()).sign_in(**{"User-Agent": SAFARI})).status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    assert any("Safari" in text_of(notice) for notice in notices)
+
+
+async def test_a_secret_key_rotation_turns_no_known_device_into_a_new_one(
+    make_app: Callable[..., Any],
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """The finding: known devices were looked up by the current key only, so after a
+    rotation every user's next sign-in mailed a "new sign-in" notice. Now the fallback
+    keys' names are looked up too, and renamed under the current key, so the device stays
+    known once the fallback is dropped as well."""
+    workers()
+    before = await make_app(MAIL_URL=catcher.url)
+    await Auth(before.test_client()).sign_up(**{"User-Agent": FIREFOX})
+    assert (await Auth(before.test_client()).sign_in(**{"User-Agent": CHROME})).status_code == 303
+    catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    new_key = "the new secret key, rotated in, long enough"
+    rotating = await make_app(
+        MAIL_URL=catcher.url, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=[SECRET]
+    )
+    for agent in (FIREFOX, CHROME):
+        assert (
+            await Auth(rotating.test_client()).sign_in(**{"User-Agent": agent})
+        ).status_code == 303
+    (key,) = [key async for key in redis.scan_iter(match=f"{redis_prefix}kd:*")]
+    async with rotating.app_context():
+        devices = get_known_devices()
+        renamed = {devices.name(describe_device(agent)) for agent in (FIREFOX, CHROME)}
+    assert set(await redis.zrange(key, 0, -1)) == renamed  # the old names are gone
+    after = await make_app(MAIL_URL=catcher.url, SECRET_KEY=new_key)
+    for agent in (FIREFOX, CHROME, SAFARI):
+        assert (await Auth(after.test_client()).sign_in(**{"User-Agent": agent})).status_code == 303
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    await asyncio.sleep(1)  # anything the rotation set off would have come by now
+    notices = catcher.wait_for(to("ada@example.com", NEW_SIGN_IN), count=2)
+    assert sorted("Safari" in text_of(notice) for notice in notices) == [False, True]
+    assert len(notices) == 2
+
+
 async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(
     make_app: Callable[..., Any], redis: Redis, redis_prefix: str
 ) -> None:
@@ -504,6 +668,65 @@ async def test_known_devices_are_kept_as_hmacs_in_a_capped_set(
     assert not any("Chrome" in m or "Safari" in m or "Firefox" in m for m in members)
     ttl = await redis.ttl(keys[0])
     assert 89 * 24 * 3600 < ttl <= 90 * 24 * 3600
+
+
+async def everything_under(redis: Redis, prefix: str) -> dict[bytes, bytes]:
+    """Every key under ``prefix`` and all it holds, whatever its type, as bytes."""
+    found: dict[bytes, bytes] = {}
+    async for key in redis.scan_iter(match=f"{prefix}*"):
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            value: Any = await redis.get(key)
+        elif kind == "hash":
+            value = await redis.hgetall(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)
+        else:
+            value = kind
+        found[key] = repr(value).encode()
+    return found
+
+
+async def test_deleting_an_account_leaves_nothing_in_redis_that_names_its_owner(
+    app: Quart,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    raw_redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """The finding: after a deletion Redis still held the address (the verification
+    link's record, and every mail job, kept a day after sending). Now a finished job's
+    record is deleted as it ends, and deleting the account deletes its links' records."""
+    workers()
+    owner = Auth(app.test_client())
+    await owner.sign_up(**{"User-Agent": FIREFOX})
+    catcher.wait_for(to("ada@example.com", VERIFY))
+    signed = await owner.client.post(
+        "/api/v1/signin",
+        form={
+            "email": "ada@example.com",
+            "password": PASSWORD,
+            "csrf_token": await csrf_from(owner.client, "/home"),
+        },
+        headers={"User-Agent": CHROME},
+        scope_base={"client": ("203.0.113.77", 40000)},
+    )
+    assert signed.status_code == 303
+    catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
+    for _ in range(2):  # two reset links: the first one replaced by the second
+        await forgot(app.test_client(), "ada@example.com")
+    catcher.wait_for(to("ada@example.com", RESET), count=2)
+    held = await everything_under(raw_redis, redis_prefix)
+    assert any(b"ada@example.com" in value for value in held.values())  # the live links
+    deleted = await owner.post("/account/delete", {"password": PASSWORD})
+    assert deleted.status_code == 303
+    left = await everything_under(raw_redis, redis_prefix)
+    for personal in (b"ada@example.com", b"203.0.113.77", b"Chrome", b"Firefox"):
+        assert not [key for key, value in left.items() if personal in key + value], personal
 
 
 async def test_readyz_shows_the_mail_workers(

@@ -4,7 +4,8 @@ A token is 256 random bits (``secrets.token_urlsafe(32)``); Redis keeps only its
 under ``<prefix>mt:<purpose>:<hash>`` with the link's lifetime as TTL, holding the account,
 its credentials version when the link was sent, and the address the link is for. Each
 account has one live link per purpose: ``<prefix>mt:<purpose>:user:<id>`` names the newest,
-and an older one no longer works. A token is used up with GETDEL, so two requests with one
+and an older one no longer works (its record is deleted). Deleting the account deletes the
+live links' records (``forget_user``). A token is used up with GETDEL, so two requests with one
 link cannot both succeed. A reset link also dies with any password change, as its
 credentials version is then no longer the account's. Every command touches one key, so this
 works on every Redis topology the app supports.
@@ -25,6 +26,7 @@ from quartapp.infra.redis_client import RedisConnection, get_redis
 from quartapp.web.errors import AppError
 
 Purpose = Literal["reset", "verify", "email"]
+PURPOSES: tuple[Purpose, ...] = ("reset", "verify", "email")
 # What secrets.token_urlsafe(32) makes; anything else names no link.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -62,7 +64,11 @@ class MailTokens:
             separators=(",", ":"),
         )
         await self.redis.set(self._key(purpose, digest), value, ex=ttl)
-        await self.redis.set(self._latest(purpose, grant.user_id), digest, ex=ttl)
+        earlier = await self.redis.set(
+            self._latest(purpose, grant.user_id), digest, ex=ttl, get=True
+        )
+        if isinstance(earlier, str | bytes):  # dead now; its record (the address) goes too
+            await self.redis.delete(self._key(purpose, _text(earlier)))
         return token
 
     async def peek(self, purpose: Purpose, token: str) -> LinkGrant | None:
@@ -91,11 +97,23 @@ class MailTokens:
         """The account's live link of this purpose (if any) stops working."""
         await self.redis.delete(self._latest(purpose, user_id))
 
+    async def forget_user(self, user_id: int) -> None:
+        """Delete the account's live links and their records (each holds its address), for
+        an account that is deleted."""
+        for purpose in PURPOSES:
+            latest = self._latest(purpose, user_id)
+            if digest := await self.redis.getdel(latest):
+                await self.redis.delete(self._key(purpose, _text(digest)))
+
     async def _newest(self, purpose: Purpose, grant: LinkGrant, digest: str) -> bool:
         latest = await self.redis.get(self._latest(purpose, grant.user_id))
         if isinstance(latest, bytes):
             latest = latest.decode()
         return latest == digest
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _grant(value: str | bytes | None) -> LinkGrant | None:

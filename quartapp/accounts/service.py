@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from quart import request
 
-from quartapp.accounts.hashing import get_hasher
+from quartapp.accounts.hashing import BUSY_RETRY_AFTER, Lane, PasswordsBusy, get_hasher
 from quartapp.accounts.known_devices import (
     get_known_devices,
     note_sign_in_device,
@@ -31,6 +31,7 @@ from quartapp.accounts.policy import (
     password_problem,
     sign_up_problems,
 )
+from quartapp.accounts.priority_pool import PoolBusy
 from quartapp.accounts.queries import (
     change_password_hash,
     create_user,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SIGN_IN_FAILED = "Incorrect email or password."
 NOT_CURRENT = "This is not your current password."
+HINT_BUSY = "The strength hint is busy right now."
 ASK_CURRENT = "Enter your current password."
 
 
@@ -59,16 +61,26 @@ class SignedOut(Exception):
     """The signed-in account no longer exists: every session of it has ended."""
 
 
-async def judge_new_password(password: str, email: str) -> PasswordStrength:
+async def judge_new_password(password: str, email: str, *, hint: bool = False) -> PasswordStrength:
     """How strong a new password is, judged off the event loop and throttled per client
-    (judging costs real CPU time). Length problems are answered without judging."""
+    (judging costs real CPU time). Length problems are answered without judging.
+
+    ``hint``: for the live hint while typing, which waits behind every judgement a form
+    asked for and is refused first (a 503 saying the hint is busy) when the server is."""
     if password_problem(password):
         return judge_password(password, email)  # no zxcvbn: the length alone refuses it
     decision = await get_throttle().attempt_password_strength(get_sessions().client_ip())
     if not decision.allowed:
         raise too_many_attempts(decision)
+    lane = Lane.OTHER if hint else Lane.FIRST
     try:
-        return await get_hasher().judge(judge_password, password, email)
+        return await get_hasher().judge(judge_password, password, email, lane)
+    except PoolBusy:
+        if hint:
+            raise AppError(
+                HINT_BUSY, status=503, headers={"Retry-After": str(BUSY_RETRY_AFTER)}
+            ) from None
+        raise PasswordsBusy() from None
     except TimeoutError as error:
         raise ServiceUnavailable("Password checking") from error
 
@@ -124,13 +136,13 @@ async def given_back_unless_wrong(reservation: Reservation) -> AsyncIterator[Non
         raise
 
 
-async def check_credentials(email: str, password: str) -> User | None:
+async def check_credentials(email: str, password: str, lane: Lane = Lane.OTHER) -> User | None:
     """The account these credentials open, or None; every failure costs the same, as an
     unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
-    was typed is not an email at all."""
+    was typed is not an email at all. ``lane``: FIRST for a client the account remembers."""
     user = await find_user(email) if email else None
     hashed = user.password_hash if user is not None else None
-    if not await get_hasher().verify(password, hashed) or user is None:
+    if not await get_hasher().verify(password, hashed, lane) or user is None:
         return None
     await upgrade_hash(user, password)
     return user
@@ -164,8 +176,11 @@ async def authenticate(typed_email: str, password: str) -> User:
     reservation = await throttle.reserve_sign_in(account, client)
     if not reservation.allowed:
         raise too_many_attempts(reservation)
+    # A client the account remembers (its owner's, as a rule) goes before the others: a
+    # flood of guesses from elsewhere fills only the other lane's bounded queue.
+    lane = Lane.FIRST if reservation.remembered else Lane.OTHER
     async with given_back_unless_wrong(reservation):
-        user = await check_credentials(email, password)
+        user = await check_credentials(email, password, lane)
     if user is None:
         raise AppError(SIGN_IN_FAILED, status=401)
     await throttle.release(reservation)
@@ -284,5 +299,6 @@ async def delete_account(record: SessionRecord, password: str) -> None:
         await sessions.store.retire_credentials(user.id, DELETED)
         await sessions.store.revoke_all(user.id)
         await get_known_devices().forget_all(user.id)
+        await get_mail_tokens().forget_user(user.id)  # their records hold the address
     except REDIS_ERRORS:
         log.warning("account %s deleted; the second sweep of its sessions failed", user.id)

@@ -282,6 +282,7 @@ class Reservation(Decision):
 
     keys: tuple[str, ...] = ()  # the logs the attempt was added to
     member: str = ""  # its entry in each of them
+    remembered: bool = False  # the account remembers this client (see record_sign_in)
 
 
 def too_many_attempts(decision: Decision) -> AppError:
@@ -417,7 +418,12 @@ class Throttle:
             if mode != "attempt":
                 return Reservation(allowed=True)
             member = f"{int(result[0])}:{nonce}"
-            return Reservation(allowed=True, keys=tuple(log.key for log in logs), member=member)
+            return Reservation(
+                allowed=True,
+                keys=tuple(log.key for log in logs),
+                member=member,
+                remembered=is_remembered,
+            )
         # Every refusing rule has to have room again; they lapse one after another.
         wait_ms = max(waits.values())
         return Reservation(False, max(1, math.ceil(wait_ms / 1000)), tuple(waits))

@@ -117,7 +117,7 @@ async def password_strength() -> Response:
     if wants_json():
         if not password:
             raise InvalidFields({"password": "Enter a password."})
-        judged = await service.judge_new_password(password, email)
+        judged = await service.judge_new_password(password, email, hint=True)
         return jsonify(
             {
                 "score": judged.score,
@@ -126,8 +126,10 @@ async def password_strength() -> Response:
             }
         )
     try:
-        strength = await service.judge_new_password(password, email) if password else None
-    except AppError as error:  # throttled: the hint pauses, the form still judges on submit
+        strength = (
+            await service.judge_new_password(password, email, hint=True) if password else None
+        )
+    except AppError as error:  # throttled or busy: the hint pauses, the form judges on submit
         html = await render_template("auth/_password_strength.html", paused=error.message)
         return AppResponse(html)
     html = await render_template("auth/_password_strength.html", strength=strength)

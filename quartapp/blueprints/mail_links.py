@@ -105,7 +105,7 @@ async def reset_page(token: str) -> Response:
 @session_access("read")
 async def reset(token: str) -> Response:
     """Set the new password, end every session of the account, and send the browser to
-    sign in (it is not signed in)."""
+    sign in (it is not signed in: a session it had, of any account, ends)."""
     fields = await read_fields("new_password")
     try:
         user = await recovery.reset_password(token, fields["new_password"])
@@ -119,7 +119,7 @@ async def reset(token: str) -> Response:
         except LinkDead as dead:
             return await link_dead(dead)
         return await render_reset(token, user.email, error.status, error=error)
-    get_sessions().forget()
+    await get_sessions().sign_out()  # a session of another account ends on the server too
     if wants_json():
         return no_referrer(jsonify({"message": "password reset; sign in with it"}))
     return no_referrer(navigate(url_for("auth.sign_in_page", reset=1)))

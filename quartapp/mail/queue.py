@@ -34,6 +34,7 @@ from saq.queue.redis import PubSubMultiplexer, RedisQueue
 
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import parse_redis_url
+from quartapp.mail.job_logs import keep_job_details_out_of_logs
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ WORKER_INFO_TTL = 30
 RETRIES = 80
 RETRY_DELAY = 1.0
 RETRY_MAX_DELAY = 60.0
-# How long a sent job's record stays (seconds): long enough to see that it was sent.
-KEEP_DONE = 24 * 60 * 60
+# How long a finished job's record stays: -1, not at all (SAQ deletes it as the job ends).
+# Its arguments name people (addresses, IP addresses, devices); the ``sent`` key already
+# keeps a mail from going twice, and the worker's log line says how the job ended.
+KEEP_DONE = -1
 
 
 class MailQueue(RedisQueue):
@@ -116,6 +119,7 @@ class Mailer(ServingExtension):
     _sentinel: Sentinel | None = None
 
     async def open(self) -> None:
+        keep_job_details_out_of_logs()  # SAQ logs every enqueued job's arguments
         config = current_app.config
         redis, self._sentinel = connect(
             str(config["MAIL_REDIS_URL"]), timeout=float(config["REDIS_TIMEOUT"])

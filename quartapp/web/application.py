@@ -40,6 +40,8 @@ from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from quartapp.web import cookie_limit
+
 try:  # Quart 0.23 says so when a client goes away; 0.22's sends raise OSError
     from quart.wrappers.base import ClientDisconnectedError  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # pragma: no cover - Quart 0.22
@@ -216,6 +218,17 @@ class Application(Quart):
         super().__init__(*args, **kwargs)
         self.header_finishers: list[HeaderFinisher] = []
         self._async_versions: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {}
+
+    async def __call__(
+        self, scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """The ASGI entry point: oversized cookies are refused before anything parses them
+        (``cookie_limit``), then Quart's (and its middleware's) ``asgi_app``."""
+        limit = self.config["COOKIE_HEADER_MAX_BYTES"]
+        if scope["type"] == "http" and cookie_limit.cookie_bytes(scope) > limit:
+            await cookie_limit.refuse(scope, send, limit)
+            return
+        await self.asgi_app(scope, receive, send)
 
     def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         made = self._async_versions.get(func)
