@@ -3,13 +3,16 @@ the link mailed to the new address is followed (ASVS 7.5.1 for the re-check).
 
 Asking: the password is re-checked with ``service.confirm_password`` (throttled), the new
 address must be valid and not the current one, and the request is counted per account
-(``email_change_per_account``); a job then mails a link to the NEW address. The answer does
-not say whether another account holds that address.
+(``email_change_per_account``); the link is made then, its grant fixed (the account, its
+credentials version now, the new address), and a job mails it to the NEW address. A
+password or address change before the link is followed, however late its mail went out,
+kills it. The answer does not say whether another account holds that address.
 
 Following the link: GET shows one button and changes nothing; POST uses the link up, stores
 the address (verified) and raises the account's credentials version in the same statement,
 raises the credentials floor (so a sign-in with the old address that was already inside
-bcrypt starts no session), kills any live reset or verification link, and ends every other
+bcrypt starts no session; the raised version kills every reset and change link out, and
+verification links die with the old address), and ends every other
 session of the account. A session's record carries the address pages show, so rather than
 rewrite records in place, sessions end: the browser that followed the link goes on under a
 new session if it was signed in to this account, every other one signs in again with the
@@ -20,6 +23,8 @@ unique index refuses the second, and the link's page answers 409.
 from __future__ import annotations
 
 import logging
+
+from quart import current_app
 
 from quartapp.accounts.known_devices import remember_this_device
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
@@ -38,7 +43,9 @@ log = logging.getLogger(__name__)
 SENT = "We sent a link to your new address. Follow it to finish the change."
 SAME = "This is already your address. Enter the new one."
 
-__all__ = ["SENT", "SignedOut", "apply_change", "check_change_link", "request_change"]
+__all__ = [
+    "SENT", "SignedOut", "apply_change", "check_change_link", "live_change", "request_change",
+]  # fmt: skip
 
 
 async def request_change(record: SessionRecord, current_password: str, typed_email: str) -> str:
@@ -61,16 +68,25 @@ async def request_change(record: SessionRecord, current_password: str, typed_ema
     decision = await get_throttle().attempt_email_change(user.id)
     if not decision.allowed:
         raise too_many_attempts(decision)
-    await get_mailer().enqueue("email_change_mail", user_id=user.id, new_email=new_email)
+    # The grant is fixed now: a password or address change before the mail goes out kills it.
+    grant = LinkGrant(user.id, user.credentials_version, new_email)
+    ttl = int(current_app.config["EMAIL_CHANGE_TTL"])
+    link = await get_mail_tokens().issue("email", grant, ttl)
+    await get_mailer().enqueue("email_change_mail", link=link)
     return new_email
 
 
-async def _live(grant: LinkGrant | None) -> User:
+async def live_change(grant: LinkGrant | None) -> User:
+    """The account of a change link's grant, while the link may still be used."""
     if grant is None:
         raise LinkDead()
     user = await find_user_by_id(grant.user_id)
-    # Any password or address change since the link was sent raised the version: it is dead.
-    if user is None or user.credentials_version != grant.credentials_version:
+    # Any password or address change since the link was asked for raised the version.
+    if (
+        user is None
+        or user.credentials_version != grant.credentials_version
+        or user.email == grant.email
+    ):
         raise LinkDead()
     return user
 
@@ -78,7 +94,7 @@ async def _live(grant: LinkGrant | None) -> User:
 async def check_change_link(token: str) -> tuple[User, str]:
     """The account and the new address of a live change link; looking does not use it up."""
     grant = await get_mail_tokens().peek("email", token)
-    user = await _live(grant)
+    user = await live_change(grant)
     assert grant is not None
     return user, grant.email
 
@@ -92,14 +108,11 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     if await find_user(new_email) is not None:  # the link stays live: nothing changed
         raise AppError(EMAIL_TAKEN, status=409)
     grant = await get_mail_tokens().use("email", token)
-    user = await _live(grant)
+    user = await live_change(grant)
     old_email = user.email
     version = await change_email(user, new_email)  # a 409 if the address was taken meanwhile
     sessions = get_sessions()
     await sessions.store.retire_credentials(user.id, version)
-    tokens = get_mail_tokens()
-    await tokens.revoke("reset", user.id)
-    await tokens.revoke("verify", user.id)
     current = current_record()
     record = None
     if current is not None and current.user_id == user.id:

@@ -22,7 +22,6 @@ from quartapp.accounts.known_devices import (
     note_sign_in_device,
     remember_this_device,
 )
-from quartapp.accounts.mail_tokens import get_mail_tokens
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import (
     PasswordStrength,
@@ -108,7 +107,7 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     await throttle.record_sign_in(user.email, client)
     note_unverified(user.email_verified)
     await remember_this_device(user.id)  # the sign-in right after is no news to the owner
-    await send_verification(user.id)
+    await send_verification(user)
     return user, record
 
 
@@ -258,12 +257,12 @@ async def set_password(user: User, new_password: str) -> int:
     """Store a new password (already judged acceptable) for ``user``: the one way every
     password change goes, a reset included. Returns the password's new version.
 
-    The hash first, then the floor (see SessionStore.retire_credentials), then any
-    password-reset link still out stops working; the caller then ends the sessions."""
+    The hash first, then the floor (see SessionStore.retire_credentials); the caller then
+    ends the sessions. The new version kills every reset and address-change link out, sent
+    or still queued (their grants hold the version they were asked for under)."""
     new_hash = await get_hasher().hash(new_password)
     version = await change_password_hash(user, new_hash)
     await get_sessions().store.retire_credentials(user.id, version)
-    await get_mail_tokens().revoke("reset", user.id)
     return version
 
 
