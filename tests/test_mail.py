@@ -338,6 +338,58 @@ async def test_forgot_is_throttled_the_same_for_known_and_unknown_addresses(
     assert answers[0] == answers[1]
 
 
+def from_address(address: str) -> dict[str, Any]:
+    return {"scope_base": {"client": (address, 40000)}}
+
+
+async def forgot_from(client: QuartClient, address: str, email: str) -> Any:
+    token = await csrf_from(client, "/password/forgot")
+    return await client.post(
+        "/password/forgot", form={"email": email, "csrf_token": token}, **from_address(address)
+    )
+
+
+async def test_strangers_asking_for_the_owners_address_neither_lock_the_owner_out_nor_void_links(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    app = await make_app(
+        MAIL_URL=catcher.url,
+        THROTTLE_PASSWORD_RESET_PER_IP=[10, 3600],
+        THROTTLE_PASSWORD_RESET_PER_ADDRESS=[3, 3600],
+        THROTTLE_PASSWORD_RESET_PER_ADDRESS_IP=[3, 3600],
+    )
+    workers()
+    owner = app.test_client()
+    home = "192.0.2.10"  # the owner signs up from here: the account remembers this client
+    token = await csrf_from(owner, "/register")
+    form = {"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    signed_up = await owner.post("/api/v1/signup", form=form, **from_address(home))
+    assert signed_up.status_code == 303
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    mine = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
+    # Strangers fill the address's hourly allowance (the owner's request counted in it
+    # too), then are refused.
+    for n in range(2):
+        stranger = app.test_client()
+        assert (
+            await forgot_from(stranger, f"198.51.100.{n}", "ada@example.com")
+        ).status_code == 200
+    refused = await forgot_from(app.test_client(), "198.51.100.9", "ada@example.com")
+    assert refused.status_code == 429
+    # The owner's device is not held back by them, and their link still works.
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    assert (await owner.get(mine)).status_code == 200
+    # The owner's device has a limit of its own, so the address's mail stays bounded.
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 429
+    catcher.wait_for(to("ada@example.com", RESET), count=5)
+    await asyncio.sleep(2)
+    assert len(catcher.wait_for(to("ada@example.com", RESET))) == 5
+    token = await csrf_from(owner, "/password/forgot")
+    done = await owner.post(mine, form={"new_password": NEW_PASSWORD, "csrf_token": token})
+    assert done.status_code == 303
+
+
 async def test_mail_waits_while_the_smtp_server_is_away(
     app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
 ) -> None:

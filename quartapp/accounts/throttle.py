@@ -41,8 +41,11 @@ MAX_REMEMBERED = 1000
 # An IPv6 client is its network of this size (what one subscriber is given).
 IPV6_CLIENT_PREFIX = 64
 
-# The rules a client the account remembers is exempt from.
-_REMEMBERED_EXEMPT = frozenset({"sign_in_per_ip", "sign_in_per_account"})
+# The rules a client the account remembers is exempt from: strangers filling them must not
+# keep the owner out, nor from asking for a reset link.
+_REMEMBERED_EXEMPT = frozenset(
+    {"sign_in_per_ip", "sign_in_per_account", "password_reset_per_ip", "password_reset_per_address"}
+)
 
 # KEYS[1..n] are attempt logs; KEYS[n + 1] is the account's remembered clients when ARGV[3]
 # is not ''.
@@ -196,6 +199,7 @@ class ThrottleRules:
     password_strength_per_ip: Limit | None = Limit(60, 5 * MINUTE)
     password_reset_per_ip: Limit | None = Limit(10, HOUR)
     password_reset_per_address: Limit | None = Limit(3, HOUR)
+    password_reset_per_address_ip: Limit | None = Limit(3, HOUR)
     verification_mail_per_account: Limit | None = Limit(3, HOUR)
     email_change_per_account: Limit | None = Limit(3, HOUR)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
@@ -247,6 +251,7 @@ _LIMIT_FIELDS = frozenset(
         "password_strength_per_ip",
         "password_reset_per_ip",
         "password_reset_per_address",
+        "password_reset_per_address_ip",
         "verification_mail_per_account",
         "email_change_per_account",
     }
@@ -522,22 +527,31 @@ class Throttle:
 
     async def attempt_password_reset(self, email: str, ip: str) -> Decision:
         """Count a "forgot your password" request for this address from this client, if
-        both rules allow it. ``email`` is what was asked for, known or not: the decision
-        reads the same either way."""
+        the rules allow it. ``email`` is what was asked for, known or not: the decision
+        reads the same either way to anyone the account does not remember.
+
+        A client that signed in to the account lately (see ``record_sign_in``) is exempt
+        from the per-client and per-address rules, so strangers asking for the owner's
+        address cannot keep the owner from a link; only its own (address, client) rule
+        applies to it. So one address gets at most ``password_reset_per_address`` links
+        from strangers, plus ``password_reset_per_address_ip`` from each remembered client."""
         rules = self.rules
+        address, client = self.account_name(email), self.client_name(ip)
         logs = [
-            _Log(rule, self.key(rule, name), limit)
-            for rule, name, limit in (
-                ("password_reset_per_ip", self.client_name(ip), rules.password_reset_per_ip),
+            _Log(rule, self.key(rule, *names), limit)
+            for rule, names, limit in (
+                ("password_reset_per_ip", (client,), rules.password_reset_per_ip),
+                ("password_reset_per_address", (address,), rules.password_reset_per_address),
                 (
-                    "password_reset_per_address",
-                    self.account_name(email),
-                    rules.password_reset_per_address,
+                    "password_reset_per_address_ip",
+                    (address, client),
+                    rules.password_reset_per_address_ip,
                 ),
             )
             if limit
         ]
-        return (await self._run("attempt", logs, None)).only()
+        remembered = (self.key("remembered", address), client)
+        return (await self._run("attempt", logs, remembered)).only()
 
     async def attempt_verification_mail(self, user_id: int) -> Decision:
         """Count a request to send the address-verification link again."""
