@@ -459,6 +459,8 @@ async def test_an_address_change_goes_by_a_link_to_the_new_address(
 ) -> None:
     workers()
     await auth.sign_up()
+    verify = link_in(catcher.wait_for(to("ada@example.com", VERIFY))[0], "/email/verify/")
+    assert (await auth.post(verify)).status_code == 303  # the old address is the owner's
     other = Auth(app.test_client())
     await other.sign_in()
     page = await client.get("/account/email")
@@ -572,6 +574,53 @@ async def test_address_change_links_are_throttled_per_account(
     await auth.sign_up()
     assert (await ask_for_change(auth, "one@example.com")).status_code == 303
     assert (await ask_for_change(auth, "two@example.com")).status_code == 429
+
+
+async def test_one_address_gets_a_bounded_number_of_mails_and_no_text_a_stranger_chose(
+    make_app: Callable[..., Any],
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """Fresh accounts, each with an address shaped like a link, ask to move to one address:
+    the address gets 3 change links an hour, none naming an account. Every kind of mail to
+    one address counts against one bound, and an address the account never verified is not
+    shown where the account moved."""
+    app = await make_app(
+        MAIL_URL=catcher.url,
+        THROTTLE_EMAIL_CHANGE_PER_ACCOUNT=[3, 3600],
+        THROTTLE_EMAIL_CHANGE_PER_ADDRESS=[3, 3600],
+    )
+    workers(THROTTLE_MAIL_PER_RECIPIENT=[4, 3600])
+    statuses = []
+    for n in range(5):
+        requester = Auth(app.test_client())
+        await requester.sign_up(f"https.evil.example.claim-{n}@example.com")
+        statuses.append((await ask_for_change(requester, "victim@example.com")).status_code)
+    assert statuses == [303, 303, 303, 429, 429]
+    mails = catcher.wait_for(to("victim@example.com", CHANGE), count=3)
+    for mail in mails:
+        assert "evil" not in text_of(mail) + html_of(mail)
+    # Someone signs up with the victim's address (never verified) and moves the account to
+    # an address of their choosing: the victim is told, without that address.
+    squatter = Auth(app.test_client())
+    await squatter.sign_up("victim2@example.com")
+    await ask_for_change(squatter, "https.evil.example.x@example.com")
+    path = link_in(
+        catcher.wait_for(to("https.evil.example.x@example.com", CHANGE))[0], "/email/change/"
+    )
+    assert (await squatter.post(path)).status_code == 303
+    (notice,) = catcher.wait_for(to("victim2@example.com", CHANGED))
+    assert "evil" not in text_of(notice) + html_of(notice)
+    assert "to another address" in text_of(notice)
+    # Every kind counts against one bound per recipient: 4 mails, whatever they are.
+    owner = Auth(app.test_client())
+    await owner.sign_up("bounded@example.com")  # a verification link
+    for _ in range(4):
+        await forgot(app.test_client(), "bounded@example.com")  # reset links
+    await queue_drained(redis, redis_prefix)
+    assert len([m for m in catcher.messages() if m["To"] == "bounded@example.com"]) == 4
 
 
 async def test_a_sign_in_from_a_new_device_is_told_once(

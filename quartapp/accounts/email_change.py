@@ -65,7 +65,7 @@ async def request_change(record: SessionRecord, current_password: str, typed_ema
     user = await confirm_password(record, current_password, "current_password")
     if new_email == user.email:
         raise InvalidFields({"new_email": SAME})
-    decision = await get_throttle().attempt_email_change(user.id)
+    decision = await get_throttle().attempt_email_change(user.id, new_email)
     if not decision.allowed:
         raise too_many_attempts(decision)
     # The grant is fixed now: a password or address change before the mail goes out kills it.
@@ -109,7 +109,7 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
         raise AppError(EMAIL_TAKEN, status=409)
     grant = await get_mail_tokens().use("email", token)
     user = await live_change(grant)
-    old_email = user.email
+    old_email, old_verified = user.email, user.email_verified
     version = await change_email(user, new_email)  # a 409 if the address was taken meanwhile
     sessions = get_sessions()
     await sessions.store.retire_credentials(user.id, version)
@@ -122,10 +122,13 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     else:
         await sessions.store.revoke_all(user.id)
     await remember_this_device(user.id)
-    await notify_email_changed(user.id, old_email, new_email)
+    # An old address never verified may be a stranger's, typed by whoever signed up: they
+    # are told, but not the address (text of the requester's choosing) the account moved to.
+    await notify_email_changed(user.id, old_email, new_email if old_verified else "")
     return user, old_email, record
 
 
 async def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
-    """Tell the old address that the account moved; the change stands whatever happens."""
+    """Tell the old address that the account moved (to ``new_email``, if it is shown); the
+    change stands whatever happens."""
     await queue_notice("email_changed_notice", user_id, old_email=old_email, new_email=new_email)

@@ -19,6 +19,7 @@ from quart import current_app
 from quartapp.accounts import email_change, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, Purpose, get_mail_tokens
 from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.throttle import Reservation, get_throttle
 from quartapp.mail.messages import compose
 from quartapp.mail.settings import parse_mail_url
 from quartapp.mail.smtp import deliver, send_once
@@ -34,11 +35,31 @@ async def _send(ctx: Context, build: Callable[[], Awaitable[EmailMessage | None]
     server = parse_mail_url(config["MAIL_URL"])
     timeout = float(config["MAIL_TIMEOUT"])
     job = ctx["job"]
+    throttle = get_throttle()
+    reserved: list[Reservation] = []
+
+    async def within_bound() -> EmailMessage | None:
+        """The message, unless its recipient has had ``mail_per_recipient`` mails lately
+        (of any kind): then it is dropped, not tried again."""
+        message = await build()
+        if message is None:
+            return None
+        reservation = await throttle.reserve_mail(str(message["To"]))
+        if not reservation.allowed:
+            log.warning("mail job %s dropped: its recipient had too many mails lately", job.key)
+            return None
+        reserved.append(reservation)
+        return message
 
     async def send(message: EmailMessage) -> None:
-        await deliver(server, message, timeout)
+        try:
+            await deliver(server, message, timeout)
+        except BaseException:
+            for reservation in reserved:  # not sent: it counts against nobody
+                await throttle.release(reservation)
+            raise
 
-    sent = await send_once(ctx["worker"].queue, job.key, build, send, hold_for=job.timeout)
+    sent = await send_once(ctx["worker"].queue, job.key, within_bound, send, hold_for=job.timeout)
     return "sent" if sent else "nothing to send"
 
 

@@ -202,6 +202,8 @@ class ThrottleRules:
     password_reset_per_address_ip: Limit | None = Limit(3, HOUR)
     verification_mail_per_account: Limit | None = Limit(3, HOUR)
     email_change_per_account: Limit | None = Limit(3, HOUR)
+    email_change_per_address: Limit | None = Limit(3, HOUR)
+    mail_per_recipient: Limit | None = Limit(20, HOUR)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -254,6 +256,8 @@ _LIMIT_FIELDS = frozenset(
         "password_reset_per_address_ip",
         "verification_mail_per_account",
         "email_change_per_account",
+        "email_change_per_address",
+        "mail_per_recipient",
     }
 )
 
@@ -560,12 +564,36 @@ class Throttle:
         logs = [_Log("verification_mail_per_account", key, limit)] if limit else []
         return (await self._run("attempt", logs, None)).only()
 
-    async def attempt_email_change(self, user_id: int) -> Decision:
-        """Count a request to mail an address-change link for this account."""
-        limit = self.rules.email_change_per_account
-        key = self.key("email_change_per_account", self._name("user", str(user_id)))
-        logs = [_Log("email_change_per_account", key, limit)] if limit else []
+    async def attempt_email_change(self, user_id: int, new_email: str) -> Decision:
+        """Count a request to mail an address-change link for this account to
+        ``new_email``: per account, and per address mailed (however many accounts ask)."""
+        rules = self.rules
+        logs = [
+            _Log(rule, self.key(rule, name), limit)
+            for rule, name, limit in (
+                (
+                    "email_change_per_account",
+                    self._name("user", str(user_id)),
+                    rules.email_change_per_account,
+                ),
+                (
+                    "email_change_per_address",
+                    self.account_name(new_email),
+                    rules.email_change_per_address,
+                ),
+            )
+            if limit
+        ]
         return (await self._run("attempt", logs, None)).only()
+
+    async def reserve_mail(self, recipient: str) -> Reservation:
+        """Count a mail about to be sent to ``recipient``, of any kind, if it has not had
+        ``mail_per_recipient`` already; ``release`` it if the SMTP server does not take it.
+        The bound behind every rule that limits one kind of mail."""
+        limit = self.rules.mail_per_recipient
+        key = self.key("mail_per_recipient", self._name("recipient", recipient.strip().lower()))
+        logs = [_Log("mail_per_recipient", key, limit)] if limit else []
+        return await self._run("attempt", logs, None)
 
     # -- operators ------------------------------------------------------------------------
 
