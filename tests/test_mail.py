@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import bcrypt
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
+
+from quartapp.accounts.models import User
 
 from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
 from .support.mail_servers import MailCatcher, html_of, link_in, start_worker, text_of, to
@@ -621,6 +624,47 @@ async def test_one_address_gets_a_bounded_number_of_mails_and_no_text_a_stranger
         await forgot(app.test_client(), "bounded@example.com")  # reset links
     await queue_drained(redis, redis_prefix)
     assert len([m for m in catcher.messages() if m["To"] == "bounded@example.com"]) == 4
+
+
+async def test_addresses_mail_cannot_reach_are_refused_and_never_retried(
+    app: Quart,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    workers()
+    unsendable = "jürgen@example.com"  # a non-ASCII local part needs SMTPUTF8
+    # Sign-up, the address change and "forgot" refuse it, each with a clear 422.
+    refused = await Auth(app.test_client()).sign_up(unsendable)
+    assert refused.status_code == 422
+    assert "cannot send mail" in await refused.get_data(as_text=True)
+    client = app.test_client()
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    as_json = await client.post(
+        "/api/v1/signup",
+        json={"email": unsendable, "password": PASSWORD},
+        headers={**JSON, "X-CSRF-Token": token},
+    )
+    assert as_json.status_code == 422
+    assert "cannot send mail" in (await as_json.get_json())["fields"]["email"]
+    assert (await forgot(app.test_client(), unsendable)).status_code == 422
+    owner = Auth(app.test_client())
+    await owner.sign_up()
+    moved = await ask_for_change(owner, unsendable)
+    assert moved.status_code == 422
+    assert "cannot send mail" in await moved.get_data(as_text=True)
+    # An international domain is fine: it is sent in its ASCII form.
+    assert (await Auth(app.test_client()).sign_up("ada@bücher.example")).status_code == 303
+    catcher.wait_for(to("ada@xn--bcher-kva.example", VERIFY))
+    # An account made before the rule: its mail is dropped at once, never tried again.
+    async with app.app_context():
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+        await User.create(email=unsendable, password_hash=hashed)
+    legacy = Auth(app.test_client())
+    assert (await legacy.sign_in(unsendable)).status_code == 303
+    assert (await legacy.post("/email/verify/resend")).status_code == 303
+    await queue_drained(redis, redis_prefix)
 
 
 async def test_a_sign_in_from_a_new_device_is_told_once(

@@ -33,6 +33,7 @@ from quartapp.accounts.policy import canonical_email
 from quartapp.accounts.queries import EMAIL_TAKEN, change_email, find_user, find_user_by_id
 from quartapp.accounts.service import ASK_CURRENT, SignedOut, confirm_password, queue_notice
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import current_record, get_sessions
 from quartapp.sessions.store import SessionRecord
@@ -58,6 +59,9 @@ async def request_change(record: SessionRecord, current_password: str, typed_ema
         new_email = canonical_email(typed_email)
     except ValueError as error:
         problems["new_email"] = str(error)
+    else:
+        if problem := address_problem(new_email):
+            problems["new_email"] = problem
     if new_email and new_email == record.email:
         problems["new_email"] = SAME
     if problems:

@@ -20,7 +20,7 @@ from quartapp.accounts import email_change, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, Purpose, get_mail_tokens
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.accounts.throttle import Reservation, get_throttle
-from quartapp.mail.messages import compose
+from quartapp.mail.messages import Uncomposable, compose
 from quartapp.mail.settings import parse_mail_url
 from quartapp.mail.smtp import deliver, send_once
 from quartapp.web.templating import READABLE
@@ -39,9 +39,14 @@ async def _send(ctx: Context, build: Callable[[], Awaitable[EmailMessage | None]
     reserved: list[Reservation] = []
 
     async def within_bound() -> EmailMessage | None:
-        """The message, unless its recipient has had ``mail_per_recipient`` mails lately
-        (of any kind): then it is dropped, not tried again."""
-        message = await build()
+        """The message, unless it cannot be composed or its recipient has had
+        ``mail_per_recipient`` mails lately (of any kind): then it is dropped, not tried
+        again (it would fail the same way)."""
+        try:
+            message = await build()
+        except Uncomposable as error:
+            log.warning("mail job %s dropped: %s", job.key, error)
+            return None
         if message is None:
             return None
         reservation = await throttle.reserve_mail(str(message["To"]))

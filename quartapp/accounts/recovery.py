@@ -24,6 +24,7 @@ from quartapp.accounts.service import (
     set_password,
 )
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import get_sessions
 from quartapp.web.errors import InvalidFields
@@ -37,6 +38,8 @@ async def request_password_reset(typed_email: str) -> None:
         email = canonical_email(typed_email)
     except ValueError as error:
         raise InvalidFields({"email": str(error)}) from None
+    if problem := address_problem(email):  # no mail could reach it, account or not
+        raise InvalidFields({"email": problem})
     decision = await get_throttle().attempt_password_reset(email, get_sessions().client_ip())
     if not decision.allowed:
         raise too_many_attempts(decision)

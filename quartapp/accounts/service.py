@@ -41,6 +41,7 @@ from quartapp.accounts.queries import (
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified, send_verification
 from quartapp.infra.redis_client import REDIS_ERRORS
+from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.extension import get_sessions
@@ -79,6 +80,8 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     the client, so a refused one costs no strength judgement and no bcrypt work either. A
     password refused as too weak gives its sign-up back."""
     email, problems = sign_up_problems(typed_email, password)
+    if "email" not in problems and (problem := address_problem(email)):
+        problems["email"] = problem  # an account whose mail could never reach it
     if "password" in problems:
         raise InvalidFields(problems)
     throttle = get_throttle()
