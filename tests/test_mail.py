@@ -277,7 +277,7 @@ async def test_a_reset_link_expires(
 @given(token=st.text(min_size=1, max_size=80))
 async def test_any_token_that_names_no_link_is_a_4xx(app: Quart, token: str) -> None:
     client = app.test_client()
-    for prefix in ("/password/reset/", "/email/verify/", "/email/change/"):
+    for prefix in ("/password/reset/", "/email/verify/", "/email/change/", "/email/undo/"):
         answer = await client.get(prefix + quote(token, safe=""), follow_redirects=True)
         assert 400 <= answer.status_code < 500, (token, answer.status_code)
 
@@ -665,6 +665,88 @@ async def test_addresses_mail_cannot_reach_are_refused_and_never_retried(
     assert (await legacy.sign_in(unsendable)).status_code == 303
     assert (await legacy.post("/email/verify/resend")).status_code == 303
     await queue_drained(redis, redis_prefix)
+
+
+async def test_the_old_address_can_undo_a_takeover(
+    app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """Someone who knows the password moves the account away (three times) and changes the
+    password. The owner's undo link, mailed to their verified address, still works after the
+    attacker used a later one; it puts the address back, ends every session, and the owner
+    sets a new password. Later undo links die with it; each works once."""
+    workers()
+    await auth.sign_up()
+    verify = link_in(catcher.wait_for(to("ada@example.com", VERIFY))[0], "/email/verify/")
+    assert (await auth.post(verify)).status_code == 303
+    thief = Auth(app.test_client())
+    assert (await thief.sign_in()).status_code == 303
+    password = PASSWORD
+    undo: dict[str, str] = {}
+    for old, new in (
+        ("ada@example.com", "thief1@example.com"),
+        ("thief1@example.com", "thief2@example.com"),
+        ("thief2@example.com", "thief3@example.com"),
+    ):
+        assert (await ask_for_change(thief, new, password)).status_code == 303
+        path = link_in(catcher.wait_for(to(new, CHANGE))[0], "/email/change/")
+        assert (await thief.post(path)).status_code == 303
+        (notice,) = catcher.wait_for(to(old, CHANGED))
+        assert "mailed to the new address" not in text_of(notice)
+        assert "7 days" in text_of(notice)
+        assert "/email/undo/" in html_of(notice)
+        undo[old] = link_in(notice, "/email/undo/")
+        if password == PASSWORD:  # the thief changes the password after the first move
+            changed = await thief.post(
+                "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+            )
+            assert changed.status_code == 303
+            password = NEW_PASSWORD
+    # The thief uses a later undo link (JSON): the account goes back to thief2@.
+    looked = await thief.client.get(undo["thief2@example.com"], headers=JSON)
+    assert await looked.get_json() == {"email": "thief2@example.com", "valid": True}
+    thief_token = await csrf_from(thief.client, "/password/forgot")
+    used = await thief.client.post(
+        undo["thief2@example.com"], json={}, headers={**JSON, "X-CSRF-Token": thief_token}
+    )
+    assert used.status_code == 200
+    assert (await used.get_json())["reset_path"].startswith("/password/reset/")
+    # The owner's link still works. GET shows one button and changes nothing.
+    owner = app.test_client()
+    page = await owner.get(undo["ada@example.com"])
+    assert page.status_code == 200
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "Undo the change" in await page.get_data(as_text=True)
+    async with app.app_context():
+        assert not await User.filter(email="ada@example.com").exists()
+        assert await User.filter(email="thief2@example.com").exists()
+    token = await csrf_from(owner, "/password/forgot")
+    done = await owner.post(undo["ada@example.com"], form={"csrf_token": token})
+    assert done.status_code == 303
+    reset_path = done.headers["Location"]
+    assert reset_path.startswith("/password/reset/")
+    # Every session ended; nobody's password works any more, the thief's least of all.
+    assert (await thief.client.get("/home")).status_code == 303
+    assert (await auth.client.get("/home")).status_code == 303
+    for email, typed in (("ada@example.com", NEW_PASSWORD), ("ada@example.com", PASSWORD)):
+        assert (await Auth(app.test_client()).sign_in(email, typed)).status_code == 401
+    assert (
+        await Auth(app.test_client()).sign_in("thief2@example.com", NEW_PASSWORD)
+    ).status_code == 401
+    # The owner lands on the reset form for the restored address and sets a new password.
+    form = await owner.get(reset_path)
+    assert form.status_code == 200
+    assert "ada@example.com" in await form.get_data(as_text=True)
+    assert (await reset(owner, reset_path, "owner is back for good")).status_code == 303
+    back = await Auth(app.test_client()).sign_in("ada@example.com", "owner is back for good")
+    assert back.status_code == 303
+    # Each undo link works once, and a later one died with the owner's.
+    for path in (undo["ada@example.com"], undo["thief1@example.com"]):
+        dead = await app.test_client().get(path)
+        assert dead.status_code == 410
+        assert "contact the people who run this site" in await dead.get_data(as_text=True)
+    dead_json = await app.test_client().get(undo["thief1@example.com"], headers=JSON)
+    assert dead_json.status_code == 410
+    assert "error" in await dead_json.get_json()
 
 
 async def test_a_sign_in_from_a_new_device_is_told_once(

@@ -16,7 +16,8 @@ verification links die with the old address), and ends every other
 session of the account. A session's record carries the address pages show, so rather than
 rewrite records in place, sessions end: the browser that followed the link goes on under a
 new session if it was signed in to this account, every other one signs in again with the
-new address. The old address gets a notice. Two accounts never share an address: the
+new address. The old address gets a notice, with a link that undoes the change if that
+address was verified (``email_undo``). Two accounts never share an address: the
 unique index refuses the second, and the link's page answers 409.
 """
 
@@ -26,6 +27,7 @@ import logging
 
 from quart import current_app
 
+from quartapp.accounts.email_undo import offer_undo
 from quartapp.accounts.known_devices import remember_this_device
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
@@ -127,12 +129,19 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
         await sessions.store.revoke_all(user.id)
     await remember_this_device(user.id)
     # An old address never verified may be a stranger's, typed by whoever signed up: they
-    # are told, but not the address (text of the requester's choosing) the account moved to.
-    await notify_email_changed(user.id, old_email, new_email if old_verified else "")
+    # are told, but not the address (text of the requester's choosing) the account moved
+    # to, and get no link to take the account back (see email_undo).
+    if old_verified:
+        undo = await offer_undo(user.id, old_email)
+        await notify_email_changed(user.id, old_email, new_email, undo)
+    else:
+        await notify_email_changed(user.id, old_email, "", "")
     return user, old_email, record
 
 
-async def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
-    """Tell the old address that the account moved (to ``new_email``, if it is shown); the
-    change stands whatever happens."""
-    await queue_notice("email_changed_notice", user_id, old_email=old_email, new_email=new_email)
+async def notify_email_changed(user_id: int, old_email: str, new_email: str, undo: str) -> None:
+    """Tell the old address that the account moved (to ``new_email``, if it is shown), with
+    the undo link ``undo`` (its id; "" for none); the change stands whatever happens."""
+    await queue_notice(
+        "email_changed_notice", user_id, old_email=old_email, new_email=new_email, undo=undo
+    )

@@ -28,6 +28,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,7 +37,7 @@ from quart import current_app
 from quartapp.infra.redis_client import RedisConnection, get_redis
 from quartapp.web.errors import AppError
 
-Purpose = Literal["reset", "verify", "email"]
+Purpose = Literal["reset", "verify", "email", "undo"]
 # What a token is (43 base64url characters: 256 bits); anything else names no link.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 # What a link id is (22 base64url characters: 128 bits).
@@ -50,6 +51,7 @@ class LinkGrant:
     user_id: int
     credentials_version: int
     email: str
+    issued_at: int = 0  # ms since the epoch, set by ``issue``
 
 
 def token_hash(token: str) -> str:
@@ -82,10 +84,11 @@ class MailTokens:
         so asking reads the same, in time too, whether or not the address has an account."""
         link_id = secrets.token_urlsafe(16)
         token = self.token(purpose, link_id)
+        now = int(time.time() * 1000)
         value = json.dumps(
-            {"u": grant.user_id, "v": grant.credentials_version, "e": grant.email}
+            {"u": grant.user_id, "v": grant.credentials_version, "e": grant.email, "t": now}
             if grant is not None
-            else {"u": 0, "v": 0, "e": ""},
+            else {"u": 0, "v": 0, "e": "", "t": now},
             separators=(",", ":"),
         )
         await self.redis.set(self._key(purpose, token_hash(token)), value, ex=ttl)
@@ -117,13 +120,33 @@ class MailTokens:
             return None
         return _grant(await self.redis.getdel(self._key(purpose, token_hash(token))))
 
+    def _cancelled_key(self, purpose: Purpose, user_id: int) -> str:
+        return f"{self.prefix}mt:{purpose}:cancelled:{user_id}"
+
+    async def cancel_from(self, purpose: Purpose, grant: LinkGrant, ttl: int) -> None:
+        """Kill every link of this purpose the account was given from ``grant``'s issue
+        until now (the ones given before it stay live). ``ttl``: the links' lifetime."""
+        key = self._cancelled_key(purpose, grant.user_id)
+        now = int(time.time() * 1000)
+        await self.redis.rpush(key, f"{grant.issued_at}:{now}")
+        await self.redis.expire(key, ttl)  # every link it can kill has expired by then
+
+    async def cancelled(self, purpose: Purpose, grant: LinkGrant) -> bool:
+        """Whether ``cancel_from`` killed this link."""
+        for entry in await self.redis.lrange(self._cancelled_key(purpose, grant.user_id), 0, -1):
+            text = entry.decode() if isinstance(entry, bytes) else str(entry)
+            start, _, end = text.partition(":")
+            if int(start) <= grant.issued_at <= int(end):
+                return True
+        return False
+
 
 def _grant(value: str | bytes | None) -> LinkGrant | None:
     if value is None:
         return None
     try:
         data = json.loads(value)
-        grant = LinkGrant(int(data["u"]), int(data["v"]), str(data["e"]))
+        grant = LinkGrant(int(data["u"]), int(data["v"]), str(data["e"]), int(data.get("t", 0)))
     except (ValueError, KeyError, TypeError):
         return None
     return grant if grant.user_id else None

@@ -74,6 +74,8 @@ def _link(path: str) -> str:
 
 def _minutes(seconds: int) -> str:
     minutes = max(1, seconds // 60)
+    if minutes >= 2 * 24 * 60:
+        return f"{round(minutes / (24 * 60))} days"
     if minutes % 60 == 0:
         hours = minutes // 60
         return f"{hours} hour{'s' if hours != 1 else ''}"
@@ -188,14 +190,25 @@ async def email_change_mail(ctx: Context, *, link: str) -> str:
 
 
 async def email_changed_notice(
-    ctx: Context, *, user_id: int, old_email: str, new_email: str, device: str, ip: str
+    ctx: Context,
+    *,
+    user_id: int,
+    old_email: str,
+    new_email: str,
+    device: str,
+    ip: str,
+    undo: str = "",
 ) -> str:
-    """Tell the OLD address that the account moved to another one, from where and when."""
+    """Tell the OLD address that the account moved to another one, from where and when,
+    with the link that undoes it (``undo``, a link id) while that link is live."""
 
     async def build() -> EmailMessage | None:
+        found = await get_mail_tokens().to_send("undo", undo) if undo else None
+        undo_link = _link(f"/email/undo/{found[0]}") if found else ""
+        undo_for = _minutes(found[2]) if found else ""
         return await _notice(
             "email_changed", old_email, "Your quartapp email address was changed",
-            device=device, ip=ip, new_email=new_email,
+            device=device, ip=ip, new_email=new_email, undo_link=undo_link, undo_for=undo_for,
         )  # fmt: skip
 
     return await _send(ctx, build)
