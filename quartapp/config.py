@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_RESET_TTL": 3600,
     "EMAIL_VERIFY_TTL": 24 * 60 * 60,
     "EMAIL_CHANGE_TTL": 60 * 60,
+    # Seconds the link mailed to the OLD address after an address change can undo it.
+    "EMAIL_CHANGE_UNDO_TTL": 7 * 24 * 60 * 60,
     # Days a device an account signed in from is remembered (a sign-in from any other one
     # mails the owner a notice), and how many devices each account remembers.
     "KNOWN_DEVICES_DAYS": 90,
@@ -127,6 +129,7 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
         "PASSWORD_RESET_TTL",
         "EMAIL_VERIFY_TTL",
         "EMAIL_CHANGE_TTL",
+        "EMAIL_CHANGE_UNDO_TTL",
         "KNOWN_DEVICES_DAYS",
     ):
         value = config[name]

@@ -167,10 +167,11 @@ async def test_an_account_hashed_at_a_lower_cost_fails_as_slowly(
 
 
 # "Forgot your password" does less than a sign-in: it checks the address's form, counts the
-# request and puts a job on the mail queue, whether or not the address has an account (the
-# worker looks it up). No bcrypt dominates it, so the bound is a quarter of the slower
-# median, or FORGOT_FLOOR, whichever is larger: a request that looked the address up, or
-# mailed from the request, would add a MySQL round trip or an SMTP conversation to one kind.
+# request, looks the address up, writes one link record (one that grants nothing for an
+# address without an account) and puts a job on the mail queue, the same work whether or
+# not the address has an account. No bcrypt dominates it, so the bound is a quarter of the
+# slower median, or FORGOT_FLOOR, whichever is larger: a request that skipped the lookup or
+# the write for one kind, or mailed from the request, would stand out.
 FORGOT_FLOOR = 0.002
 
 

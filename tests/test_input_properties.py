@@ -549,7 +549,8 @@ async def test_deeply_nested_json_is_a_4xx(app: Quart) -> None:
 
 
 async def test_distinct_emails_are_distinct_accounts(app: Quart) -> None:
-    for email in ("josé@example.com", "jose@example.com"):
+    # (An accent in the domain: one before the @ is refused, as no plain SMTP carries it.)
+    for email in ("ada@josé.example", "ada@jose.example"):
         client, token = await fresh_client(app)
         response = await client.post(
             "/api/v1/signup",
@@ -559,6 +560,6 @@ async def test_distinct_emails_are_distinct_accounts(app: Quart) -> None:
         assert response.status_code == 201, await response.get_json()
         assert (await response.get_json())["email"] == email
     assert sorted(str(email) for email in await User.all().values_list("email", flat=True)) == [
-        "jose@example.com",
-        "josé@example.com",
+        "ada@jose.example",
+        "ada@josé.example",
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import bcrypt
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 
 from quartapp.accounts.known_devices import get_known_devices
+from quartapp.accounts.models import User
 from quartapp.sessions.devices import describe_device
 
 from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from, session_cookie
@@ -184,7 +186,7 @@ async def test_unknown_address_gets_the_same_answer_and_no_mail(
     assert not [m for m in catcher.messages() if m["To"] == "nobody@example.com"]
 
 
-async def test_a_newer_link_or_a_password_change_kills_a_link(
+async def test_a_newer_link_leaves_the_older_one_and_a_password_change_kills_both(
     app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
 ) -> None:
     workers()
@@ -192,34 +194,107 @@ async def test_a_newer_link_or_a_password_change_kills_a_link(
     stranger = app.test_client()
     await forgot(stranger, "ada@example.com")
     first = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
-    await forgot(stranger, "ada@example.com")
+    await forgot(app.test_client(), "ada@example.com")
     mails = catcher.wait_for(to("ada@example.com", RESET), count=2)
     links = {link_in(mail, "/password/reset/") for mail in mails}
     (second,) = links - {first}
-    assert (await stranger.get(first)).status_code == 410
+    # Someone else asking for a link does not take the owner's away.
+    assert (await stranger.get(first)).status_code == 200
     assert (await stranger.get(second)).status_code == 200
     changed = await auth.post(
         "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
     )
     assert changed.status_code == 303
-    dead = await stranger.get(second)
-    assert dead.status_code == 410
-    body = await dead.get_data(as_text=True)
-    assert "/password/forgot" in body  # a way to ask again
+    for path in (first, second):
+        dead = await stranger.get(path)
+        assert dead.status_code == 410
+        body = await dead.get_data(as_text=True)
+        assert "/password/forgot" in body  # a way to ask again
     (notice,) = catcher.wait_for(to("ada@example.com", "password was changed"))
     assert "Device:" in text_of(notice)
+
+
+async def queue_drained(redis: Redis, redis_prefix: str) -> None:
+    """Wait (90 s at most) until the mail queue holds no job waiting, queued or being tried."""
+    deadline = time.monotonic() + 90
+    while True:
+        waiting = await redis.zcard(f"{redis_prefix}mail:incomplete")
+        queued = await redis.llen(f"{redis_prefix}mail:queued")
+        if waiting == queued == 0:
+            return
+        assert time.monotonic() < deadline, (waiting, queued)
+        await asyncio.sleep(0.2)
+
+
+async def test_a_password_change_kills_links_asked_for_before_it_however_late_they_go(
+    app: Quart,
+    auth: Auth,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """Someone who knows the password asks to move the account to their address, and for a
+    reset link, while SMTP refuses; the owner then changes the password. When SMTP comes
+    back, neither link goes out (and none would work): their grants were fixed when asked."""
+    await auth.sign_up()
+    catcher.stop()
+    workers()
+    thief = Auth(app.test_client())
+    assert (await thief.sign_in()).status_code == 303
+    assert (await ask_for_change(thief, "thief@example.com")).status_code == 303
+    assert (await forgot(thief.client, "ada@example.com")).status_code == 200
+    changed = await auth.post(
+        "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert changed.status_code == 303
+    await asyncio.sleep(3)  # the worker tries, and SMTP refuses
+    catcher.start()
+    catcher.wait_for(to("ada@example.com", "password was changed"), timeout=60)
+    await queue_drained(redis, redis_prefix)
+    assert not [m for m in catcher.messages() if m["To"] == "thief@example.com"]
+    assert not [m for m in catcher.messages() if RESET in str(m["Subject"])]
+    assert (await account_of(auth.client))["email"] == "ada@example.com"
+
+
+async def test_sending_a_link_again_while_smtp_is_away_keeps_the_delivered_one(
+    app: Quart,
+    auth: Auth,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    workers()
+    await auth.sign_up()
+    first = link_in(catcher.wait_for(to("ada@example.com", VERIFY))[0], "/email/verify/")
+    catcher.stop()
+    assert (await auth.post("/email/verify/resend")).status_code == 303
+    await asyncio.sleep(4)  # tried again and again, refused every time
+    assert (await auth.client.get(first)).status_code == 200
+    # One link per request, none per try: a retry sends the link that was asked for.
+    assert len([key async for key in redis.scan_iter(match=f"{redis_prefix}mt:verify:*")]) == 2
+    catcher.start()
+    mails = catcher.wait_for(to("ada@example.com", VERIFY), count=2, timeout=60)
+    (second,) = {link_in(mail, "/email/verify/") for mail in mails} - {first}
+    assert (await auth.client.get(second)).status_code == 200
+    done = await auth.post(first)
+    assert (done.status_code, done.headers["Location"]) == (303, "/home?verified=1")
 
 
 async def test_a_reset_link_expires(
     make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
 ) -> None:
-    app = await make_app(MAIL_URL=catcher.url, PASSWORD_RESET_TTL=2)
-    workers(PASSWORD_RESET_TTL=2)
+    # The link's lifetime starts when it is asked for (a link that expires before its
+    # mail goes out is not sent), so the worker is seen sending before the request.
+    app = await make_app(MAIL_URL=catcher.url, PASSWORD_RESET_TTL=5)
+    workers()
     await Auth(app.test_client()).sign_up()
+    catcher.wait_for(to("ada@example.com", VERIFY))
     client = app.test_client()
     await forgot(client, "ada@example.com")
     path = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(5.5)
     assert (await reset(client, path, NEW_PASSWORD)).status_code == 410
 
 
@@ -230,7 +305,7 @@ async def test_a_reset_link_expires(
 @given(token=st.text(min_size=1, max_size=80))
 async def test_any_token_that_names_no_link_is_a_4xx(app: Quart, token: str) -> None:
     client = app.test_client()
-    for prefix in ("/password/reset/", "/email/verify/", "/email/change/"):
+    for prefix in ("/password/reset/", "/email/verify/", "/email/change/", "/email/undo/"):
         answer = await client.get(prefix + quote(token, safe=""), follow_redirects=True)
         assert 400 <= answer.status_code < 500, (token, answer.status_code)
 
@@ -283,15 +358,68 @@ async def test_forgot_is_throttled_the_same_for_known_and_unknown_addresses(
 ) -> None:
     app = await make_app(MAIL_URL=catcher.url, THROTTLE_PASSWORD_RESET_PER_ADDRESS=[1, 3600])
     await Auth(app.test_client()).sign_up()
-    client = app.test_client()
+    # From a client the account does not remember (its own is exempt from this rule).
+    client, stranger = app.test_client(), "198.51.100.7"
     answers = []
     for email in ("ada@example.com", "nobody@example.com"):
-        assert (await forgot(client, email)).status_code == 200
-        refused = await forgot(client, email)
+        assert (await forgot_from(client, stranger, email)).status_code == 200
+        refused = await forgot_from(client, stranger, email)
         assert refused.status_code == 429
         body = without_tokens(await refused.get_data(as_text=True))
         answers.append(body.replace(email, ""))  # the form shows what was typed
     assert answers[0] == answers[1]
+
+
+def from_address(address: str) -> dict[str, Any]:
+    return {"scope_base": {"client": (address, 40000)}}
+
+
+async def forgot_from(client: QuartClient, address: str, email: str) -> Any:
+    token = await csrf_from(client, "/password/forgot")
+    return await client.post(
+        "/password/forgot", form={"email": email, "csrf_token": token}, **from_address(address)
+    )
+
+
+async def test_strangers_asking_for_the_owners_address_neither_lock_the_owner_out_nor_void_links(
+    make_app: Callable[..., Any], catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    app = await make_app(
+        MAIL_URL=catcher.url,
+        THROTTLE_PASSWORD_RESET_PER_IP=[10, 3600],
+        THROTTLE_PASSWORD_RESET_PER_ADDRESS=[3, 3600],
+        THROTTLE_PASSWORD_RESET_PER_ADDRESS_IP=[3, 3600],
+    )
+    workers()
+    owner = app.test_client()
+    home = "192.0.2.10"  # the owner signs up from here: the account remembers this client
+    token = await csrf_from(owner, "/register")
+    form = {"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    signed_up = await owner.post("/api/v1/signup", form=form, **from_address(home))
+    assert signed_up.status_code == 303
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    mine = link_in(catcher.wait_for(to("ada@example.com", RESET))[0], "/password/reset/")
+    # Strangers fill the address's hourly allowance (the owner's request counted in it
+    # too), then are refused.
+    for n in range(2):
+        stranger = app.test_client()
+        assert (
+            await forgot_from(stranger, f"198.51.100.{n}", "ada@example.com")
+        ).status_code == 200
+    refused = await forgot_from(app.test_client(), "198.51.100.9", "ada@example.com")
+    assert refused.status_code == 429
+    # The owner's device is not held back by them, and their link still works.
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    assert (await owner.get(mine)).status_code == 200
+    # The owner's device has a limit of its own, so the address's mail stays bounded.
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 200
+    assert (await forgot_from(owner, home, "ada@example.com")).status_code == 429
+    catcher.wait_for(to("ada@example.com", RESET), count=5)
+    await asyncio.sleep(2)
+    assert len(catcher.wait_for(to("ada@example.com", RESET))) == 5
+    token = await csrf_from(owner, "/password/forgot")
+    done = await owner.post(mine, form={"new_password": NEW_PASSWORD, "csrf_token": token})
+    assert done.status_code == 303
 
 
 async def test_mail_waits_while_the_smtp_server_is_away(
@@ -412,6 +540,8 @@ async def test_an_address_change_goes_by_a_link_to_the_new_address(
 ) -> None:
     workers()
     await auth.sign_up()
+    verify = link_in(catcher.wait_for(to("ada@example.com", VERIFY))[0], "/email/verify/")
+    assert (await auth.post(verify)).status_code == 303  # the old address is the owner's
     other = Auth(app.test_client())
     await other.sign_in()
     page = await client.get("/account/email")
@@ -431,7 +561,8 @@ async def test_an_address_change_goes_by_a_link_to_the_new_address(
     )
 
     (mail,) = catcher.wait_for(to("new@example.com", CHANGE))
-    assert "ada@example.com" in text_of(mail)
+    # Nothing the requester chose but the recipient's own address: not the account's.
+    assert "ada@example.com" not in text_of(mail) + html_of(mail)
     path = link_in(mail, "/email/change/")
     shown = await client.get(path)
     assert shown.status_code == 200
@@ -498,14 +629,12 @@ async def test_two_accounts_never_share_an_address(
     await bob.sign_up("bob@example.com")
     # Both ask for the same free address; the one who follows the link first gets it.
     await ask_for_change(auth, "shared@example.com")
+    ada_path = link_in(catcher.wait_for(to("shared@example.com", CHANGE))[0], "/email/change/")
     await ask_for_change(bob, "shared@example.com")
     mails = catcher.wait_for(to("shared@example.com", CHANGE), count=2)
-    links = {
-        ("ada" if "ada@example.com" in text_of(m) else "bob"): link_in(m, "/email/change/")
-        for m in mails
-    }
-    assert (await auth.post(links["ada"])).status_code == 303
-    taken = await bob.post(links["bob"])
+    (bob_path,) = {link_in(m, "/email/change/") for m in mails} - {ada_path}
+    assert (await auth.post(ada_path)).status_code == 303
+    taken = await bob.post(bob_path)
     assert taken.status_code == 409
     body = await taken.get_data(as_text=True)
     assert "belongs to another account" in body
@@ -526,6 +655,176 @@ async def test_address_change_links_are_throttled_per_account(
     await auth.sign_up()
     assert (await ask_for_change(auth, "one@example.com")).status_code == 303
     assert (await ask_for_change(auth, "two@example.com")).status_code == 429
+
+
+async def test_one_address_gets_a_bounded_number_of_mails_and_no_text_a_stranger_chose(
+    make_app: Callable[..., Any],
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    """Fresh accounts, each with an address shaped like a link, ask to move to one address:
+    the address gets 3 change links an hour, none naming an account. Every kind of mail to
+    one address counts against one bound, and an address the account never verified is not
+    shown where the account moved."""
+    app = await make_app(
+        MAIL_URL=catcher.url,
+        THROTTLE_EMAIL_CHANGE_PER_ACCOUNT=[3, 3600],
+        THROTTLE_EMAIL_CHANGE_PER_ADDRESS=[3, 3600],
+    )
+    workers(THROTTLE_MAIL_PER_RECIPIENT=[4, 3600])
+    statuses = []
+    for n in range(5):
+        requester = Auth(app.test_client())
+        await requester.sign_up(f"https.evil.example.claim-{n}@example.com")
+        statuses.append((await ask_for_change(requester, "victim@example.com")).status_code)
+    assert statuses == [303, 303, 303, 429, 429]
+    mails = catcher.wait_for(to("victim@example.com", CHANGE), count=3)
+    for mail in mails:
+        assert "evil" not in text_of(mail) + html_of(mail)
+    # Someone signs up with the victim's address (never verified) and moves the account to
+    # an address of their choosing: the victim is told, without that address.
+    squatter = Auth(app.test_client())
+    await squatter.sign_up("victim2@example.com")
+    await ask_for_change(squatter, "https.evil.example.x@example.com")
+    path = link_in(
+        catcher.wait_for(to("https.evil.example.x@example.com", CHANGE))[0], "/email/change/"
+    )
+    assert (await squatter.post(path)).status_code == 303
+    (notice,) = catcher.wait_for(to("victim2@example.com", CHANGED))
+    assert "evil" not in text_of(notice) + html_of(notice)
+    assert "to another address" in text_of(notice)
+    # Every kind counts against one bound per recipient: 4 mails, whatever they are.
+    owner = Auth(app.test_client())
+    await owner.sign_up("bounded@example.com")  # a verification link
+    for _ in range(4):
+        await forgot(app.test_client(), "bounded@example.com")  # reset links
+    await queue_drained(redis, redis_prefix)
+    assert len([m for m in catcher.messages() if m["To"] == "bounded@example.com"]) == 4
+
+
+async def test_addresses_mail_cannot_reach_are_refused_and_never_retried(
+    app: Quart,
+    catcher: MailCatcher,
+    workers: Callable[..., Process],
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    workers()
+    unsendable = "jürgen@example.com"  # a non-ASCII local part needs SMTPUTF8
+    # Sign-up, the address change and "forgot" refuse it, each with a clear 422.
+    refused = await Auth(app.test_client()).sign_up(unsendable)
+    assert refused.status_code == 422
+    assert "cannot send mail" in await refused.get_data(as_text=True)
+    client = app.test_client()
+    token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
+    as_json = await client.post(
+        "/api/v1/signup",
+        json={"email": unsendable, "password": PASSWORD},
+        headers={**JSON, "X-CSRF-Token": token},
+    )
+    assert as_json.status_code == 422
+    assert "cannot send mail" in (await as_json.get_json())["fields"]["email"]
+    assert (await forgot(app.test_client(), unsendable)).status_code == 422
+    owner = Auth(app.test_client())
+    await owner.sign_up()
+    moved = await ask_for_change(owner, unsendable)
+    assert moved.status_code == 422
+    assert "cannot send mail" in await moved.get_data(as_text=True)
+    # An international domain is fine: it is sent in its ASCII form.
+    assert (await Auth(app.test_client()).sign_up("ada@bücher.example")).status_code == 303
+    catcher.wait_for(to("ada@xn--bcher-kva.example", VERIFY))
+    # An account made before the rule: its mail is dropped at once, never tried again.
+    async with app.app_context():
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+        await User.create(email=unsendable, password_hash=hashed)
+    legacy = Auth(app.test_client())
+    assert (await legacy.sign_in(unsendable)).status_code == 303
+    assert (await legacy.post("/email/verify/resend")).status_code == 303
+    await queue_drained(redis, redis_prefix)
+
+
+async def test_the_old_address_can_undo_a_takeover(
+    app: Quart, auth: Auth, catcher: MailCatcher, workers: Callable[..., Process]
+) -> None:
+    """Someone who knows the password moves the account away (three times) and changes the
+    password. The owner's undo link, mailed to their verified address, still works after the
+    attacker used a later one; it puts the address back, ends every session, and the owner
+    sets a new password. Later undo links die with it; each works once."""
+    workers()
+    await auth.sign_up()
+    verify = link_in(catcher.wait_for(to("ada@example.com", VERIFY))[0], "/email/verify/")
+    assert (await auth.post(verify)).status_code == 303
+    thief = Auth(app.test_client())
+    assert (await thief.sign_in()).status_code == 303
+    password = PASSWORD
+    undo: dict[str, str] = {}
+    for old, new in (
+        ("ada@example.com", "thief1@example.com"),
+        ("thief1@example.com", "thief2@example.com"),
+        ("thief2@example.com", "thief3@example.com"),
+    ):
+        assert (await ask_for_change(thief, new, password)).status_code == 303
+        path = link_in(catcher.wait_for(to(new, CHANGE))[0], "/email/change/")
+        assert (await thief.post(path)).status_code == 303
+        (notice,) = catcher.wait_for(to(old, CHANGED))
+        assert "mailed to the new address" not in text_of(notice)
+        assert "7 days" in text_of(notice)
+        assert "/email/undo/" in html_of(notice)
+        undo[old] = link_in(notice, "/email/undo/")
+        if password == PASSWORD:  # the thief changes the password after the first move
+            changed = await thief.post(
+                "/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+            )
+            assert changed.status_code == 303
+            password = NEW_PASSWORD
+    # The thief uses a later undo link (JSON): the account goes back to thief2@.
+    looked = await thief.client.get(undo["thief2@example.com"], headers=JSON)
+    assert await looked.get_json() == {"email": "thief2@example.com", "valid": True}
+    thief_token = await csrf_from(thief.client, "/password/forgot")
+    used = await thief.client.post(
+        undo["thief2@example.com"], json={}, headers={**JSON, "X-CSRF-Token": thief_token}
+    )
+    assert used.status_code == 200
+    assert (await used.get_json())["reset_path"].startswith("/password/reset/")
+    # The owner's link still works. GET shows one button and changes nothing.
+    owner = app.test_client()
+    page = await owner.get(undo["ada@example.com"])
+    assert page.status_code == 200
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "Undo the change" in await page.get_data(as_text=True)
+    async with app.app_context():
+        assert not await User.filter(email="ada@example.com").exists()
+        assert await User.filter(email="thief2@example.com").exists()
+    token = await csrf_from(owner, "/password/forgot")
+    done = await owner.post(undo["ada@example.com"], form={"csrf_token": token})
+    assert done.status_code == 303
+    reset_path = done.headers["Location"]
+    assert reset_path.startswith("/password/reset/")
+    # Every session ended; nobody's password works any more, the thief's least of all.
+    assert (await thief.client.get("/home")).status_code == 303
+    assert (await auth.client.get("/home")).status_code == 303
+    for email, typed in (("ada@example.com", NEW_PASSWORD), ("ada@example.com", PASSWORD)):
+        assert (await Auth(app.test_client()).sign_in(email, typed)).status_code == 401
+    assert (
+        await Auth(app.test_client()).sign_in("thief2@example.com", NEW_PASSWORD)
+    ).status_code == 401
+    # The owner lands on the reset form for the restored address and sets a new password.
+    form = await owner.get(reset_path)
+    assert form.status_code == 200
+    assert "ada@example.com" in await form.get_data(as_text=True)
+    assert (await reset(owner, reset_path, "owner is back for good")).status_code == 303
+    back = await Auth(app.test_client()).sign_in("ada@example.com", "owner is back for good")
+    assert back.status_code == 303
+    # Each undo link works once, and a later one died with the owner's.
+    for path in (undo["ada@example.com"], undo["thief1@example.com"]):
+        dead = await app.test_client().get(path)
+        assert dead.status_code == 410
+        assert "contact the people who run this site" in await dead.get_data(as_text=True)
+    dead_json = await app.test_client().get(undo["thief1@example.com"], headers=JSON)
+    assert dead_json.status_code == 410
+    assert "error" in await dead_json.get_json()
 
 
 async def test_a_sign_in_from_a_new_device_is_told_once(
@@ -717,7 +1016,7 @@ async def test_deleting_an_account_leaves_nothing_in_redis_that_names_its_owner(
     )
     assert signed.status_code == 303
     catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
-    for _ in range(2):  # two reset links: the first one replaced by the second
+    for _ in range(2):  # two reset links, both live
         await forgot(app.test_client(), "ada@example.com")
     catcher.wait_for(to("ada@example.com", RESET), count=2)
     held = await everything_under(raw_redis, redis_prefix)

@@ -3,17 +3,21 @@ the link mailed to the new address is followed (ASVS 7.5.1 for the re-check).
 
 Asking: the password is re-checked with ``service.confirm_password`` (throttled), the new
 address must be valid and not the current one, and the request is counted per account
-(``email_change_per_account``); a job then mails a link to the NEW address. The answer does
-not say whether another account holds that address.
+(``email_change_per_account``); the link is made then, its grant fixed (the account, its
+credentials version now, the new address), and a job mails it to the NEW address. A
+password or address change before the link is followed, however late its mail went out,
+kills it. The answer does not say whether another account holds that address.
 
 Following the link: GET shows one button and changes nothing; POST uses the link up, stores
 the address (verified) and raises the account's credentials version in the same statement,
 raises the credentials floor (so a sign-in with the old address that was already inside
-bcrypt starts no session), kills any live reset or verification link, and ends every other
+bcrypt starts no session; the raised version kills every reset and change link out, and
+verification links die with the old address), and ends every other
 session of the account. A session's record carries the address pages show, so rather than
 rewrite records in place, sessions end: the browser that followed the link goes on under a
 new session if it was signed in to this account, every other one signs in again with the
-new address. The old address gets a notice. Two accounts never share an address: the
+new address. The old address gets a notice, with a link that undoes the change if that
+address was verified (``email_undo``). Two accounts never share an address: the
 unique index refuses the second, and the link's page answers 409.
 """
 
@@ -21,6 +25,9 @@ from __future__ import annotations
 
 import logging
 
+from quart import current_app
+
+from quartapp.accounts.email_undo import offer_undo
 from quartapp.accounts.known_devices import remember_this_device
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
@@ -28,6 +35,7 @@ from quartapp.accounts.policy import canonical_email
 from quartapp.accounts.queries import EMAIL_TAKEN, change_email, find_user, find_user_by_id
 from quartapp.accounts.service import ASK_CURRENT, SignedOut, confirm_password, queue_notice
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import current_record, get_sessions
 from quartapp.sessions.store import SessionRecord
@@ -38,7 +46,9 @@ log = logging.getLogger(__name__)
 SENT = "We sent a link to your new address. Follow it to finish the change."
 SAME = "This is already your address. Enter the new one."
 
-__all__ = ["SENT", "SignedOut", "apply_change", "check_change_link", "request_change"]
+__all__ = [
+    "SENT", "SignedOut", "apply_change", "check_change_link", "live_change", "request_change",
+]  # fmt: skip
 
 
 async def request_change(record: SessionRecord, current_password: str, typed_email: str) -> str:
@@ -51,6 +61,9 @@ async def request_change(record: SessionRecord, current_password: str, typed_ema
         new_email = canonical_email(typed_email)
     except ValueError as error:
         problems["new_email"] = str(error)
+    else:
+        if problem := address_problem(new_email):
+            problems["new_email"] = problem
     if new_email and new_email == record.email:
         problems["new_email"] = SAME
     if problems:
@@ -58,19 +71,28 @@ async def request_change(record: SessionRecord, current_password: str, typed_ema
     user = await confirm_password(record, current_password, "current_password")
     if new_email == user.email:
         raise InvalidFields({"new_email": SAME})
-    decision = await get_throttle().attempt_email_change(user.id)
+    decision = await get_throttle().attempt_email_change(user.id, new_email)
     if not decision.allowed:
         raise too_many_attempts(decision)
-    await get_mailer().enqueue("email_change_mail", user_id=user.id, new_email=new_email)
+    # The grant is fixed now: a password or address change before the mail goes out kills it.
+    grant = LinkGrant(user.id, user.credentials_version, new_email)
+    ttl = int(current_app.config["EMAIL_CHANGE_TTL"])
+    link = await get_mail_tokens().issue("email", grant, ttl)
+    await get_mailer().enqueue("email_change_mail", link=link)
     return new_email
 
 
-async def _live(grant: LinkGrant | None) -> User:
+async def live_change(grant: LinkGrant | None) -> User:
+    """The account of a change link's grant, while the link may still be used."""
     if grant is None:
         raise LinkDead()
     user = await find_user_by_id(grant.user_id)
-    # Any password or address change since the link was sent raised the version: it is dead.
-    if user is None or user.credentials_version != grant.credentials_version:
+    # Any password or address change since the link was asked for raised the version.
+    if (
+        user is None
+        or user.credentials_version != grant.credentials_version
+        or user.email == grant.email
+    ):
         raise LinkDead()
     return user
 
@@ -78,7 +100,7 @@ async def _live(grant: LinkGrant | None) -> User:
 async def check_change_link(token: str) -> tuple[User, str]:
     """The account and the new address of a live change link; looking does not use it up."""
     grant = await get_mail_tokens().peek("email", token)
-    user = await _live(grant)
+    user = await live_change(grant)
     assert grant is not None
     return user, grant.email
 
@@ -92,14 +114,11 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     if await find_user(new_email) is not None:  # the link stays live: nothing changed
         raise AppError(EMAIL_TAKEN, status=409)
     grant = await get_mail_tokens().use("email", token)
-    user = await _live(grant)
-    old_email = user.email
+    user = await live_change(grant)
+    old_email, old_verified = user.email, user.email_verified
     version = await change_email(user, new_email)  # a 409 if the address was taken meanwhile
     sessions = get_sessions()
     await sessions.store.retire_credentials(user.id, version)
-    tokens = get_mail_tokens()
-    await tokens.revoke("reset", user.id)
-    await tokens.revoke("verify", user.id)
     current = current_record()
     record = None
     if current is not None and current.user_id == user.id:
@@ -109,10 +128,20 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     else:
         await sessions.store.revoke_all(user.id)
     await remember_this_device(user.id)
-    await notify_email_changed(user.id, old_email, new_email)
+    # An old address never verified may be a stranger's, typed by whoever signed up: they
+    # are told, but not the address (text of the requester's choosing) the account moved
+    # to, and get no link to take the account back (see email_undo).
+    if old_verified:
+        undo = await offer_undo(user.id, old_email)
+        await notify_email_changed(user.id, old_email, new_email, undo)
+    else:
+        await notify_email_changed(user.id, old_email, "", "")
     return user, old_email, record
 
 
-async def notify_email_changed(user_id: int, old_email: str, new_email: str) -> None:
-    """Tell the old address that the account moved; the change stands whatever happens."""
-    await queue_notice("email_changed_notice", user_id, old_email=old_email, new_email=new_email)
+async def notify_email_changed(user_id: int, old_email: str, new_email: str, undo: str) -> None:
+    """Tell the old address that the account moved (to ``new_email``, if it is shown), with
+    the undo link ``undo`` (its id; "" for none); the change stands whatever happens."""
+    await queue_notice(
+        "email_changed_notice", user_id, old_email=old_email, new_email=new_email, undo=undo
+    )

@@ -1,22 +1,36 @@
 """The tokens in mailed links: password resets, address verifications and address changes.
 
-A token is 256 random bits (``secrets.token_urlsafe(32)``); Redis keeps only its SHA-256,
-under ``<prefix>mt:<purpose>:<hash>`` with the link's lifetime as TTL, holding the account,
-its credentials version when the link was sent, and the address the link is for. Each
-account has one live link per purpose: ``<prefix>mt:<purpose>:user:<id>`` names the newest,
-and an older one no longer works (its record is deleted). Deleting the account deletes the
-live links' records (``forget_user``). A token is used up with GETDEL, so two requests with one
-link cannot both succeed. A reset link also dies with any password change, as its
-credentials version is then no longer the account's. Every command touches one key, so this
-works on every Redis topology the app supports.
+A link is made when it is asked for, not when its mail goes out: the request fixes what it
+grants (the account, its credentials version at that moment, and the address the link is
+for) and puts only the link's id on the mail queue. However late the mail then goes, a
+password or address change made meanwhile has raised the account's credentials version, and
+the link is dead (the worker then sends nothing). Every try to send one job sends the same
+link.
+
+The token is ``HMAC-SHA256(key, purpose + link id)`` (256 bits, base64url), under a key
+derived from the app's secret for this purpose alone. The link id (128 random bits) is what
+the queue holds; Redis keeps only the token's SHA-256, under ``<prefix>mt:<purpose>:<hash>``
+with the link's lifetime as TTL, holding the grant. So neither the queue nor the token
+records show a token, and a token cannot be made from a link id without the secret.
+Rotating the secret kills the links not yet sent.
+
+A token is used up with GETDEL, so two requests with one link cannot both succeed. A newer
+link does not kill an older one (someone asking for a link must not void the owner's); the
+throttle bounds how many are made. Each account's link records are also named in a set,
+``<prefix>mt:links:<id>``, so that deleting the account deletes them (``forget_user``: each
+holds an address). Every command touches one key, so this works on every Redis topology the
+app supports.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,19 +39,22 @@ from quart import current_app
 from quartapp.infra.redis_client import RedisConnection, get_redis
 from quartapp.web.errors import AppError
 
-Purpose = Literal["reset", "verify", "email"]
-PURPOSES: tuple[Purpose, ...] = ("reset", "verify", "email")
-# What secrets.token_urlsafe(32) makes; anything else names no link.
+Purpose = Literal["reset", "verify", "email", "undo"]
+PURPOSES: tuple[Purpose, ...] = ("reset", "verify", "email", "undo")
+# What a token is (43 base64url characters: 256 bits); anything else names no link.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+# What a link id is (22 base64url characters: 128 bits).
+LINK_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True, slots=True)
 class LinkGrant:
-    """What a live link is for."""
+    """What a live link is for: fixed when the link is asked for."""
 
     user_id: int
     credentials_version: int
     email: str
+    issued_at: int = 0  # ms since the epoch, set by ``issue``
 
 
 def token_hash(token: str) -> str:
@@ -45,75 +62,110 @@ def token_hash(token: str) -> str:
 
 
 class MailTokens:
-    def __init__(self, redis: RedisConnection, prefix: str) -> None:
+    def __init__(self, redis: RedisConnection, prefix: str, secret: str | bytes) -> None:
+        if not secret:
+            raise ValueError("mail links need a secret to make their tokens")
         self.redis = redis
         self.prefix = prefix
+        key = secret.encode() if isinstance(secret, str) else secret
+        # Its own key, so these tokens cannot be matched with any other HMAC of the secret.
+        self._token_key = hmac.new(key, b"quartapp mail link tokens", hashlib.sha256).digest()
 
     def _key(self, purpose: Purpose, digest: str) -> str:
         return f"{self.prefix}mt:{purpose}:{digest}"
 
-    def _latest(self, purpose: Purpose, user_id: int) -> str:
-        return f"{self.prefix}mt:{purpose}:user:{user_id}"
+    def token(self, purpose: Purpose, link_id: str) -> str:
+        """The token of link ``link_id``: the same every time it is made."""
+        message = f"{purpose}\0{link_id}".encode()
+        digest = hmac.new(self._token_key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    async def issue(self, purpose: Purpose, grant: LinkGrant, ttl: int) -> str:
-        """A new token for ``grant``; the account's earlier link of this purpose dies."""
-        token = secrets.token_urlsafe(32)
-        digest = token_hash(token)
+    async def issue(self, purpose: Purpose, grant: LinkGrant | None, ttl: int) -> str:
+        """A new link for ``grant``, live for ``ttl`` seconds; returns its id (for the queue).
+
+        ``grant`` None (an address without an account) writes a record that grants nothing,
+        so asking reads the same, in time too, whether or not the address has an account."""
+        link_id = secrets.token_urlsafe(16)
+        token = self.token(purpose, link_id)
+        now = int(time.time() * 1000)
         value = json.dumps(
-            {"u": grant.user_id, "v": grant.credentials_version, "e": grant.email},
+            {"u": grant.user_id, "v": grant.credentials_version, "e": grant.email, "t": now}
+            if grant is not None
+            else {"u": 0, "v": 0, "e": "", "t": now},
             separators=(",", ":"),
         )
-        await self.redis.set(self._key(purpose, digest), value, ex=ttl)
-        earlier = await self.redis.set(
-            self._latest(purpose, grant.user_id), digest, ex=ttl, get=True
-        )
-        if isinstance(earlier, str | bytes):  # dead now; its record (the address) goes too
-            await self.redis.delete(self._key(purpose, _text(earlier)))
-        return token
+        key = self._key(purpose, token_hash(token))
+        await self.redis.set(key, value, ex=ttl)
+        if grant is not None:
+            await self._index(grant.user_id, key, ttl)
+        return link_id
+
+    def _links_key(self, user_id: int) -> str:
+        return f"{self.prefix}mt:links:{user_id}"
+
+    async def _index(self, user_id: int, key: str, ttl: int) -> None:
+        """Name ``key`` in the account's set of link records, which lives as long as the
+        longest-lived of them."""
+        links = self._links_key(user_id)
+        await self.redis.sadd(links, key)
+        if int(await self.redis.ttl(links)) < ttl:
+            await self.redis.expire(links, ttl)
+
+    async def forget_user(self, user_id: int) -> None:
+        """Delete every link record of the account (each holds its address) and its
+        cancellations, for an account that is deleted."""
+        links = self._links_key(user_id)
+        for key in await self.redis.smembers(links):
+            await self.redis.delete(key.decode() if isinstance(key, bytes) else key)
+        await self.redis.delete(links)
+        for purpose in PURPOSES:
+            await self.redis.delete(self._cancelled_key(purpose, user_id))
+
+    async def to_send(self, purpose: Purpose, link_id: str) -> tuple[str, LinkGrant, int] | None:
+        """For the mail worker: the token of a live link, what it grants and its seconds
+        left; None when the link is used up, expired, or grants nothing."""
+        if not LINK_ID_SHAPE.fullmatch(link_id):
+            return None
+        token = self.token(purpose, link_id)
+        key = self._key(purpose, token_hash(token))
+        grant = _grant(await self.redis.get(key))
+        seconds_left = int(await self.redis.ttl(key))
+        if grant is None or seconds_left <= 0:
+            return None
+        return token, grant, seconds_left
 
     async def peek(self, purpose: Purpose, token: str) -> LinkGrant | None:
         """What a live token grants, without using it up; None for any other string."""
         if not TOKEN_SHAPE.fullmatch(token):
             return None
-        digest = token_hash(token)
-        grant = _grant(await self.redis.get(self._key(purpose, digest)))
-        if grant is None or not await self._newest(purpose, grant, digest):
-            return None
-        return grant
+        return _grant(await self.redis.get(self._key(purpose, token_hash(token))))
 
     async def use(self, purpose: Purpose, token: str) -> LinkGrant | None:
         """Use a token up: what it granted, or None if it was not live. Only one caller
         ever gets a grant for one token."""
         if not TOKEN_SHAPE.fullmatch(token):
             return None
-        digest = token_hash(token)
-        grant = _grant(await self.redis.getdel(self._key(purpose, digest)))
-        if grant is None or not await self._newest(purpose, grant, digest):
-            return None
-        await self.redis.delete(self._latest(purpose, grant.user_id))
-        return grant
+        return _grant(await self.redis.getdel(self._key(purpose, token_hash(token))))
 
-    async def revoke(self, purpose: Purpose, user_id: int) -> None:
-        """The account's live link of this purpose (if any) stops working."""
-        await self.redis.delete(self._latest(purpose, user_id))
+    def _cancelled_key(self, purpose: Purpose, user_id: int) -> str:
+        return f"{self.prefix}mt:{purpose}:cancelled:{user_id}"
 
-    async def forget_user(self, user_id: int) -> None:
-        """Delete the account's live links and their records (each holds its address), for
-        an account that is deleted."""
-        for purpose in PURPOSES:
-            latest = self._latest(purpose, user_id)
-            if digest := await self.redis.getdel(latest):
-                await self.redis.delete(self._key(purpose, _text(digest)))
+    async def cancel_from(self, purpose: Purpose, grant: LinkGrant, ttl: int) -> None:
+        """Kill every link of this purpose the account was given from ``grant``'s issue
+        until now (the ones given before it stay live). ``ttl``: the links' lifetime."""
+        key = self._cancelled_key(purpose, grant.user_id)
+        now = int(time.time() * 1000)
+        await self.redis.rpush(key, f"{grant.issued_at}:{now}")
+        await self.redis.expire(key, ttl)  # every link it can kill has expired by then
 
-    async def _newest(self, purpose: Purpose, grant: LinkGrant, digest: str) -> bool:
-        latest = await self.redis.get(self._latest(purpose, grant.user_id))
-        if isinstance(latest, bytes):
-            latest = latest.decode()
-        return latest == digest
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    async def cancelled(self, purpose: Purpose, grant: LinkGrant) -> bool:
+        """Whether ``cancel_from`` killed this link."""
+        for entry in await self.redis.lrange(self._cancelled_key(purpose, grant.user_id), 0, -1):
+            text = entry.decode() if isinstance(entry, bytes) else str(entry)
+            start, _, end = text.partition(":")
+            if int(start) <= grant.issued_at <= int(end):
+                return True
+        return False
 
 
 def _grant(value: str | bytes | None) -> LinkGrant | None:
@@ -121,23 +173,25 @@ def _grant(value: str | bytes | None) -> LinkGrant | None:
         return None
     try:
         data = json.loads(value)
-        return LinkGrant(int(data["u"]), int(data["v"]), str(data["e"]))
+        grant = LinkGrant(int(data["u"]), int(data["v"]), str(data["e"]), int(data.get("t", 0)))
     except (ValueError, KeyError, TypeError):
         return None
+    return grant if grant.user_id else None
 
 
 LINK_DEAD = (
-    "This link has expired or has already been used. Ask for a new one below, and use the "
-    "newest mail we send."
+    "This link has expired, has already been used, or no longer works because the "
+    "account's password or address changed since it was sent. Ask for a new one below."
 )
 
 
 class LinkDead(AppError):
-    """A mailed link that is unknown, used, expired, or replaced by a newer one."""
+    """A mailed link that is unknown, used, expired, or killed by a change to the account."""
 
     def __init__(self) -> None:
         super().__init__(LINK_DEAD, status=410)
 
 
 def get_mail_tokens() -> MailTokens:
-    return MailTokens(get_redis(), str(current_app.config["REDIS_PREFIX"]))
+    config = current_app.config
+    return MailTokens(get_redis(), str(config["REDIS_PREFIX"]), config["SECRET_KEY"])

@@ -1,8 +1,10 @@
 """The mails an account gets, as jobs the mail worker runs (``python -m quartapp
 mail-worker``): each looks up what it needs when it runs, composes the mail from its
 templates and sends it once (``mail.smtp.send_once``). Links are built on ``PUBLIC_URL``,
-never on a request's Host header; a link's token is made here, in the worker, so the raw
-token is never stored anywhere, the queue included."""
+never on a request's Host header. A link is made when it is asked for (``mail_tokens``):
+the job carries its id, the worker makes its token again, and sends nothing if the link has
+died meanwhile; every try sends the same link. No raw token is stored anywhere, the queue
+included."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from typing import Any
 
 from quart import current_app
 
-from quartapp.accounts.mail_tokens import LinkGrant, Purpose, get_mail_tokens
-from quartapp.accounts.queries import find_user, find_user_by_id
-from quartapp.mail.messages import compose
+from quartapp.accounts import email_change, recovery, verification
+from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, Purpose, get_mail_tokens
+from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.throttle import Reservation, get_throttle
+from quartapp.mail.messages import Uncomposable, compose
 from quartapp.mail.settings import parse_mail_url
 from quartapp.mail.smtp import deliver, send_once
 from quartapp.web.templating import READABLE
@@ -31,11 +35,36 @@ async def _send(ctx: Context, build: Callable[[], Awaitable[EmailMessage | None]
     server = parse_mail_url(config["MAIL_URL"])
     timeout = float(config["MAIL_TIMEOUT"])
     job = ctx["job"]
+    throttle = get_throttle()
+    reserved: list[Reservation] = []
+
+    async def within_bound() -> EmailMessage | None:
+        """The message, unless it cannot be composed or its recipient has had
+        ``mail_per_recipient`` mails lately (of any kind): then it is dropped, not tried
+        again (it would fail the same way)."""
+        try:
+            message = await build()
+        except Uncomposable as error:
+            log.warning("mail job %s dropped: %s", job.key, error)
+            return None
+        if message is None:
+            return None
+        reservation = await throttle.reserve_mail(str(message["To"]))
+        if not reservation.allowed:
+            log.warning("mail job %s dropped: its recipient had too many mails lately", job.key)
+            return None
+        reserved.append(reservation)
+        return message
 
     async def send(message: EmailMessage) -> None:
-        await deliver(server, message, timeout)
+        try:
+            await deliver(server, message, timeout)
+        except BaseException:
+            for reservation in reserved:  # not sent: it counts against nobody
+                await throttle.release(reservation)
+            raise
 
-    sent = await send_once(ctx["worker"].queue, job.key, build, send, hold_for=job.timeout)
+    sent = await send_once(ctx["worker"].queue, job.key, within_bound, send, hold_for=job.timeout)
     return "sent" if sent else "nothing to send"
 
 
@@ -45,6 +74,8 @@ def _link(path: str) -> str:
 
 def _minutes(seconds: int) -> str:
     minutes = max(1, seconds // 60)
+    if minutes >= 2 * 24 * 60:
+        return f"{round(minutes / (24 * 60))} days"
     if minutes % 60 == 0:
         hours = minutes // 60
         return f"{hours} hour{'s' if hours != 1 else ''}"
@@ -57,54 +88,57 @@ def _now() -> str:
 
 async def _link_mail(
     purpose: Purpose,
-    grant: LinkGrant,
-    ttl_setting: str,
+    link_id: str,
+    still_wanted: Callable[[LinkGrant], Awaitable[bool]],
     path: str,
     template: str,
     subject: str,
-    **extra: Any,
-) -> EmailMessage:
-    """A mail to ``grant.email`` with a fresh one-use link to ``PUBLIC_URL + path + token``,
-    valid for the ``ttl_setting`` seconds."""
-    ttl = int(current_app.config[ttl_setting])
-    token = await get_mail_tokens().issue(purpose, grant, ttl)
+) -> EmailMessage | None:
+    """The mail of link ``link_id`` (made when it was asked for) to the address it is for,
+    as ``PUBLIC_URL + path + token``; None when the link is dead or no longer
+    ``still_wanted`` (a password changed meanwhile, say): a dead link is never sent."""
+    found = await get_mail_tokens().to_send(purpose, link_id)
+    if found is None:
+        return None
+    token, grant, seconds_left = found
+    if not await still_wanted(grant):
+        return None
     return await compose(
         template,
         grant.email,
         subject,
         link=_link(f"{path}{token}"),
-        valid_for=_minutes(ttl),
-        **extra,
+        valid_for=_minutes(seconds_left),
     )
 
 
-async def password_reset_mail(ctx: Context, *, email: str) -> str:
-    """A reset link for ``email``, if it has an account; nothing otherwise."""
+async def _alive(check: Callable[[LinkGrant], Awaitable[object]], grant: LinkGrant) -> bool:
+    try:
+        await check(grant)
+    except LinkDead:
+        return False
+    return True
+
+
+async def password_reset_mail(ctx: Context, *, link: str) -> str:
+    """The reset link asked for (nothing if the address has no account)."""
 
     async def build() -> EmailMessage | None:
-        user = await find_user(email)
-        if user is None:
-            return None
-        grant = LinkGrant(user.id, user.credentials_version, user.email)
         return await _link_mail(
-            "reset", grant, "PASSWORD_RESET_TTL", "/password/reset/", "password_reset",
-            "Reset your quartapp password",
+            "reset", link, lambda grant: _alive(recovery.live_account, grant),
+            "/password/reset/", "password_reset", "Reset your quartapp password",
         )  # fmt: skip
 
     return await _send(ctx, build)
 
 
-async def verification_mail(ctx: Context, *, user_id: int) -> str:
-    """A link that verifies the account's current address, unless it is verified."""
+async def verification_mail(ctx: Context, *, link: str) -> str:
+    """A link that verifies the account's address, unless it is verified or changed."""
 
     async def build() -> EmailMessage | None:
-        user = await find_user_by_id(user_id)
-        if user is None or user.email_verified:
-            return None
-        grant = LinkGrant(user.id, user.credentials_version, user.email)
         return await _link_mail(
-            "verify", grant, "EMAIL_VERIFY_TTL", "/email/verify/", "verify_email",
-            "Confirm your email address for quartapp",
+            "verify", link, verification.still_unverified,
+            "/email/verify/", "verify_email", "Confirm your email address for quartapp",
         )  # fmt: skip
 
     return await _send(ctx, build)
@@ -143,31 +177,38 @@ async def password_changed_notice(
     return await _send(ctx, build)
 
 
-async def email_change_mail(ctx: Context, *, user_id: int, new_email: str) -> str:
+async def email_change_mail(ctx: Context, *, link: str) -> str:
     """A link to the NEW address; following it makes that the account's address."""
 
     async def build() -> EmailMessage | None:
-        user = await find_user_by_id(user_id)
-        if user is None or user.email == new_email:
-            return None
-        grant = LinkGrant(user.id, user.credentials_version, new_email)
         return await _link_mail(
-            "email", grant, "EMAIL_CHANGE_TTL", "/email/change/", "email_change",
-            "Confirm your new email address for quartapp", old_email=user.email,
+            "email", link, lambda grant: _alive(email_change.live_change, grant),
+            "/email/change/", "email_change", "Confirm your new email address for quartapp",
         )  # fmt: skip
 
     return await _send(ctx, build)
 
 
 async def email_changed_notice(
-    ctx: Context, *, user_id: int, old_email: str, new_email: str, device: str, ip: str
+    ctx: Context,
+    *,
+    user_id: int,
+    old_email: str,
+    new_email: str,
+    device: str,
+    ip: str,
+    undo: str = "",
 ) -> str:
-    """Tell the OLD address that the account moved to another one, from where and when."""
+    """Tell the OLD address that the account moved to another one, from where and when,
+    with the link that undoes it (``undo``, a link id) while that link is live."""
 
     async def build() -> EmailMessage | None:
+        found = await get_mail_tokens().to_send("undo", undo) if undo else None
+        undo_link = _link(f"/email/undo/{found[0]}") if found else ""
+        undo_for = _minutes(found[2]) if found else ""
         return await _notice(
             "email_changed", old_email, "Your quartapp email address was changed",
-            device=device, ip=ip, new_email=new_email,
+            device=device, ip=ip, new_email=new_email, undo_link=undo_link, undo_for=undo_for,
         )  # fmt: skip
 
     return await _send(ctx, build)

@@ -108,3 +108,24 @@ async def change_email(user: User, new_email: str) -> int:
         )
     user.email, user.email_verified, user.credentials_version = new_email, True, version
     return version
+
+
+async def restore_email(user_id: int, email: str, password_hash: str) -> int:
+    """Put an earlier (verified) address back with a new password hash, whatever was
+    changed since, and return the credentials' new version; a 409 if another account has
+    the address now."""
+    try:
+        updated = await _database(
+            User.filter(id=user_id).update(
+                email=email,
+                email_verified=True,
+                password_hash=password_hash,
+                credentials_version=F("credentials_version") + 1,
+            )
+        )
+    except IntegrityError as error:
+        raise AppError(EMAIL_TAKEN, status=409) from error
+    user = await find_user_by_id(user_id) if updated else None
+    if user is None:
+        raise AppError("This account no longer exists.", status=410)
+    return user.credentials_version

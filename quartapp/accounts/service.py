@@ -43,6 +43,7 @@ from quartapp.accounts.queries import (
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified, send_verification
 from quartapp.infra.redis_client import REDIS_ERRORS
+from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.extension import get_sessions
@@ -92,6 +93,8 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     the client, so a refused one costs no strength judgement and no bcrypt work either. A
     password refused as too weak gives its sign-up back."""
     email, problems = sign_up_problems(typed_email, password)
+    if "email" not in problems and (problem := address_problem(email)):
+        problems["email"] = problem  # an account whose mail could never reach it
     if "password" in problems:
         raise InvalidFields(problems)
     throttle = get_throttle()
@@ -120,7 +123,7 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     await throttle.record_sign_in(user.email, client)
     note_unverified(user.email_verified)
     await remember_this_device(user.id)  # the sign-in right after is no news to the owner
-    await send_verification(user.id)
+    await send_verification(user)
     return user, record
 
 
@@ -273,12 +276,12 @@ async def set_password(user: User, new_password: str) -> int:
     """Store a new password (already judged acceptable) for ``user``: the one way every
     password change goes, a reset included. Returns the password's new version.
 
-    The hash first, then the floor (see SessionStore.retire_credentials), then any
-    password-reset link still out stops working; the caller then ends the sessions."""
+    The hash first, then the floor (see SessionStore.retire_credentials); the caller then
+    ends the sessions. The new version kills every reset and address-change link out, sent
+    or still queued (their grants hold the version they were asked for under)."""
     new_hash = await get_hasher().hash(new_password)
     version = await change_password_hash(user, new_hash)
     await get_sessions().store.retire_credentials(user.id, version)
-    await get_mail_tokens().revoke("reset", user.id)
     return version
 
 

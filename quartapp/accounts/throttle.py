@@ -41,8 +41,11 @@ MAX_REMEMBERED = 1000
 # An IPv6 client is its network of this size (what one subscriber is given).
 IPV6_CLIENT_PREFIX = 64
 
-# The rules a client the account remembers is exempt from.
-_REMEMBERED_EXEMPT = frozenset({"sign_in_per_ip", "sign_in_per_account"})
+# The rules a client the account remembers is exempt from: strangers filling them must not
+# keep the owner out, nor from asking for a reset link.
+_REMEMBERED_EXEMPT = frozenset(
+    {"sign_in_per_ip", "sign_in_per_account", "password_reset_per_ip", "password_reset_per_address"}
+)
 
 # KEYS[1..n] are attempt logs; KEYS[n + 1] is the account's remembered clients when ARGV[3]
 # is not ''.
@@ -196,8 +199,11 @@ class ThrottleRules:
     password_strength_per_ip: Limit | None = Limit(60, 5 * MINUTE)
     password_reset_per_ip: Limit | None = Limit(10, HOUR)
     password_reset_per_address: Limit | None = Limit(3, HOUR)
+    password_reset_per_address_ip: Limit | None = Limit(3, HOUR)
     verification_mail_per_account: Limit | None = Limit(3, HOUR)
     email_change_per_account: Limit | None = Limit(3, HOUR)
+    email_change_per_address: Limit | None = Limit(3, HOUR)
+    mail_per_recipient: Limit | None = Limit(20, HOUR)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -247,8 +253,11 @@ _LIMIT_FIELDS = frozenset(
         "password_strength_per_ip",
         "password_reset_per_ip",
         "password_reset_per_address",
+        "password_reset_per_address_ip",
         "verification_mail_per_account",
         "email_change_per_account",
+        "email_change_per_address",
+        "mail_per_recipient",
     }
 )
 
@@ -528,22 +537,31 @@ class Throttle:
 
     async def attempt_password_reset(self, email: str, ip: str) -> Decision:
         """Count a "forgot your password" request for this address from this client, if
-        both rules allow it. ``email`` is what was asked for, known or not: the decision
-        reads the same either way."""
+        the rules allow it. ``email`` is what was asked for, known or not: the decision
+        reads the same either way to anyone the account does not remember.
+
+        A client that signed in to the account lately (see ``record_sign_in``) is exempt
+        from the per-client and per-address rules, so strangers asking for the owner's
+        address cannot keep the owner from a link; only its own (address, client) rule
+        applies to it. So one address gets at most ``password_reset_per_address`` links
+        from strangers, plus ``password_reset_per_address_ip`` from each remembered client."""
         rules = self.rules
+        address, client = self.account_name(email), self.client_name(ip)
         logs = [
-            _Log(rule, self.key(rule, name), limit)
-            for rule, name, limit in (
-                ("password_reset_per_ip", self.client_name(ip), rules.password_reset_per_ip),
+            _Log(rule, self.key(rule, *names), limit)
+            for rule, names, limit in (
+                ("password_reset_per_ip", (client,), rules.password_reset_per_ip),
+                ("password_reset_per_address", (address,), rules.password_reset_per_address),
                 (
-                    "password_reset_per_address",
-                    self.account_name(email),
-                    rules.password_reset_per_address,
+                    "password_reset_per_address_ip",
+                    (address, client),
+                    rules.password_reset_per_address_ip,
                 ),
             )
             if limit
         ]
-        return (await self._run("attempt", logs, None)).only()
+        remembered = (self.key("remembered", address), client)
+        return (await self._run("attempt", logs, remembered)).only()
 
     async def attempt_verification_mail(self, user_id: int) -> Decision:
         """Count a request to send the address-verification link again."""
@@ -552,12 +570,36 @@ class Throttle:
         logs = [_Log("verification_mail_per_account", key, limit)] if limit else []
         return (await self._run("attempt", logs, None)).only()
 
-    async def attempt_email_change(self, user_id: int) -> Decision:
-        """Count a request to mail an address-change link for this account."""
-        limit = self.rules.email_change_per_account
-        key = self.key("email_change_per_account", self._name("user", str(user_id)))
-        logs = [_Log("email_change_per_account", key, limit)] if limit else []
+    async def attempt_email_change(self, user_id: int, new_email: str) -> Decision:
+        """Count a request to mail an address-change link for this account to
+        ``new_email``: per account, and per address mailed (however many accounts ask)."""
+        rules = self.rules
+        logs = [
+            _Log(rule, self.key(rule, name), limit)
+            for rule, name, limit in (
+                (
+                    "email_change_per_account",
+                    self._name("user", str(user_id)),
+                    rules.email_change_per_account,
+                ),
+                (
+                    "email_change_per_address",
+                    self.account_name(new_email),
+                    rules.email_change_per_address,
+                ),
+            )
+            if limit
+        ]
         return (await self._run("attempt", logs, None)).only()
+
+    async def reserve_mail(self, recipient: str) -> Reservation:
+        """Count a mail about to be sent to ``recipient``, of any kind, if it has not had
+        ``mail_per_recipient`` already; ``release`` it if the SMTP server does not take it.
+        The bound behind every rule that limits one kind of mail."""
+        limit = self.rules.mail_per_recipient
+        key = self.key("mail_per_recipient", self._name("recipient", recipient.strip().lower()))
+        logs = [_Log("mail_per_recipient", key, limit)] if limit else []
+        return await self._run("attempt", logs, None)
 
     # -- operators ------------------------------------------------------------------------
 

@@ -1,11 +1,16 @@
 """A verified address: the owner followed a link mailed to it. Sign-up mails the link; the
-home page offers to send it again (throttled per account); a password reset verifies too."""
+home page offers to send it again (throttled per account); a password reset verifies too.
+Each link is made when it is asked for (``mail_tokens``); sending another never kills one
+already mailed."""
 
 from __future__ import annotations
 
 import logging
 
-from quartapp.accounts.mail_tokens import LinkDead, get_mail_tokens
+from quart import current_app
+
+from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
+from quartapp.accounts.models import User
 from quartapp.accounts.queries import find_user_by_id, mark_email_verified
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.infra.redis_client import REDIS_ERRORS
@@ -33,12 +38,27 @@ def forget_unverified(user_id: int) -> None:
         current.pop(UNVERIFIED, None)
 
 
-async def send_verification(user_id: int) -> None:
+async def queue_verification(user: User) -> None:
+    """Make a verification link for the account's address and queue its mail."""
+    grant = LinkGrant(user.id, user.credentials_version, user.email)
+    ttl = int(current_app.config["EMAIL_VERIFY_TTL"])
+    link = await get_mail_tokens().issue("verify", grant, ttl)
+    await get_mailer().enqueue("verification_mail", link=link)
+
+
+async def send_verification(user: User) -> None:
     """Queue the verification mail; a queue fault is logged (the home page offers it again)."""
     try:
-        await get_mailer().enqueue("verification_mail", user_id=user_id)
+        await queue_verification(user)
     except REDIS_ERRORS:
-        log.warning("could not queue the verification mail of user %s", user_id)
+        log.warning("could not queue the verification mail of user %s", user.id)
+
+
+async def still_unverified(grant: LinkGrant) -> bool:
+    """Whether a verification link is still worth mailing: its address is the account's
+    and not verified yet."""
+    user = await find_user_by_id(grant.user_id)
+    return user is not None and user.email == grant.email and not user.email_verified
 
 
 async def check_verify_link(token: str) -> str:
@@ -65,11 +85,11 @@ async def verify_email(token: str) -> str:
 async def resend(record: SessionRecord) -> bool:
     """Queue the link again; False (and nothing sent) when the address is verified."""
     user = await find_user_by_id(record.user_id)
-    if user is not None and user.email_verified:
-        forget_unverified(user.id)
+    if user is None or user.email_verified:
+        forget_unverified(record.user_id)
         return False
     decision = await get_throttle().attempt_verification_mail(record.user_id)
     if not decision.allowed:
         raise too_many_attempts(decision)
-    await get_mailer().enqueue("verification_mail", user_id=record.user_id)
+    await queue_verification(user)
     return True

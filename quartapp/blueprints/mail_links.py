@@ -1,5 +1,6 @@
 """What mailed links lead to: asking for a password-reset link, setting a new password
-with one, and verifying an address; for browsers (with or without htmx) and JSON clients.
+with one, verifying an address, changing it and undoing a change; for browsers (with or
+without htmx) and JSON clients.
 
 Pages reached by a token in their address send ``Referrer-Policy: no-referrer``, so the
 token never leaves in a Referer header."""
@@ -11,7 +12,7 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import current_user
 
-from quartapp.accounts import email_change, recovery, verification
+from quartapp.accounts import email_change, email_undo, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.sessions.csrf import csrf_token
@@ -35,11 +36,14 @@ def no_referrer(response: Response) -> Response:
     return response
 
 
-async def link_dead(error: AppError) -> Response:
-    """The 410 for a dead link, with the way to ask for a new one."""
+async def link_dead(error: AppError, hint: str | None = None) -> Response:
+    """The 410 for a dead link, with the way to ask for a new one (and ``hint``, what else
+    to do)."""
     if wants_json():
         raise error
-    page = await render("auth/link_dead.html", "auth/_link_dead.html", error.status, error=error)
+    page = await render(
+        "auth/link_dead.html", "auth/_link_dead.html", error.status, error=error, hint=hint
+    )
     return no_referrer(page)
 
 
@@ -235,6 +239,70 @@ async def change_email(token: str) -> Response:
     if record is not None:
         return no_referrer(navigate(url_for("account.email_page", changed=1)))
     return no_referrer(navigate(url_for("auth.sign_in_page", email_changed=1)))
+
+
+# -- undoing an address change, from the old address -------------------------------------
+
+UNDO_DEAD_HINT = (
+    "An undo link works once, for a few days, and only while no later undo was used. If "
+    "someone else holds your account and this link no longer works, contact the people who "
+    "run this site."
+)
+
+
+async def render_undo(token: str, email: str, status: int = 200, **context: Any) -> Response:
+    page = await render(
+        "auth/email_undo.html",
+        "auth/_email_undo_form.html",
+        status,
+        token=token,
+        email=email,
+        **context,
+    )
+    return no_referrer(page)
+
+
+@bp.get("/email/undo/<token>")
+@public
+@session_access("read")
+async def undo_email_change_page(token: str) -> Response:
+    """One button; only its POST changes anything (mail scanners follow links)."""
+    try:
+        email = await email_undo.check_undo_link(token)
+    except LinkDead as error:
+        return await link_dead(error, UNDO_DEAD_HINT)
+    if wants_json():
+        return no_referrer(jsonify({"email": email, "valid": True}))
+    return await render_undo(token, email)
+
+
+@bp.post("/email/undo/<token>")
+@public
+@session_access("read")
+async def undo_email_change(token: str) -> Response:
+    """Put the old address back, end every session, and send the browser on to set a new
+    password (the old one no longer works)."""
+    try:
+        email, reset_token = await email_undo.undo_change(token)
+    except LinkDead as error:
+        return await link_dead(error, UNDO_DEAD_HINT)
+    except AppError as error:  # 409: another account has the address now
+        if wants_json():
+            raise
+        return await render_undo(token, "", error.status, error=error)
+    get_sessions().forget()
+    reset_path = url_for("mail_links.reset_page", token=reset_token)
+    if wants_json():
+        return no_referrer(
+            jsonify(
+                {
+                    "message": "address restored; set a new password",
+                    "email": email,
+                    "reset_path": reset_path,
+                }
+            )
+        )
+    return no_referrer(navigate(reset_path))
 
 
 # -- the account ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""The pages mailed links lead to, in a real browser: forgot → reset, and verifying an
-address. axe-core (WCAG 2.2 AA) in the light and the dark scheme on each state; the
-browser fixture fails a test on any CSP violation or console error. Mail goes to a real
-SMTP server (aiosmtpd) through a real mail worker, as in tests/test_mail.py; the links in
-the mails start with PUBLIC_URL, so the tests open their paths on the test server."""
+"""The pages mailed links lead to, in a real browser: forgot → reset, verifying an
+address, and undoing an address change. axe-core (WCAG 2.2 AA) in the light and the dark
+scheme on each state; the browser fixture fails a test on any CSP violation or console
+error. Mail goes to a real SMTP server (aiosmtpd) through a real mail worker, as in
+tests/test_mail.py; the links in the mails start with PUBLIC_URL, so the tests open their
+paths on the test server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from ..support.mail_servers import MailCatcher, link_in, start_worker, to
 from .conftest import Account, Browse, Server
-from .pages import assert_accessible, path_of
+from .pages import assert_accessible, path_of, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -111,3 +112,45 @@ def test_the_verify_page(
     page.get_by_role("button", name="Confirm my address").click()
     expect(page.get_by_text("Your email address is verified")).to_be_visible()
     accessible_in_both_schemes(page, "verified")
+
+
+def test_the_undo_page_after_an_address_change(
+    browse: Browse, server: Server, make_account: Callable[..., Account], catcher: MailCatcher
+) -> None:
+    """Someone who knows the password moves the account away; the owner follows the undo
+    link mailed to the old address, lands on the reset form and sets a new password."""
+    account = make_account(server, "undo")
+    thief = browse(server)
+    verify = link_in(newest(catcher, to(account.email, "Confirm your email")), "/email/verify/")
+    thief.goto(verify)
+    thief.get_by_role("button", name="Confirm my address").click()
+    expect(thief.get_by_text("Your email address is verified")).to_be_visible()
+    sign_in(thief, account)
+    new_email = f"moved.{account.email}"
+    thief.goto("/account/email")
+    thief.get_by_label("Current password").fill(account.password)
+    thief.get_by_label("New email address").fill(new_email)
+    thief.get_by_role("button", name="Send the link").click()
+    expect(thief.get_by_text("We sent a link to your new address")).to_be_visible()
+    thief.goto(link_in(newest(catcher, to(new_email, "Confirm your new")), "/email/change/"))
+    thief.get_by_role("button", name="Change my address").click()
+    thief.wait_for_url("**/account/email?changed=1")
+
+    owner = browse(server)
+    undo = link_in(newest(catcher, to(account.email, "address was changed")), "/email/undo/")
+    owner.goto(undo)
+    expect(owner.get_by_role("button", name="Undo the change")).to_be_visible()
+    accessible_in_both_schemes(owner, "undo")
+    owner.get_by_role("button", name="Undo the change").click()
+    expect(owner.get_by_role("button", name="Set the new password")).to_be_visible()
+    expect(owner.locator("#reset-form .email")).to_have_text(account.email)
+    owner.get_by_label("New password").fill(NEW_PASSWORD)
+    owner.get_by_role("button", name="Set the new password").click()
+    expect(owner.get_by_text("Your password has been reset")).to_be_visible()
+    # The link worked once: the 410 page says what else to do.
+    owner.goto(undo)
+    expect(owner.get_by_text("contact the people who run this site")).to_be_visible()
+    accessible_in_both_schemes(owner, "dead undo link")
+    # The thief was signed out with every other session.
+    thief.goto("/home")
+    assert path_of(thief) == "/"
