@@ -21,7 +21,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from quartapp.config import ConfigError
 from quartapp.infra.database import EXTENSION as DATABASE
 from quartapp.infra.redis_client import get_redis, ping
-from quartapp.mail.queue import WORKER_INFO_TTL, get_mailer
+from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import session_access
 from quartapp.web.access import public
 from quartapp.web.client_address import parse_address
@@ -92,9 +92,9 @@ async def mail_state() -> tuple[dict[str, Any], list[str]]:
     pending = int(health["queued"]) + int(health["waiting"])
     if pending and not health["workers"]:
         warnings.append(
-            f"mail is waiting ({pending} in the queue) and no mail worker was seen in the "
-            f"last {WORKER_INFO_TTL} s: nothing sends it. Run mail workers "
-            "(QUARTAPP_MAIL_WORKERS of serve, or python -m quartapp mail-worker)"
+            f"mail is waiting ({pending} in the queue) and no mail worker has reported "
+            "lately: nothing sends it. Run mail workers (QUARTAPP_MAIL_WORKERS of serve, "
+            "or python -m quartapp mail-worker)"
         )
     return {"queue": "ok", **health}, warnings
 
