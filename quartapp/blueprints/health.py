@@ -89,7 +89,8 @@ async def mail_state() -> tuple[dict[str, Any], list[str]]:
     except Exception as error:  # the queue's Redis may be another server
         return {"queue": f"unavailable: {type(error).__name__}"}, []
     warnings = []
-    pending = int(health["queued"]) + int(health["waiting"])
+    # SAQ's "incomplete" jobs (``waiting``) include the queued and the running ones.
+    pending = max(int(health["queued"]), int(health["waiting"]))
     if pending and not health["workers"]:
         warnings.append(
             f"mail is waiting ({pending} in the queue) and no mail worker has reported "
