@@ -1,8 +1,8 @@
 """The ``quartapp`` command (also ``python -m quartapp``).
 
 ``migrate`` creates the database if missing and applies the migrations; ``serve`` runs
-the app under Granian (quartapp/serve.py); ``mail-worker`` sends queued mail
-(quartapp/worker.py).
+the app under Granian and the mail workers beside it (quartapp/serve.py); ``mail-worker``
+sends queued mail (quartapp/worker.py), for mail workers that run apart.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m quartapp")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="create the database if missing, apply migrations")
-    add_arguments(commands.add_parser("serve", help="serve the app with Granian"))
+    add_arguments(
+        commands.add_parser("serve", help="serve the app with Granian, and run mail workers")
+    )
     commands.add_parser("mail-worker", help="send the mail that requests put on the queue")
     args = parser.parse_args(argv)
     if args.command == "migrate":
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return mail_worker()
     elif args.command == "serve":
-        serve(host=args.host, port=args.port, workers=args.workers)
+        return serve(args)
     return 0
 
 

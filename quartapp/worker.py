@@ -3,31 +3,59 @@
 It builds the app as a web process would (settings, Redis, MySQL, templates) and runs a
 SAQ worker on the mail queue inside the app's context. Stop it with SIGTERM or Ctrl-C:
 it finishes the jobs it has (for up to a job's timeout) and exits. Any number of workers
-may run, on any machines that reach the queue's Redis.
+may run, on any machines that reach the queue's Redis; ``python -m quartapp serve`` runs
+``QUARTAPP_MAIL_WORKERS`` of them beside the web server (quartapp/serve.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from typing import TYPE_CHECKING
 
 from saq import Worker
 from saq.types import Context, PartialTimersDict
+
+if TYPE_CHECKING:
+    from quartapp.web.application import Application
 
 # Seconds between sweeps for the jobs of workers that died: such a job goes back on the
 # queue at the first sweep after its timeout.
 SWEEP_EVERY = 10
 # Mails one worker sends at once.
 CONCURRENCY = 4
+# Seconds each of those waits for a job before it looks again. A stop waits for the waits
+# under way, so this bounds how long an idle worker takes to stop: ``serve`` kills what
+# has not stopped within its STOP_GRACE.
+DEQUEUE_TIMEOUT = 1.0
 
 
-async def run_worker() -> None:
-    from quartapp import create_app
+class MailWorker(Worker[Context]):
+    """SAQ's worker, whose upkeep loops end as soon as it is told to stop.
+
+    In SAQ 0.26 each upkeep loop (sweep, worker report, schedule, abort) sleeps out its
+    period before it looks whether the worker stops, and a stop waits for them: an idle
+    worker took up to SWEEP_EVERY seconds to exit, more than ``serve`` gives it. Here a
+    task cancels them when the stop event is set. It reads ``Worker.event`` (set up by
+    ``start`` before ``upkeep`` runs); check it again when the upper bound on saq moves."""
+
+    async def upkeep(self) -> list[asyncio.Task[None]]:
+        tasks = await super().upkeep()
+
+        async def cancel_on_stop() -> None:
+            await self.event.wait()
+            for task in tasks:
+                task.cancel()
+
+        return [*tasks, asyncio.create_task(cancel_on_stop())]
+
+
+async def run_worker(app: Application) -> None:
     from quartapp.accounts.mailings import JOBS
     from quartapp.mail.job_logs import log_job_outcome
     from quartapp.mail.queue import WORKER_INFO_TTL, MailQueue, connect, job_timeout
 
-    app = create_app()
     config = app.config
     async with app.app_context():
         await app.startup()
@@ -39,12 +67,12 @@ async def run_worker() -> None:
             "schedule": 1,
             "abort": 1,
         }
-        worker: Worker[Context] = Worker(
+        worker = MailWorker(
             queue,
             functions=JOBS,  # type: ignore[arg-type]
             concurrency=CONCURRENCY,
             timers=timers,
-            dequeue_timeout=5.0,
+            dequeue_timeout=DEQUEUE_TIMEOUT,
             shutdown_grace_period_s=job_timeout(float(config["MAIL_TIMEOUT"])),
             after_process=log_job_outcome,  # one line per attempt (mail/job_logs.py)
         )
@@ -58,9 +86,17 @@ async def run_worker() -> None:
 
 
 def main() -> int:
+    """Build the app (a missing or bad setting: one line naming it, status 1), then work."""
+    from quartapp import create_app
+    from quartapp.config import ConfigError
     from quartapp.mail.job_logs import keep_job_details_out_of_logs
 
+    try:
+        app = create_app()
+    except ConfigError as error:
+        print(f"quartapp: {' '.join(str(error).splitlines())}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     keep_job_details_out_of_logs()
-    asyncio.run(run_worker())
+    asyncio.run(run_worker(app))
     return 0

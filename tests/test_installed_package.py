@@ -1,16 +1,20 @@
-"""The wheel, installed into a fresh virtualenv, migrates and serves itself.
+"""The wheel, installed into a fresh virtualenv, migrates, serves and sends mail.
 
 A normal install (not editable) has only what the wheel carries: every subpackage, the
 migrations, the templates and the static files must be in it. This builds the wheel from
 the checkout, installs it into a new virtualenv and, from a directory outside the
-checkout, runs ``python -m quartapp migrate`` (into a database of its own) and
-``python -m quartapp serve``, then loads the pages and signs up through the real forms.
-The wheel is built without build isolation (hatchling is a dev dependency); its
-dependencies come from the package index, quickly once pip's cache holds them.
+checkout, follows the README's "Installing without a checkout": the variables it exports
+(with this test's values) and nothing else the app needs, then its ``migrate`` and
+``serve``. It loads the pages, signs up through the real forms, and receives the mail that
+the served app's own mail worker sends. The wheel is built without build isolation
+(hatchling is a dev dependency); its dependencies come from the package index, quickly
+once pip's cache holds them.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -25,21 +29,34 @@ import pytest
 from quartapp.infra.database import database_name
 
 from .conftest import DATABASE_URL, PASSWORD
-from .support.app_servers import (
-    TEST_SETTINGS,
-    app_environment,
-    delete_redis_keys,
-    launch,
-    new_redis_prefix,
-)
+from .support.app_servers import TEST_SETTINGS, delete_redis_keys, launch, new_redis_prefix
 from .support.databases import drop_database
 from .support.http import Browser
+from .support.mail_servers import MailCatcher, text_of, to
 from .support.processes import ROOT, free_port
+from .support.settings import PUBLIC_URL, REDIS_URL
 
 pytestmark = pytest.mark.slow
 
 INSTALL_TIMEOUT = 600
 STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+RECIPE = re.compile(r"### Installing without a checkout\n.*?```sh\n(.*?)```", re.DOTALL)
+EXPORT = re.compile(r"^export (QUARTAPP_[A-Z_]+)=", re.MULTILINE)
+VERIFY = "Confirm your email address"
+
+
+def readme_recipe() -> tuple[list[str], list[str]]:
+    """The README's install recipe: the variables it exports, and its ``quartapp``
+    commands (``migrate``, ``serve``) as written."""
+    match = RECIPE.search((ROOT / "README.md").read_text())
+    assert match, "README.md has no 'Installing without a checkout' recipe"
+    recipe = match.group(1)
+    commands = [
+        line.split("#")[0].split()[3:]
+        for line in recipe.splitlines()
+        if line.startswith("venv/bin/python -m quartapp ")
+    ]
+    return EXPORT.findall(recipe), [" ".join(command) for command in commands]
 
 
 def run(
@@ -119,17 +136,37 @@ def test_wheel_holds_the_package_templates_and_static_files(wheel: Path) -> None
     assert not missing, f"{wheel.name} lacks {missing}"
 
 
-def test_installed_copy_migrates_and_serves(
+def test_installed_copy_migrates_serves_and_sends_mail_as_the_readme_says(
     python: Path, database_url: str, tmp_path: Path
 ) -> None:
-    # Outside the checkout, and without it on the path: only the installed copy is found.
-    env = app_environment(
-        database_url,
-        secret_key=uuid.uuid4().hex * 2,
-        redis_prefix=new_redis_prefix("wheel"),
-        settings=TEST_SETTINGS,
+    exported, commands = readme_recipe()
+    assert commands == ["migrate", "serve"], commands
+    catcher = MailCatcher(tmp_path / "maildir")
+    catcher.start()
+    port = free_port()
+    # This test's value of each variable the recipe exports; a variable it does not know
+    # fails the test, to be given a value here.
+    values = {
+        "QUARTAPP_SECRET_KEY": uuid.uuid4().hex * 2,
+        "QUARTAPP_DATABASE_URL": database_url,
+        "QUARTAPP_PUBLIC_URL": PUBLIC_URL,
+        "QUARTAPP_MAIL_URL": catcher.url,
+        "QUARTAPP_COOKIE_SECURE": "false",
+    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QUARTAPP_")}
+    env.pop("PYTHONPATH", None)  # only the installed copy may be found
+    env.update({name: values[name] for name in exported})
+    # Not the app's needs, only this test's: its own Redis keys, no throttle in its way, a
+    # cheap bcrypt, and a free port instead of 4300.
+    env.update(
+        {
+            "QUARTAPP_REDIS_URL": REDIS_URL,
+            "QUARTAPP_REDIS_PREFIX": new_redis_prefix("wheel"),
+            "PORT": str(port),
+            **{f"QUARTAPP_{key}": json.dumps(value) for key, value in TEST_SETTINGS.items()},
+        }
     )
-    env.pop("PYTHONPATH", None)
+    # Outside the checkout: only the installed copy is found.
     where = run(
         [str(python), "-c", "import quartapp; print(quartapp.__file__)"], cwd=tmp_path, env=env
     )
@@ -139,10 +176,9 @@ def test_installed_copy_migrates_and_serves(
     # An empty database: the installed copy's migrations are found and applied.
     assert migrated.stdout.startswith("quartapp: applied 0001_initial, ")
 
-    port = free_port()
     server = launch(
         "installed",
-        [str(python), "-m", "quartapp", "serve", "--port", str(port)],
+        [str(python), "-m", "quartapp", "serve"],
         port=port,
         env=env,
         log=tmp_path / "server.log",
@@ -166,7 +202,12 @@ def test_installed_copy_migrates_and_serves(
         reply = browser.get(f"{base}/home")
         assert reply.status == 200, reply.text
         assert email in reply.text
+
+        # The sign-up's mail, sent by the mail worker that serve runs.
+        (mail,) = catcher.wait_for(to(email, VERIFY))
+        assert PUBLIC_URL in text_of(mail)
     finally:
         code = server.stop()
+        catcher.stop()
         delete_redis_keys(server.redis_prefix)
     assert code == 0, server.output()

@@ -651,7 +651,7 @@ async def on_cluster(cluster: Cluster, make_app: Callable[..., Any]) -> Quart:
 async def test_cluster_is_ready_and_spreads_sessions_over_the_masters(
     cluster: Cluster, on_cluster: Quart, redis_prefix: str
 ) -> None:
-    ready = await Browser(on_cluster, "").get("/readyz")
+    ready = await Browser(on_cluster, "", peer="127.0.0.1").get("/readyz")  # the details
     assert ready.status_code == 200
     assert (await ready.get_json())["redis"] == "ok"
     # Users are signed up until their sessions sit on more than one master (sessions of

@@ -1,19 +1,69 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators.
+
+Anyone may ask whether the instance is up (``/healthz``) and ready (``/readyz``), and gets
+no more than that. What each service answered and the mail queue's state are details for
+the operator: a request that carries ``Authorization: Bearer <QUARTAPP_HEALTH_TOKEN>``, or
+one made on this machine (from a loopback address, not through a proxy), gets them. Told
+to anyone, the queue's length would say which "forgot your password" requests sent mail
+(an address with an account) and when SMTP is failing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable
+from typing import Any
 
-from quart import Blueprint, Response, current_app, jsonify
+from flask.sansio.blueprints import BlueprintSetupState
+from quart import Blueprint, Response, current_app, jsonify, request
 
+from quartapp.config import ConfigError
 from quartapp.infra.database import EXTENSION as DATABASE
 from quartapp.infra.redis_client import get_redis, ping
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import session_access
 from quartapp.web.access import public
+from quartapp.web.client_address import parse_address
 
 bp = Blueprint("health", __name__)
+
+# Characters of HEALTH_TOKEN at least: 32 random characters are about 190 bits.
+MIN_HEALTH_TOKEN_LENGTH = 32
+# Headers a proxy adds: a request that carries one came through a proxy, whatever its peer.
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+@bp.record_once
+def check_health_token(state: BlueprintSetupState) -> None:
+    """A HEALTH_TOKEN that is set must be long enough to be a secret."""
+    token = state.app.config.get("HEALTH_TOKEN")
+    if token in (None, ""):
+        return
+    if not isinstance(token, str) or len(token) < MIN_HEALTH_TOKEN_LENGTH:
+        raise ConfigError(
+            f"QUARTAPP_HEALTH_TOKEN must be a random text of at least "
+            f"{MIN_HEALTH_TOKEN_LENGTH} characters, e.g. export QUARTAPP_HEALTH_TOKEN="
+            "$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
+def may_see_details() -> bool:
+    """Whether this request gets the details: it shows the health token, or it comes
+    straight from this machine (a loopback peer, no proxy's header)."""
+    token = current_app.config.get("HEALTH_TOKEN")
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), str(token).encode()
+        ):
+            return True
+    # The ASGI server's word for the socket's peer, never a header.
+    peer = request.scope.get("client")
+    address = parse_address(peer[0] if peer else None)
+    if address is None or not address.is_loopback:
+        return False
+    return not any(name in request.headers for name in PROXY_HEADERS)
 
 
 @bp.get("/healthz")
@@ -32,15 +82,35 @@ async def _check(name: str, probe: Awaitable[object]) -> tuple[str, str]:
     return name, "ok"
 
 
+async def mail_state() -> tuple[dict[str, Any], list[str]]:
+    """The mail queue's state, and a warning when mail waits and no worker runs."""
+    try:
+        health = await asyncio.wait_for(get_mailer().health(), timeout=3)
+    except Exception as error:  # the queue's Redis may be another server
+        return {"queue": f"unavailable: {type(error).__name__}"}, []
+    warnings = []
+    # SAQ's "incomplete" jobs (``waiting``) include the queued and the running ones.
+    pending = max(int(health["queued"]), int(health["waiting"]))
+    if pending and not health["workers"]:
+        warnings.append(
+            f"mail is waiting ({pending} in the queue) and no mail worker has reported "
+            "lately: nothing sends it. Run mail workers (QUARTAPP_MAIL_WORKERS of serve, "
+            "or python -m quartapp mail-worker)"
+        )
+    return {"queue": "ok", **health}, warnings
+
+
 @bp.get("/readyz")
 @public
 @session_access("none")
 async def readyz() -> Response:
-    """Ready when Redis and MySQL both answer, so a load balancer can take us out.
+    """Ready (200) when Redis and MySQL both answer, so a load balancer can take us out
+    (503) when they do not.
 
-    ``mail`` tells the mail queue's state: how many workers reported in the last half
-    minute and how many mails wait. It does not decide readiness (sign-in works without a
-    worker; mail waits in the queue), so watch ``mail.workers`` in monitoring."""
+    The details (each service's answer, the mail queue's workers and jobs, warnings) go
+    only to requests that may see them (``may_see_details``). Mail does not decide
+    readiness: sign-in works without a worker, and mail waits in the queue; a warning
+    says so when mail waits and no worker was seen."""
     results = dict(
         await asyncio.gather(
             _check("redis", ping(get_redis())),
@@ -48,13 +118,13 @@ async def readyz() -> Response:
         )
     )
     ready = all(value == "ok" for value in results.values())
-    mail: dict[str, object]
-    try:
-        mail = await asyncio.wait_for(get_mailer().health(), timeout=3)
-    except Exception as error:  # the queue's Redis may be another server
-        mail = {"queue": f"unavailable: {type(error).__name__}"}
-    else:
-        mail = {"queue": "ok", **mail}
-    response = jsonify({"status": "ok" if ready else "unavailable", **results, "mail": mail})
+    body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
+    if may_see_details():
+        mail, warnings = await mail_state()
+        body.update(results, mail=mail)
+        if warnings:
+            body["warnings"] = warnings
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
     return response

@@ -28,7 +28,7 @@ from redis import Redis
 from quartapp.serve import WORKERS_KILL_TIMEOUT
 
 from .http import status_of
-from .processes import ROOT, Process, free_port
+from .processes import ROOT, Process, children_of, command_line, free_port
 from .settings import PUBLIC_URL, REDIS_URL
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -90,9 +90,11 @@ def app_environment(
             "QUARTAPP_REDIS_URL": redis_url,
             "QUARTAPP_REDIS_PREFIX": redis_prefix,
             # Links in mails start here; mail goes nowhere unless a test starts a server
-            # and a worker of its own (tests/support/mail_servers.py).
+            # and a worker of its own (tests/support/mail_servers.py): ``serve`` runs no
+            # mail worker of its own.
             "QUARTAPP_PUBLIC_URL": PUBLIC_URL,
             "QUARTAPP_MAIL_URL": "smtp://127.0.0.1:9",
+            "QUARTAPP_MAIL_WORKERS": "0",
             "QUARTAPP_MAIL_FROM": "quartapp <no-reply@quartapp.test>",
             # The mail queue does not run on a Cluster: there it uses the test Redis.
             "QUARTAPP_MAIL_REDIS_URL": REDIS_URL
@@ -122,15 +124,21 @@ class AppServer(Process):
         return self.base_url + path
 
     def worker_pids(self) -> list[int]:
-        """The worker processes granian started (children of its main process)."""
-        return self.children()
+        """The worker processes granian started (children of its main process, which
+        ``serve`` started)."""
+        return [
+            worker
+            for child in self.children()
+            if "granian" in command_line(child)
+            for worker in children_of(child)
+        ]
 
     def wait_until_healthy(self, timeout: float = START_TIMEOUT) -> None:
         self.wait_until("answer to /healthz", lambda: healthy(self.port), timeout)
 
     def terminate(self) -> None:
-        """Send SIGTERM to granian's main process, as a process manager does to stop it:
-        it stops accepting, lets its workers finish the requests they have, then exits."""
+        """Send SIGTERM to ``serve``, as a process manager does to stop it: granian stops
+        accepting, lets its workers finish the requests they have, then all exit."""
         self.send(signal.SIGTERM)
 
     def wait(self, timeout: float = STOP_TIMEOUT) -> int:
@@ -202,7 +210,7 @@ def start_app(
         redis_url=redis_url,
         settings={**TEST_SETTINGS, **settings},
     )
-    # serve replaces itself with granian: this process is granian's main process.
+    # serve stays as the supervisor of granian (and of no mail worker: see app_environment).
     command = [
         sys.executable, "-m", "quartapp", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

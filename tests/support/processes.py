@@ -84,6 +84,37 @@ def cpu_ticks(pids: Iterable[int]) -> int:
     return total
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (none if it is gone)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError):
+        return [int(child) for child in children.read_text().split()]
+    return []
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Its children, each followed by its own descendants."""
+    found: list[int] = []
+    for child in children_of(pid):
+        found += [child, *descendants_of(child)]
+    return found
+
+
+def command_line(pid: int) -> list[str]:
+    """The process's argv; [] once it is gone."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    return []
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has)."""
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    return False
+
+
 def wait_for(
     what: str,
     check: Callable[[], T | None],
@@ -147,15 +178,13 @@ class Process:
         return self.process.poll() is None
 
     def children(self) -> list[int]:
-        """The processes it started (granian's workers, say)."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        with contextlib.suppress(OSError):
-            return [int(pid) for pid in children.read_text().split()]
-        return []
+        """The processes it started (granian's main process, say)."""
+        return children_of(self.pid)
 
     def pids(self) -> list[int]:
-        """The process and its children, for CPU accounting and profilers."""
-        return [self.pid, *self.children()]
+        """The process and its descendants, depth first (``serve``, granian's main process,
+        its workers), for CPU accounting and profilers."""
+        return [self.pid, *descendants_of(self.pid)]
 
     def output(self, last: int = 4000) -> str:
         """The last ``last`` characters of its log."""
