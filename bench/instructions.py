@@ -75,13 +75,16 @@ async def call(app: Any, request: dict[str, Any]) -> tuple[int, bytes]:
     received = False
     status = 0
     body: list[bytes] = []
+    answered = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         nonlocal received
         if not received:
             received = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
+        # As a server says once the response is complete: Quart 0.23 waits for this
+        # message before its request's task group ends.
+        await answered.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -90,6 +93,8 @@ async def call(app: Any, request: dict[str, Any]) -> tuple[int, bytes]:
             status = message["status"]
         elif message["type"] == "http.response.body":
             body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
 
     await app(dict(request), receive, send)
     return status, b"".join(body)
