@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from quartapp.web.application import Application
+    from quartapp.engine.quart_request_cycle import Application
 
 APP = "quartapp.serve:served_app"
 DEFAULT_HOST = "127.0.0.1"

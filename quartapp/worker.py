@@ -24,7 +24,8 @@ CONCURRENCY = 4
 async def run_worker() -> None:
     from quartapp import create_app
     from quartapp.accounts.mailings import JOBS
-    from quartapp.mail.queue import WORKER_INFO_TTL, MailQueue, connect, job_timeout
+    from quartapp.engine.saq_queue import MailQueue
+    from quartapp.mail.queue import WORKER_INFO_TTL, connect, job_timeout
 
     app = create_app()
     config = app.config

@@ -1,5 +1,5 @@
-"""The app's request cycle (quartapp.web.application) as an ASGI server drives it: what it
-sends, in how many messages, and what it does when the client is slow or gone."""
+"""The app's request cycle (quartapp.engine.quart_request_cycle) as an ASGI server drives
+it: what it sends, in how many messages, and what it does when the client is slow or gone."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from quart import Quart, request
 from quart.wrappers import Request
 from werkzeug.datastructures import Headers
 
+from quartapp.engine.quart_request_cycle import QuietHeaders
 from quartapp.serve import APP, YOUNG_COLLECTION_THRESHOLD, served_app
-from quartapp.web.application import QuietHeaders
 from quartapp.web.headers import finish_headers
 
 from .conftest import test_config as settings_for

@@ -14,14 +14,9 @@ from markupsafe import Markup, escape
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.web.templating import (
-    ESCAPE_OUTPUT,
-    PageTemplate,
-    ReloadingPageCompiler,
-    RememberedUrls,
-    escape_output,
-    templates,
-)
+from quartapp.engine.jinja_pages import ESCAPE_OUTPUT, PageTemplate, ReloadingPageCompiler
+from quartapp.engine.markupsafe_escape import escape_output
+from quartapp.web.templating import RememberedUrls, templates
 
 from .conftest import Auth
 

@@ -7,6 +7,8 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, url_for
 
 from quartapp.accounts import service
+from quartapp.engine.quart_context import current_request
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
@@ -15,8 +17,6 @@ from quartapp.sessions.extension import (
     session_summary,
 )
 from quartapp.web.access import public, signed_in
-from quartapp.web.application import AppResponse
-from quartapp.web.context import current_request
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json

@@ -1,8 +1,18 @@
-"""This request's context object, read directly rather than through Quart's proxies (the hot
-paths read it several times a request).
+"""Quart: the request's context objects read directly, not through Quart's proxies.
 
-Quart 0.22 keeps a request context of its own; Quart 0.23 keeps the request and the
-session on the app context. Both have ``.request`` and ``.session``."""
+Replaces reads through ``quart.request``, ``session``, ``g`` and ``current_app`` on the
+pages' paths (the hooks, the views, the template functions read them several times a
+request): each attribute read through a proxy first fails on the proxy itself, an
+AttributeError made and dropped, before it is looked up on the object. Quart 0.22 keeps a
+request context of its own; Quart 0.23 keeps the request and the session on the app
+context. Both have ``.app``, ``.request`` and ``.session``.
+
+Private names read: ``quart.globals._cv_request`` (Quart 0.22) and ``quart.globals._cv_app``.
+
+Buys: counted per route in docs/benchmarks.md ("What each override buys").
+
+Delete when: it buys under 3 % of a page on the Docker image's Python (3.13).
+"""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from quart import Response, redirect, url_for
 
-from quartapp.web.application import AppResponse
-from quartapp.web.context import current_request, request_context
+from quartapp.engine.quart_context import current_request, request_context
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.web.templating import render_template
 
 
