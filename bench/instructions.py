@@ -116,6 +116,7 @@ async def load(app: Any, request: dict[str, Any], requests: int, concurrency: in
 async def measure(args: argparse.Namespace, helper: Any) -> None:
     import ceiling_app
     import harness  # noqa: F401 - puts the checkout's root on sys.path, for tests.support
+    from quart.testing.app import TestApp
     from redis.asyncio import Redis
 
     from quartapp import create_app
@@ -152,7 +153,12 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
     await control.set(f"{prefix}ceiling", "1", px=3_600_000)
     ceiling = ceiling_app.create_app()
     try:
-        async with app.test_app(), ceiling.test_app():
+        # Starting up under valgrind on a busy machine can outlast the 6 seconds Quart's
+        # test app allows by default.
+        async with (
+            TestApp(app, startup_timeout=300),
+            TestApp(ceiling, startup_timeout=300),
+        ):
             sessions = app.extensions["quartapp.sessions"]
             tokens = [
                 (await sessions.store.create(4242, "bench@example.com", ip="203.0.113.7"))[0]
