@@ -1,6 +1,6 @@
 """Quart: the request's context objects read directly, not through Quart's proxies.
 
-Replaces reads through ``quart.request``, ``session``, ``g`` and ``current_app`` on the
+Replaces reads through ``quart.request``, ``session`` and ``current_app`` on the
 pages' paths (the hooks, the views, the template functions read them several times a
 request): each attribute read through a proxy first fails on the proxy itself, an
 AttributeError made and dropped, before it is looked up on the object. Quart 0.22 keeps a
@@ -24,7 +24,6 @@ from quart import globals as quart_globals
 
 # Quart 0.22's request context; Quart 0.23 has one context for the app and the request.
 _context: ContextVar[Any] = getattr(quart_globals, "_cv_request", None) or quart_globals._cv_app
-_app_context: ContextVar[Any] = quart_globals._cv_app
 
 
 def request_context() -> Any | None:
@@ -49,8 +48,3 @@ def current_request() -> Request:
         raise RuntimeError("not while a request is handled")
     this: Request = context.request
     return this
-
-
-def app_globals() -> Any:
-    """This app context's ``g`` (the object, not Quart's proxy)."""
-    return _app_context.get().g

@@ -18,10 +18,10 @@ from itsdangerous import BadData
 from quart import Quart, Response, current_app, request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
-from quart_auth import AuthUser, login_user, logout_user
+from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
-from quartapp.engine.quart_auth_user import SessionAuth, without_template_context
+from quartapp.engine.quart_auth_user import without_template_context
 from quartapp.engine.quart_context import current_application, request_context
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
@@ -126,7 +126,7 @@ class Sessions:
     """Wires the Redis session store, Quart's session interface and quart-auth together."""
 
     def __init__(self, app: Quart | None = None) -> None:
-        self.auth = SessionAuth(user_class=SessionUser)
+        self.auth = QuartAuth(user_class=SessionUser)
         self._store: SessionStore | None = None
         if app is not None:
             self.init_app(app)
