@@ -282,7 +282,6 @@ OWN_NAMES = [
     ("quart_request_cycle", "quart:Quart", "_async_versions"),
     ("quart_request_cycle", "quart.wrappers:Request", "_blueprint_paths"),
     ("jinja_pages", "jinja2.compiler:CodeGenerator", "_inlining"),
-    ("jinja_pages", "jinja2.runtime:Context", "_globals"),
     ("jinja_pages", "jinja2:Environment", "escape_output"),
     ("redis_scripts", "redis.asyncio:BlockingConnectionPool", "_getting"),
     ("redis_topologies", "redis.asyncio.cluster:RedisCluster", "_in_flight"),

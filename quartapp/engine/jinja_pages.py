@@ -7,17 +7,15 @@ Replaces, on the app's page environment (an overlay of ``app.jinja_env``):
   (``markupsafe_escape``); a call of ``url_for`` or ``csrf_token`` is a plain Python call,
   not ``context.call``; an ``{% include %}`` of a fixed name is compiled into the page in
   a scope of its own (``ReloadingPageCompiler`` keeps includes where templates reload).
-- ``TemplateContext`` (``Environment.context_class``): Jinja's ``Context`` without the set
-  of its globals' names made for every context (every include made one).
 - ``PageTemplate`` (``Environment.template_class``): a render's names merged dict by dict
   instead of copying Jinja's ChainMap of globals (a KeyError raised and caught per name).
 
 Private names read (Jinja's compiler has no public API to extend):
 ``CodeGenerator._output_child_pre``, ``CodeGenerator.visit_Call``, ``visit_Include``,
 ``visit_Scope``, ``signature``, ``pull_dependencies``, ``write``, ``visit``; ``Frame.eval_ctx``;
-``Context.__init__``'s arguments and its ``globals_keys`` attribute; ``Template.new_context``,
-``Template.globals``, ``Template.blocks``. This module keeps ``_inlining`` (on the compiler)
-and ``_globals`` (on the context) of its own, names Jinja must not use.
+``Context.__init__``'s arguments; ``Template.new_context``,
+``Template.globals``, ``Template.blocks``. This module keeps ``_inlining`` (on the compiler) of
+its own, a name Jinja must not use.
 
 Buys: counted per route in docs/benchmarks.md ("What each override buys").
 
@@ -27,7 +25,7 @@ Delete when: it buys under 3 % of a page on the Docker image's Python (3.13).
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import Environment, Template, nodes
@@ -128,33 +126,6 @@ class ReloadingPageCompiler(PageCompiler):
     inline_includes = False
 
 
-class TemplateContext(Context):
-    """Jinja's context, without the set of its globals' names made up front.
-
-    Every include makes a new context, and Jinja's takes the names of the template's globals
-    (a ChainMap, merged anew each time) for the one case that reads them: a template
-    imported as a module. Here they are taken only then."""
-
-    def __init__(
-        self,
-        environment: Environment,
-        parent: dict[str, Any],
-        name: str | None,
-        blocks: dict[str, Callable[[Context], Iterator[str]]],
-        globals: MutableMapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(environment, parent, name, blocks, globals=None)
-        self._globals = globals
-
-    @property
-    def globals_keys(self) -> set[str]:
-        return set() if self._globals is None else set(self._globals)
-
-    @globals_keys.setter
-    def globals_keys(self, value: set[str]) -> None:
-        pass  # set (to nothing) by Context.__init__; worked out when asked for
-
-
 class PageTemplate(Template):
     """Jinja's template, with the names a render sees merged dict by dict.
 
@@ -188,6 +159,5 @@ def compile_pages(environment: Environment) -> None:
     environment.code_generator_class = (
         ReloadingPageCompiler if environment.auto_reload else PageCompiler
     )
-    environment.context_class = TemplateContext
     environment.template_class = PageTemplate
     setattr(environment, ESCAPE_OUTPUT, escape_output)
