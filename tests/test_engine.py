@@ -240,8 +240,6 @@ READS = [
         "initialize",
         ("self", "additional_startup_nodes_info", "last_failed_node_name"),
     ),
-    # quart-auth
-    Reads("quart_auth_user", "quart_auth:QuartAuth", "_template_context", ("self",)),
     # SAQ
     Reads("saq_queue", "saq.queue.redis:RedisQueue", "_pubsub", instance=_queue),
     Reads("saq_queue", "saq.queue.redis:RedisQueue", "namespace", ("self", "key")),

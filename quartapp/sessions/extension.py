@@ -21,7 +21,6 @@ from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
-from quartapp.engine.quart_auth_user import without_template_context
 from quartapp.engine.quart_context import current_application, request_context
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
@@ -146,7 +145,6 @@ class Sessions:
         config["QUART_AUTH_DURATION"] = int(config["SESSION_ABSOLUTE_TIMEOUT"])
         config["QUART_AUTH_SALT"] = "quartapp session token"
         self.auth.init_app(app)
-        without_template_context(self.auth, app)
         self._trusted_proxies = trusted_networks(config["TRUSTED_PROXIES"])
         keys = [*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"]]
         self._serializer = self.auth.serializer_class(keys, str(self.auth.salt))
