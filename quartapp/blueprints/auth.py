@@ -19,7 +19,7 @@ from quartapp.sessions.extension import (
 from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
+from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url, wants_json
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
@@ -49,8 +49,8 @@ async def sign_in_page() -> Response:
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
     if notice is None:
-        # No context: the page is rendered once and only its CSRF token filled in per request.
-        return await render_form("sign_in")
+        # The same for every visitor: rendered once, only its CSRF token filled in per request.
+        return await render_once("auth/sign_in.html", "auth/_sign_in_form.html")
     return await render_form("sign_in", notice=notice)
 
 
@@ -59,7 +59,7 @@ async def sign_in_page() -> Response:
 async def sign_up_page() -> Response:
     if current_record() is not None:  # signed in (what current_user.is_authenticated says)
         return navigate(url_for("home.home"))
-    return await render_form("sign_up")
+    return await render_once("auth/sign_up.html", "auth/_sign_up_form.html")
 
 
 @bp.get("/api/v1/csrf")

@@ -94,7 +94,7 @@ EXTENSION = "quartapp.templates"
 
 
 async def render_template(name: str, **context: Any) -> str:
-    """The template ``name`` rendered with ``context`` and nothing else.
+    """The template ``name`` rendered with ``context`` and nothing else, on every call.
 
     Quart's ``render_template`` also runs the template context processors (one of them a
     synchronous one that each blueprint adds, which Quart runs in a worker thread) and
@@ -103,11 +103,22 @@ async def render_template(name: str, **context: Any) -> str:
     rendered synchronously (``templates``), not through Jinja's async generators."""
     this = request_context()  # the request's, not Quart's current_app proxy
     environment = templates(this.app if this is not None else current_app)
-    if context:
-        urls = environment.globals["url_for"]
-        if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
-            context["url_for"] = urls.at(this.request.root_path)
-        return environment.get_template(name).render(context)
+    urls = environment.globals["url_for"]
+    if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
+        context["url_for"] = urls.at(this.request.root_path)
+    return environment.get_template(name).render(context)
+
+
+async def render_once(name: str) -> str:
+    """The template ``name``, rendered once per app and script root and remembered; each
+    call fills in its own CSRF token.
+
+    For a page the same for every visitor but for its token, such as the anonymous sign-in
+    page, and asked for often. Such a template may use nothing else that changes per
+    request: it is rendered without context, and a change to what it shows is not seen
+    until the app restarts. Every other page goes through ``render_template``."""
+    this = request_context()
+    environment = templates(this.app if this is not None else current_app)
     return _render_unchanging(environment, name, this.request.root_path if this else "")
 
 
@@ -121,10 +132,8 @@ UNCHANGING_CACHE_SIZE = 64
 
 
 def _render_unchanging(environment: Environment, name: str, root_path: str) -> str:
-    """A template rendered without context, such as the anonymous sign-in page, is the same
-    on every request but for its CSRF token: it is rendered once (per script root, which
-    its URLs depend on) with a mark where the token goes, and each request fills in its own.
-    Such a template may use nothing else that changes per request."""
+    """``render_once``: the page is rendered once (per script root, which its URLs depend
+    on) with a mark where the token goes, and each request fills in its own."""
     key = (name, root_path)
     remembered = _unchanging.get(environment)
     if remembered is None:
