@@ -3,6 +3,8 @@ and in failovers as one server does. None is on a page's path when the app talks
 server (bench/instructions.py's set-up); each buys correctness, not instructions, and each
 is exercised by tests/test_redis_topologies.py against real Sentinels and Clusters.
 
+Replaces:
+
 - ``BlockingSentinelConnectionPool`` replaces ``SentinelConnectionPool``'s "Too many
   connections" with ``BlockingConnectionPool``'s wait (by multiple inheritance, public
   methods only). Delete when redis-py offers a blocking Sentinel pool.
@@ -21,7 +23,9 @@ is exercised by tests/test_redis_topologies.py against real Sentinels and Cluste
 Private names read: ``redis.asyncio.sentinel.Sentinel._force_master_ip``; the text of
 redis-py's ``'NoneType' object has no attribute 'writelines'``.
 
-Buys: no instructions (see above); Delete when: for each class, above.
+Buys: no instructions (see above).
+
+Delete when: for each class, as said beside it above.
 """
 
 from __future__ import annotations
