@@ -11,6 +11,7 @@ from quartapp.accounts.throttle import Throttling
 from quartapp.blueprints import account, auth, health, home, mail_links
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
+from quartapp.engine.quart_request_cycle import Application
 from quartapp.infra.database import Database
 from quartapp.infra.redis_client import RedisClient
 from quartapp.mail.queue import Mailer
@@ -18,7 +19,6 @@ from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import Sessions
 from quartapp.web import headers as security_headers
 from quartapp.web import templating
-from quartapp.web.application import Application
 from quartapp.web.errors import register_error_handlers
 
 PACKAGE = Path(__file__).resolve().parent

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quartapp.web.application import Application
+    from quartapp.engine.quart_request_cycle import Application
 
 APP = "quartapp.serve:served_app"
 DEFAULT_HOST = "127.0.0.1"

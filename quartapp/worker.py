@@ -14,11 +14,10 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from saq import Worker
-from saq.types import Context, PartialTimersDict
+from saq.types import PartialTimersDict
 
 if TYPE_CHECKING:
-    from quartapp.web.application import Application
+    from quartapp.engine.quart_request_cycle import Application
 
 # Seconds between sweeps for the jobs of workers that died: such a job goes back on the
 # queue at the first sweep after its timeout.
@@ -31,30 +30,12 @@ CONCURRENCY = 4
 DEQUEUE_TIMEOUT = 1.0
 
 
-class MailWorker(Worker[Context]):
-    """SAQ's worker, whose upkeep loops end as soon as it is told to stop.
-
-    In SAQ 0.26 each upkeep loop (sweep, worker report, schedule, abort) sleeps out its
-    period before it looks whether the worker stops, and a stop waits for them: an idle
-    worker took up to SWEEP_EVERY seconds to exit, more than ``serve`` gives it. Here a
-    task cancels them when the stop event is set. It reads ``Worker.event`` (set up by
-    ``start`` before ``upkeep`` runs); check it again when the upper bound on saq moves."""
-
-    async def upkeep(self) -> list[asyncio.Task[None]]:
-        tasks = await super().upkeep()
-
-        async def cancel_on_stop() -> None:
-            await self.event.wait()
-            for task in tasks:
-                task.cancel()
-
-        return [*tasks, asyncio.create_task(cancel_on_stop())]
-
-
 async def run_worker(app: Application) -> None:
     from quartapp.accounts.mailings import JOBS
+    from quartapp.engine.saq_queue import MailQueue
+    from quartapp.engine.saq_worker import MailWorker
     from quartapp.mail.job_logs import log_job_outcome
-    from quartapp.mail.queue import WORKER_INFO_TTL, MailQueue, connect, job_timeout
+    from quartapp.mail.queue import WORKER_INFO_TTL, connect, job_timeout
 
     config = app.config
     async with app.app_context():

@@ -1,5 +1,5 @@
-"""The app's request cycle (quartapp.web.application) as an ASGI server drives it: what it
-sends, in how many messages, and what it does when the client is slow or gone."""
+"""The app's request cycle (quartapp.engine.quart_request_cycle) as an ASGI server drives
+it: what it sends, in how many messages, and what it does when the client is slow or gone."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from quart import Quart, request
 from quart.wrappers import Request
 from werkzeug.datastructures import Headers
 
+from quartapp.engine.quart_request_cycle import QuietHeaders
 from quartapp.serve import APP, YOUNG_COLLECTION_THRESHOLD, served_app
-from quartapp.web.application import QuietHeaders
-from quartapp.web.headers import finish_headers
+from quartapp.web.access import public
+from quartapp.web.headers import finish_headers, response_headers
 
 from .conftest import test_config as settings_for
 
@@ -144,6 +145,48 @@ def test_finish_headers_keeps_what_a_view_set_and_adds_to_its_vary() -> None:
     assert (b"cache-control", b"private") in headers
     assert (b"vary", b"Accept, HX-Request") in headers
     assert (b"strict-transport-security", b"max-age=63072000") in headers
+
+
+APP_HEADERS = [name for name, _ in response_headers(https=True, page=True)]
+
+
+@given(
+    own=st.lists(st.sampled_from(APP_HEADERS), unique=True),
+    https=st.booleans(),
+    endpoint=st.sampled_from(["auth.sign_in_page", "static", None]),
+)
+def test_each_app_header_is_sent_once_and_a_view_s_own_stands(
+    own: list[str], https: bool, endpoint: str | None
+) -> None:
+    """Whatever a view sets of the app's headers (a page's own Content-Security-Policy
+    alone, say), each goes out once, with the view's value; Vary gets HX-Request added."""
+    # As the request cycle hands them over: names in lower case.
+    headers = encoded(
+        ("content-type", "text/html"), *((name.lower(), f"own {name}") for name in own)
+    )
+    finish_headers(FakeRequest("https" if https else "http", endpoint), headers)  # type: ignore[arg-type]
+    names = [name for name, _ in headers]
+    for name in APP_HEADERS:
+        assert names.count(name.lower().encode()) <= 1, (name, headers)
+    sent = dict(headers)
+    for name in own:
+        page = endpoint != "static"  # a static file gets no Vary of the app's
+        expected = f"own {name}" + (", HX-Request" if name == "Vary" and page else "")
+        assert sent[name.lower().encode()] == expected.encode()
+
+
+async def test_a_view_s_own_content_security_policy_is_the_only_one(app: Quart) -> None:
+    policy = "default-src 'none'; img-src https://example.org"
+
+    @app.get("/own-policy")
+    @public
+    async def own_policy() -> Any:
+        return "ok", 200, {"Content-Security-Policy": policy}
+
+    start, *_ = await drive(app, scope("/own-policy"))
+    assert start["status"] == 200
+    policies = [value for name, value in start["headers"] if name == b"content-security-policy"]
+    assert policies == [policy.encode()]
 
 
 def test_finish_headers_for_static_files_and_plain_http() -> None:

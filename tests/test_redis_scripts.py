@@ -1,4 +1,4 @@
-"""Scripts run on a connection taken straight from the pool (quartapp.infra.redis_scripts)
+"""Scripts run on a connection taken straight from the pool (quartapp.engine.redis_scripts)
 answer as redis-py's own script call does, through every way that path can go wrong."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from quartapp.infra.redis_scripts import QuickBlockingConnectionPool, Script, _send
+from quartapp.engine.redis_scripts import QuickBlockingConnectionPool, Script, _send
 
 from .support.settings import REDIS_URL
 

@@ -979,7 +979,7 @@ async def test_a_cluster_connection_closed_under_a_command_is_a_dropped_connecti
     a dropped connection (a 503), never an AttributeError (a 500)."""
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-    from quartapp.infra.redis_client import BoundedRedisCluster
+    from quartapp.engine.redis_topologies import BoundedRedisCluster
 
     client = BoundedRedisCluster(wait=1, startup_nodes=[ClusterNode("127.0.0.1", 1)])
     failures: list[str] = []

@@ -10,18 +10,14 @@ import jinja2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import Markup, escape
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.web.templating import (
-    ESCAPE_OUTPUT,
-    PageTemplate,
-    ReloadingPageCompiler,
-    RememberedUrls,
-    escape_output,
-    templates,
-)
+from quartapp.engine.jinja_pages import ESCAPE_OUTPUT, PageTemplate, ReloadingPageCompiler
+from quartapp.engine.markupsafe_escape import escape_output
+from quartapp.web.templating import RememberedUrls, render_once, render_template, templates
 
 from .conftest import Auth
 
@@ -151,3 +147,30 @@ async def test_urls_are_remembered_per_script_root(app: Quart) -> None:
             assert css.startswith(f"{root}/static/")
             # Options are built each time, as Quart builds them.
             assert bound("home.home", _external=True) == app.url_for("home.home", _external=True)
+
+
+async def test_a_render_without_arguments_is_rendered_anew_and_once_only_when_asked(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``render_template(name)`` renders on every call, whatever its arguments; only
+    ``render_once`` remembers a page, and still fills in each request's CSRF token."""
+    pages = templates(app)
+    probe = DictLoader(
+        {"probe.html": "{{ motto }}", "probe_form.html": "{{ motto }}|{{ csrf_token() }}"}
+    )
+    monkeypatch.setattr(pages, "loader", ChoiceLoader([probe, pages.loader]))
+    monkeypatch.setitem(pages.globals, "motto", "first")
+    async with app.test_request_context("/"):
+        assert await render_template("probe.html") == "first"
+        first_form = await render_once("probe_form.html")
+    monkeypatch.setitem(pages.globals, "motto", "second")
+    async with app.test_request_context("/"):
+        assert await render_template("probe.html") == "second"
+        again = await render_once("probe_form.html")
+    motto, _, token = first_form.partition("|")
+    assert motto == "first"
+    assert token
+    motto, _, other_token = again.partition("|")
+    assert motto == "first"  # remembered, as asked
+    assert other_token
+    assert other_token != token

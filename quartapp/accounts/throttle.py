@@ -25,9 +25,9 @@ from typing import Any
 from quart import Quart, current_app
 
 from quartapp.config import ConfigError
+from quartapp.engine.redis_scripts import Script
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import RedisConnection, get_redis
-from quartapp.infra.redis_scripts import Script
 from quartapp.web.client_address import parse_address
 from quartapp.web.errors import AppError
 

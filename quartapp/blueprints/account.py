@@ -10,6 +10,7 @@ from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.devices import UNKNOWN_BROWSER
 from quartapp.sessions.extension import (
@@ -20,7 +21,6 @@ from quartapp.sessions.extension import (
 )
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
-from quartapp.web.application import AppResponse
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json

@@ -7,6 +7,8 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, url_for
 
 from quartapp.accounts import service
+from quartapp.engine.quart_context import current_request
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
@@ -15,11 +17,9 @@ from quartapp.sessions.extension import (
     session_summary,
 )
 from quartapp.web.access import public, signed_in
-from quartapp.web.application import AppResponse
-from quartapp.web.context import current_request
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
+from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url, wants_json
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
@@ -49,8 +49,8 @@ async def sign_in_page() -> Response:
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
     if notice is None:
-        # No context: the page is rendered once and only its CSRF token filled in per request.
-        return await render_form("sign_in")
+        # The same for every visitor: rendered once, only its CSRF token filled in per request.
+        return await render_once("auth/sign_in.html", "auth/_sign_in_form.html")
     return await render_form("sign_in", notice=notice)
 
 
@@ -59,7 +59,7 @@ async def sign_in_page() -> Response:
 async def sign_up_page() -> Response:
     if current_record() is not None:  # signed in (what current_user.is_authenticated says)
         return navigate(url_for("home.home"))
-    return await render_form("sign_up")
+    return await render_once("auth/sign_up.html", "auth/_sign_up_form.html")
 
 
 @bp.get("/api/v1/csrf")

@@ -20,12 +20,12 @@ from quart import Blueprint, Quart, Response, jsonify, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.accounts.verification import UNVERIFIED
+from quartapp.engine.quart_context import current_request, request_context
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.extension import Sessions, current_record, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
-from quartapp.web.application import AppResponse
-from quartapp.web.context import current_request, request_context
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.templating import clock_time, render_template, templates

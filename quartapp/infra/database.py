@@ -15,52 +15,12 @@ import pymysql
 from quart import current_app
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.backends.mysql.client import MySQLClient
 from tortoise.migrations.api.migrate import migrate as run_migrations
 
+from quartapp.engine import tortoise_mysql
 from quartapp.infra.extension import ServingExtension
 
 EXTENSION = "quartapp.database"
-
-
-class BoundedMySQLClient(MySQLClient):
-    """Tortoise's MySQL client, where every statement ends within ``query_timeout``
-    seconds, waiting for a connection included.
-
-    A MySQL server that is down refuses connections at once, but one that hangs (stopped,
-    overloaded, or cut off by the network without a reset) accepts them and never
-    answers; without a bound, every sign-in would then wait forever. Past the bound the
-    statement raises TimeoutError (a 503 for the user). aiomysql closes a connection
-    whose read is cancelled, so a reply that comes late is never read as the answer to
-    the next statement on that connection."""
-
-    def __init__(self, *, query_timeout: float | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.query_timeout = float(query_timeout)
-
-    async def execute_insert(self, query: str, values: list[Any]) -> int:
-        async with asyncio.timeout(self.query_timeout):
-            row_id: int = await super().execute_insert(query, values)
-        return row_id
-
-    async def execute_many(self, query: str, values: list[Any]) -> None:
-        async with asyncio.timeout(self.query_timeout):
-            await super().execute_many(query, values)
-
-    async def execute_query(
-        self, query: str, values: list[Any] | None = None
-    ) -> tuple[int, list[dict[str, Any]]]:
-        async with asyncio.timeout(self.query_timeout):
-            result: tuple[int, list[dict[str, Any]]] = await super().execute_query(query, values)
-        return result
-
-    async def execute_script(self, query: str) -> None:
-        async with asyncio.timeout(self.query_timeout):
-            await super().execute_script(query)
-
-
-# Tortoise takes the client class of an engine from its module, under this name.
-client_class = BoundedMySQLClient
 
 
 def connection_url(url: str, *, pool_size: int = 10, connect_timeout: float = 3) -> str:
@@ -84,7 +44,7 @@ def tortoise_config(
     connection: str | dict[str, Any] = pooled
     if query_timeout is not None:
         bounded = expand_db_url(pooled)
-        bounded["engine"] = __name__  # whose client_class is BoundedMySQLClient
+        bounded["engine"] = tortoise_mysql.__name__  # whose client_class is BoundedMySQLClient
         bounded["credentials"]["query_timeout"] = query_timeout
         connection = bounded
     return {

@@ -18,17 +18,16 @@ Cluster): past that a request waits up to the timeout for a free one, then gets 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from quart import current_app
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import (
     AskError,
@@ -44,10 +43,14 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT
 
+from quartapp.engine.redis_scripts import QuickBlockingConnectionPool
+from quartapp.engine.redis_topologies import (
+    BlockingSentinelConnectionPool,
+    BoundedRedisCluster,
+    ConcurrentSentinel,
+)
 from quartapp.infra.extension import ServingExtension
-from quartapp.infra.redis_scripts import QuickBlockingConnectionPool
 
 EXTENSION = "quartapp.redis"
 
@@ -234,91 +237,6 @@ def parse_redis_url(url: object) -> RedisTarget:
     if scheme in ("redis", "rediss", "unix"):
         return _parse_server_url(url)
     raise RedisUrlError(f"the URL must start with {SCHEMES}")
-
-
-class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
-    """Sentinel's pool that, like BlockingConnectionPool, waits for a free connection (up
-    to its timeout) instead of raising "Too many connections" past ``max_connections``."""
-
-
-class ConcurrentSentinel(Sentinel):
-    """Sentinel whose master discovery is safe when many connections ask at once.
-
-    redis-py moves the Sentinel that answered to the front of its list by swapping two
-    positions it read before its ``await``; when several connections reconnect at the same
-    moment (after a failover, say), those swaps interleave, and the list ends up naming one
-    Sentinel twice and losing another, whose client is then never closed. Here the list is
-    read from a snapshot and the answering Sentinel is moved by identity, in one step."""
-
-    async def discover_master(self, service_name: str) -> tuple[str, int]:
-        failures: list[str] = []
-        for sentinel in list(self.sentinels):
-            try:
-                masters = await sentinel.sentinel_masters()
-            except (RedisConnectionError, RedisTimeoutError) as error:
-                failures.append(f"{sentinel} - {error!r}")
-                continue
-            state = masters.get(service_name) if isinstance(masters, dict) else None
-            if state and self.check_master_state(state, service_name):
-                if sentinel in self.sentinels:
-                    self.sentinels.remove(sentinel)
-                    self.sentinels.insert(0, sentinel)
-                host = self._force_master_ip if self._force_master_ip is not None else state["ip"]
-                return str(host), int(state["port"])
-        detail = f" : {', '.join(failures)}" if failures else ""
-        raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
-
-
-class BoundedRedisCluster(RedisCluster):
-    """RedisCluster that waits for a free connection instead of failing at once, and
-    routes every command with a cluster map.
-
-    The Cluster client keeps its own pool per node, which raises as soon as it is full.
-    At most ``max_connections`` commands run at once here, and each holds at most one
-    connection per node, so no node's pool fills up: a further command waits up to
-    ``wait`` seconds for one to finish, then fails like a busy BlockingConnectionPool."""
-
-    def __init__(self, *, wait: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._in_flight = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
-        self._wait = wait
-
-    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
-        try:
-            async with asyncio.timeout(self._wait):
-                await self._in_flight.acquire()
-        except TimeoutError:
-            raise RedisConnectionError("No connection available.") from None
-        try:
-            # The cluster map is (re)built first: redis-py decides how to route a command
-            # before it rebuilds a map it dropped (at start-up, and after a CLUSTERDOWN or
-            # a run of MOVED replies, as in a failover). Without a map, even a keyed
-            # command goes to a random primary, whose MOVED replies make the client drop
-            # the map again and close the connections other requests are using.
-            tries = 2
-            while True:
-                await self.initialize()
-                try:
-                    return await super().execute_command(*args, **kwargs)
-                except AttributeError as error:
-                    if not _closed_under_us(error):
-                        raise
-                    tries -= 1
-                    # Sent once more, on a new connection, only if nothing was written.
-                    if not tries or "writelines" not in str(error):
-                        raise RedisConnectionError("a connection closed in a failover") from error
-        finally:
-            self._in_flight.release()
-
-
-def _closed_under_us(error: AttributeError) -> bool:
-    """Whether redis-py's cluster client used a connection another command had closed.
-
-    When it rebuilds its cluster map (in a failover) it closes the nodes' connections,
-    including ones other commands are about to use; those then find no stream to write to
-    or read from (``'NoneType' object has no attribute 'writelines'``). That is a dropped
-    connection (a 503, or once more when nothing was written), not a fault of the app."""
-    return "'NoneType' object has no attribute" in str(error)
 
 
 def _retry() -> Retry:

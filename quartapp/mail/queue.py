@@ -30,8 +30,8 @@ from quart import current_app
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 from saq.job import Job
-from saq.queue.redis import PubSubMultiplexer, RedisQueue
 
+from quartapp.engine.saq_queue import MailQueue
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import parse_redis_url
 from quartapp.mail.job_logs import keep_job_details_out_of_logs
@@ -39,7 +39,6 @@ from quartapp.mail.job_logs import keep_job_details_out_of_logs
 log = logging.getLogger(__name__)
 
 EXTENSION = "quartapp.mail"
-QUEUE_NAME = "mail"
 # Seconds a worker reports itself alive for; /readyz counts the workers that did lately.
 WORKER_INFO_TTL = 30
 # Retries while SMTP is down: 1 s, 2 s, 4 s ... then at most every 60 s (each jittered),
@@ -51,32 +50,6 @@ RETRY_MAX_DELAY = 60.0
 # Its arguments name people (addresses, IP addresses, devices); the ``sent`` key already
 # keeps a mail from going twice, and the worker's log line says how the job ended.
 KEEP_DONE = -1
-
-
-class MailQueue(RedisQueue):
-    """SAQ's Redis queue with every key under the app's prefix."""
-
-    def __init__(self, redis: Redis, prefix: str, **kwargs: Any) -> None:
-        self.key_prefix = prefix
-        super().__init__(redis, name=QUEUE_NAME, **kwargs)
-        self._pubsub = PubSubMultiplexer(redis.pubsub(), prefix=self.job_id(""))
-
-    def namespace(self, key: str) -> str:
-        return f"{self.key_prefix}{self.name}:{key}"
-
-    def job_id(self, job_key: str) -> str:
-        return f"{self.key_prefix}{self.name}:job:{job_key}"
-
-    def job_key_from_id(self, job_id: str) -> str:
-        return job_id[len(self.job_id("")) :]
-
-    def sent_key(self, job_key: str) -> str:
-        """Written once the SMTP server acknowledged this job's mail."""
-        return self.namespace(f"sent:{job_key}")
-
-    def sending_key(self, job_key: str) -> str:
-        """Held while a worker talks to SMTP about this job's mail."""
-        return self.namespace(f"sending:{job_key}")
 
 
 def connect(url: str, *, timeout: float | None) -> tuple[Redis, Sentinel | None]:

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from quartapp.mail.queue import MailQueue
+from quartapp.engine.saq_queue import MailQueue
 from quartapp.mail.settings import MailServer
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import time
 from quart import Quart, Response
 from werkzeug.http import http_date
 
+from quartapp.engine.quart_context import current_application, request_context
 from quartapp.sessions.extension import RequestSession, request_session
-from quartapp.web.context import current_application, request_context
 from quartapp.web.errors import AppError
 
 EXTENSION = "quartapp.csrf"

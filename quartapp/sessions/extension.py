@@ -15,17 +15,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadData
-from quart import Quart, Response, current_app, has_request_context, request
+from quart import Quart, Response, current_app, request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
+from quartapp.engine.quart_context import current_application, request_context
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.store import SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
-from quartapp.web.context import app_globals, current_application, request_context
 
 EXTENSION = "quartapp.sessions"
 
@@ -121,30 +121,11 @@ class RedisSessionInterface(SessionInterface):
             await self.sessions.store.save_data(session.record, dict(session))
 
 
-class SessionAuth(QuartAuth):
-    """quart-auth, reading the request's user from ``g`` directly.
-
-    Its after-request hook asks for the user on every request, through Quart's ``g`` proxy:
-    each read through the proxy first fails on the proxy itself (an AttributeError made and
-    dropped) before it reaches ``g``. The user is the same either way; the session hook
-    always sets it first."""
-
-    def load_user(self) -> AuthUser:
-        if not has_request_context():
-            return super().load_user()
-        g = app_globals()
-        user: AuthUser | None = g.get(self.attribute_name)
-        if user is None:
-            user = self.resolve_user()
-            setattr(g, self.attribute_name, user)
-        return user
-
-
 class Sessions:
     """Wires the Redis session store, Quart's session interface and quart-auth together."""
 
     def __init__(self, app: Quart | None = None) -> None:
-        self.auth = SessionAuth(user_class=SessionUser)
+        self.auth = QuartAuth(user_class=SessionUser)
         self._store: SessionStore | None = None
         if app is not None:
             self.init_app(app)
@@ -164,10 +145,6 @@ class Sessions:
         config["QUART_AUTH_DURATION"] = int(config["SESSION_ABSOLUTE_TIMEOUT"])
         config["QUART_AUTH_SALT"] = "quartapp session token"
         self.auth.init_app(app)
-        # quart-auth offers current_user to templates through a synchronous context
-        # processor, which Quart runs in a worker thread on every render. The templates
-        # never use it, and that thread hop was the largest cost of the countdown poll.
-        app.template_context_processors[None].remove(self.auth._template_context)
         self._trusted_proxies = trusted_networks(config["TRUSTED_PROXIES"])
         keys = [*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"]]
         self._serializer = self.auth.serializer_class(keys, str(self.auth.salt))

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quartapp.engine.redis_scripts import Script
 from quartapp.infra.redis_client import RedisConnection
-from quartapp.infra.redis_scripts import Script
 
 # Users per bucket. Redis keeps a hash compact (a listpack) up to hash-max-listpack-entries
 # fields, 128 by default: 16 users may hold 8 sessions each on average before their bucket

@@ -14,8 +14,8 @@ from redis.exceptions import (
 from tortoise.exceptions import DBConnectionError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
-from quartapp.web.application import AppResponse
 from quartapp.web.hypermedia import htmx, navigate, wants_json
 from quartapp.web.templating import render_template
 

@@ -54,17 +54,19 @@ _ENCODED = {
     for https in (False, True)
     for page in (False, True)
 }
-# Headers a view may set itself: a token page's Referrer-Policy (no-referrer) and an error
-# page's Cache-Control stand; a Vary of the view's own gets HX-Request added to it.
-_VIEWS_MAY_SET = frozenset({b"referrer-policy", b"cache-control", b"vary"})
+# Every header the app adds, by name: a view that sets one of them itself keeps its own (a
+# token page's Referrer-Policy, an error page's Cache-Control, a page's own
+# Content-Security-Policy), except Vary, to which HX-Request is added.
+_APP_HEADER_NAMES = frozenset(name for name, _ in _ENCODED[True, True])
 
 
 def finish_headers(request: Request, headers: list[tuple[bytes, bytes]]) -> None:
     """Add the app's headers to a response's ASGI ``headers`` as it is sent to ``request``:
-    the page headers for anything but a static file (a 404 included), HSTS over https."""
+    the page headers for anything but a static file (a 404 included), HSTS over https.
+    Each of them appears once: where the view set its own, the view's stands."""
     rule = request.url_rule
     extra = _ENCODED[request.scheme == "https", rule is None or rule.endpoint != "static"]
-    if not any(name in _VIEWS_MAY_SET for name, _ in headers):
+    if not any(name in _APP_HEADER_NAMES for name, _ in headers):
         headers.extend(extra)
         return
     present = {name for name, _ in headers}

@@ -8,8 +8,9 @@ from typing import Any
 
 from quart import Response, redirect, url_for
 
-from quartapp.web.application import AppResponse
-from quartapp.web.context import current_request, request_context
+from quartapp.engine.quart_context import current_request, request_context
+from quartapp.engine.quart_request_cycle import AppResponse
+from quartapp.web.templating import render_once as render_template_once
 from quartapp.web.templating import render_template
 
 
@@ -89,6 +90,17 @@ async def render(page: str, fragment: str, status: int = 200, **context: Any) ->
     """``fragment`` alone for an htmx swap, else the whole ``page``, which includes it."""
     template = fragment if htmx().wants_fragment else page
     response = AppResponse(await render_template(template, **context), status=status)
+    return _with_error_headers(response, context)
+
+
+async def render_once(page: str, fragment: str) -> Response:
+    """``render`` of a page (or its fragment) that is the same for every visitor but for
+    its CSRF token: rendered once and remembered (``templating.render_once``)."""
+    template = fragment if htmx().wants_fragment else page
+    return AppResponse(await render_template_once(template))
+
+
+def _with_error_headers(response: Response, context: dict[str, Any]) -> Response:
     error = context.get("error")
     if error is not None:
         response.headers.update(getattr(error, "headers", {}))  # e.g. Retry-After on a 429

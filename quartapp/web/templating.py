@@ -9,26 +9,16 @@ from __future__ import annotations
 import functools
 import secrets
 import weakref
-from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, Template, nodes
-from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context
+from jinja2 import Environment
 from markupsafe import Markup, escape
 from quart import Quart, current_app
 
-from quartapp.web.context import current_application, request_context
-
-try:
-    from markupsafe._speedups import _escape_inner as _escape_text
-except ImportError:  # markupsafe without its C speedups
-
-    def _escape_text(text: str, /) -> str:
-        return str(escape(text))
-
+from quartapp.engine.jinja_pages import compile_pages
+from quartapp.engine.quart_context import current_application, request_context
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -104,7 +94,7 @@ EXTENSION = "quartapp.templates"
 
 
 async def render_template(name: str, **context: Any) -> str:
-    """The template ``name`` rendered with ``context`` and nothing else.
+    """The template ``name`` rendered with ``context`` and nothing else, on every call.
 
     Quart's ``render_template`` also runs the template context processors (one of them a
     synchronous one that each blueprint adds, which Quart runs in a worker thread) and
@@ -113,11 +103,22 @@ async def render_template(name: str, **context: Any) -> str:
     rendered synchronously (``templates``), not through Jinja's async generators."""
     this = request_context()  # the request's, not Quart's current_app proxy
     environment = templates(this.app if this is not None else current_app)
-    if context:
-        urls = environment.globals["url_for"]
-        if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
-            context["url_for"] = urls.at(this.request.root_path)
-        return environment.get_template(name).render(context)
+    urls = environment.globals["url_for"]
+    if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
+        context["url_for"] = urls.at(this.request.root_path)
+    return environment.get_template(name).render(context)
+
+
+async def render_once(name: str) -> str:
+    """The template ``name``, rendered once per app and script root and remembered; each
+    call fills in its own CSRF token.
+
+    For a page the same for every visitor but for its token, such as the anonymous sign-in
+    page, and asked for often. Such a template may use nothing else that changes per
+    request: it is rendered without context, and a change to what it shows is not seen
+    until the app restarts. Every other page goes through ``render_template``."""
+    this = request_context()
+    environment = templates(this.app if this is not None else current_app)
     return _render_unchanging(environment, name, this.request.root_path if this else "")
 
 
@@ -131,10 +132,8 @@ UNCHANGING_CACHE_SIZE = 64
 
 
 def _render_unchanging(environment: Environment, name: str, root_path: str) -> str:
-    """A template rendered without context, such as the anonymous sign-in page, is the same
-    on every request but for its CSRF token: it is rendered once (per script root, which
-    its URLs depend on) with a mark where the token goes, and each request fills in its own.
-    Such a template may use nothing else that changes per request."""
+    """``render_once``: the page is rendered once (per script root, which its URLs depend
+    on) with a mark where the token goes, and each request fills in its own."""
     key = (name, root_path)
     remembered = _unchanging.get(environment)
     if remembered is None:
@@ -224,179 +223,10 @@ def url_for(endpoint: str, **values: Any) -> str:
     return build(endpoint, **values)
 
 
-# The app's own template functions: plain Python functions (no pass_context and the like).
-DIRECT_CALLS = frozenset({"url_for", "csrf_token"})
-
-
-def escape_output(value: Any) -> str:
-    """What an autoescaped ``{{ value }}`` writes: markupsafe's ``escape``, as text.
-
-    ``escape`` makes a Markup of every value (a second Python call, to ``Markup.__new__``);
-    what a template writes is only ever joined into one string, so the text is enough."""
-    if type(value) is str:
-        return _escape_text(value)
-    if type(value) is Markup:  # already HTML (what ago and timestamp make)
-        return value
-    if type(value) is int:  # digits and a sign
-        return str(value)
-    html = getattr(value, "__html__", None)
-    if html is not None:
-        return str(html())
-    return _escape_text(str(value))
-
-
-# The environment's attribute that compiled templates call ``escape_output`` by.
-ESCAPE_OUTPUT = "escape_output"
-
-
-class PageCompiler(CodeGenerator):
-    """Jinja's compiler, with two shortcuts for the pages' most frequent steps:
-
-    - A call of one of ``DIRECT_CALLS`` is a plain Python call. Jinja compiles every call
-      as ``context.call(function, ...)``, which first looks for ``pass_context`` and its
-      kin on the function; the pages make about a dozen such calls each (their URLs and
-      CSRF token), for functions that have none.
-    - ``{% include "name" %}`` of a fixed name, with its context, is compiled into the
-      including template: the included template's body runs in a scope of its own (as
-      ``{% with %}`` makes one), where it sees the same names it would have seen and its
-      assignments stay its own. A page with a handful of partials otherwise builds a new
-      Jinja context for each one on every render. A template with ``extends`` or blocks,
-      an ``ignore missing`` or ``without context`` include, or a name computed at render
-      time is included as Jinja includes it. An included template is compiled into each
-      page that includes it, so where templates are reloaded when they change
-      (``TEMPLATES_AUTO_RELOAD``, or debug mode) includes stay includes
-      (``inline_includes``), and an edited partial shows at once.
-    """
-
-    inline_includes = True
-
-    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        # An autoescaped value is written through ``escape_output``, found on the
-        # environment (a local of every compiled function), where the environment has it.
-        if (
-            frame.eval_ctx.autoescape
-            and not frame.eval_ctx.volatile
-            and hasattr(self.environment, ESCAPE_OUTPUT)
-        ):
-            self.write(f"environment.{ESCAPE_OUTPUT}(")
-            if finalize.src is not None:
-                self.write(finalize.src)
-            return
-        super()._output_child_pre(node, frame, finalize)
-
-    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
-        callee = node.node
-        if forward_caller or not isinstance(callee, nodes.Name) or callee.name not in DIRECT_CALLS:
-            super().visit_Call(node, frame, forward_caller=forward_caller)
-            return
-        self.visit(callee, frame)
-        self.write("(*()")  # ``signature`` starts each argument with ", "
-        self.signature(node, frame)
-        self.write(")")
-
-    def visit_Include(self, node: nodes.Include, frame: Frame) -> None:
-        body = self._inlinable(node) if self.inline_includes else None
-        if body is None:
-            super().visit_Include(node, frame)
-            return
-        name = node.template.value  # type: ignore[attr-defined]
-        inlining: set[str] = self.__dict__.setdefault("_inlining", set())
-        inlining.add(name)
-        try:
-            self.pull_dependencies(body)  # its filters and tests, declared where it runs
-            self.visit_Scope(nodes.Scope(body, lineno=node.lineno), frame)
-        finally:
-            inlining.discard(name)
-
-    def _inlinable(self, node: nodes.Include) -> list[nodes.Node] | None:
-        """The body of the template ``node`` includes, if it can be compiled in place."""
-        template = node.template
-        if (
-            node.ignore_missing
-            or not node.with_context
-            or not isinstance(template, nodes.Const)
-            or not isinstance(template.value, str)
-            or template.value in self.__dict__.get("_inlining", ())
-            or self.environment.loader is None
-        ):
-            return None
-        source, filename, _ = self.environment.loader.get_source(self.environment, template.value)
-        tree = self.environment.parse(source, template.value, filename)
-        if tree.find(nodes.Extends) is not None or tree.find(nodes.Block) is not None:
-            return None
-        return list(tree.body)
-
-
-class ReloadingPageCompiler(PageCompiler):
-    """PageCompiler for templates that are reloaded when they change: includes stay includes."""
-
-    inline_includes = False
-
-
-class TemplateContext(Context):
-    """Jinja's context, without the set of its globals' names made up front.
-
-    Every include makes a new context, and Jinja's takes the names of the template's globals
-    (a ChainMap, merged anew each time) for the one case that reads them: a template
-    imported as a module. Here they are taken only then."""
-
-    def __init__(
-        self,
-        environment: Environment,
-        parent: dict[str, Any],
-        name: str | None,
-        blocks: dict[str, Callable[[Context], Iterator[str]]],
-        globals: MutableMapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(environment, parent, name, blocks, globals=None)
-        self._globals = globals
-
-    @property
-    def globals_keys(self) -> set[str]:
-        return set() if self._globals is None else set(self._globals)
-
-    @globals_keys.setter
-    def globals_keys(self, value: set[str]) -> None:
-        pass  # set (to nothing) by Context.__init__; worked out when asked for
-
-
-class PageTemplate(Template):
-    """Jinja's template, with the names a render sees merged dict by dict.
-
-    Jinja starts each render's context with ``dict(globals, **vars)``, where ``globals`` is a
-    ChainMap of the template's own globals over the environment's. Copying a ChainMap looks
-    each name up in each map in turn, raising and catching a KeyError for every name the
-    first map lacks: about a dozen exceptions on every render. Here the maps are merged
-    into one dict, the environment's first, so the same names win."""
-
-    def new_context(
-        self,
-        vars: dict[str, Any] | None = None,
-        shared: bool = False,
-        locals: Mapping[str, Any] | None = None,
-    ) -> Context:
-        globals = self.globals
-        if shared or locals or not isinstance(globals, ChainMap):
-            return super().new_context(vars, shared, locals)
-        parent: dict[str, Any] = {}
-        for mapping in reversed(globals.maps):
-            parent.update(mapping)
-        if vars:
-            parent.update(vars)
-        return self.environment.context_class(
-            self.environment, parent, self.name, self.blocks, globals=globals
-        )
-
-
 def init_app(app: Quart) -> None:
     app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
     app.jinja_env.globals["url_for"] = RememberedUrls(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
-    environment.code_generator_class = (
-        ReloadingPageCompiler if environment.auto_reload else PageCompiler
-    )
-    environment.context_class = TemplateContext
-    environment.template_class = PageTemplate
-    setattr(environment, ESCAPE_OUTPUT, escape_output)
+    compile_pages(environment)
     app.extensions[EXTENSION] = environment
