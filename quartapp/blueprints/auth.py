@@ -20,6 +20,8 @@ from quartapp.web.context import current_request
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, signed_out_url, wants_json
+from quartapp.web.next_page import FIELD as NEXT_FIELD
+from quartapp.web.next_page import safe_next
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
@@ -33,11 +35,13 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 @bp.get("/")
 @public
 async def sign_in_page() -> Response:
+    this = current_request()
+    # The page a signed-out visit asked for (web.next_page), followed only within the site.
+    next_page = safe_next(this.args.get(NEXT_FIELD)) if this.query_string else None
     if current_record() is not None:  # signed in (what current_user.is_authenticated says)
-        return navigate(url_for("home.home"))
+        return navigate(next_page or url_for("home.home"))
     # Fixed messages for flags in the address, never text taken from it.
     notice = None
-    this = current_request()
     if not this.query_string:
         pass  # the usual case: no flags to look for
     elif this.args.get("signed_out") == "1":
@@ -48,10 +52,10 @@ async def sign_in_page() -> Response:
         notice = "Your email address has been changed. Sign in with the new one."
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
-    if notice is None:
+    if notice is None and next_page is None:
         # No context: the page is rendered once and only its CSRF token filled in per request.
         return await render_form("sign_in")
-    return await render_form("sign_in", notice=notice)
+    return await render_form("sign_in", notice=notice, next_page=next_page)
 
 
 @bp.get("/register")
@@ -139,7 +143,9 @@ async def password_strength() -> Response:
 @public
 async def sign_in() -> Response:
     """Sign in: at the API address, and at / where the browser form posts (as sign-up)."""
-    fields = await read_fields("email", "password")
+    fields = await read_fields("email", "password", NEXT_FIELD)
+    # Kept through a failed attempt (the form carries it again), checked again here.
+    next_page = safe_next(fields[NEXT_FIELD])
     try:
         missing = {
             name: f"Enter your {'email address' if name == 'email' else 'password'}."
@@ -153,7 +159,11 @@ async def sign_in() -> Response:
         if wants_json():
             raise
         return await render_form(
-            "sign_in", status=error.status, error=error, email=fields["email"].strip()
+            "sign_in",
+            status=error.status,
+            error=error,
+            email=fields["email"].strip(),
+            next_page=next_page,
         )
     if wants_json():
         return jsonify(
@@ -164,7 +174,7 @@ async def sign_in() -> Response:
                 "csrf_token": csrf_token(),
             }
         )
-    return navigate(url_for("home.home"))
+    return navigate(next_page or url_for("home.home"))
 
 
 @bp.get("/logout")
