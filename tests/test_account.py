@@ -280,11 +280,12 @@ async def test_ending_another_session_kills_its_cookie_and_its_countdown(
     poll = await laptop.get("/session/countdown", **HTMX)
     fragment = await poll.get_data(as_text=True)
     assert poll.status_code == 200
-    assert "Your session has expired." in fragment
+    # Ended from another session: the tab says so (tests/test_why_ended.py), not "expired".
+    assert "You were signed out from another device." in fragment
     assert "hx-trigger" not in fragment
     home = await laptop.get("/home")
     assert home.status_code == 303
-    assert home.headers["Location"] == "/"
+    assert home.headers["Location"] == "/?ended=elsewhere"
     assert await ada.signed_in()
     assert [s["id"] for s in await ada.sessions()] == [ada.public_id]
 

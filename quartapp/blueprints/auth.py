@@ -14,6 +14,7 @@ from quartapp.sessions.extension import (
     session_access,
     session_summary,
 )
+from quartapp.sessions.store import WHY_ENDED
 from quartapp.web.access import public, signed_in
 from quartapp.web.application import AppResponse
 from quartapp.web.context import current_request
@@ -52,6 +53,8 @@ async def sign_in_page() -> Response:
         notice = "Your email address has been changed. Sign in with the new one."
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
+    elif (ended := this.args.get("ended")) in WHY_ENDED:  # the session's tab, sent here
+        notice = WHY_ENDED[str(ended)]
     if notice is None and next_page is None:
         # No context: the page is rendered once and only its CSRF token filled in per request.
         return await render_form("sign_in")

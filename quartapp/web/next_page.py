@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from quart import url_for
 
+from quartapp.sessions.extension import request_session
 from quartapp.web.context import current_request
 
 FIELD = "next"
@@ -58,7 +59,11 @@ def here() -> str | None:
 
 
 def sign_in_url(**flags: Any) -> str:
-    """The sign-in page, with this request's page as the next one when it is worth one."""
+    """The sign-in page, with this request's page as the next one when it is worth one, and
+    why the session ended when another session or an account change ended it."""
+    ended = request_session().ended
+    if ended is not None:
+        flags["ended"] = ended
     target = here()
     if target is not None:
         flags[FIELD] = target

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.e2e
 Screenshot = Callable[..., Path]
 COUNTDOWN_PATH = "/session/countdown"
 NEW_PASSWORD = "a brand new passphrase"
+ENDED_ELSEWHERE = "You were signed out from another device."
+ENDED_BY_CHANGE = "You were signed out because your password or email address was changed."
 
 
 def rows(page: Page) -> Locator:
@@ -102,10 +104,16 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
     assert path_of(second) == "/sessions"
     screenshot(second, "one-session")
 
-    expect(countdown(first)).to_contain_text("Your session has expired.", timeout=5000)
+    # The tab says why, not "expired"; so does the sign-in page its link leads to.
+    expect(countdown(first)).to_contain_text(ENDED_ELSEWHERE, timeout=5000)
+    expect(countdown(first)).not_to_contain_text("expired")
     assert polls.since(ended_at) <= 2, "the widget took more than two polls to expire"
     assert countdown_poll(first).get_attribute("hx-trigger") is None
     screenshot(first, "ended-elsewhere")
+    first.get_by_role("link", name="Sign in again").click()
+    first.wait_for_url("**/?ended=elsewhere")
+    expect(first.locator("#sign-in-form [role=status]")).to_have_text(ENDED_ELSEWHERE)
+    screenshot(first, "sign-in-after-ended-elsewhere")
     assert_signed_out(first, "the ended session still opens /home")
 
 
@@ -130,7 +138,7 @@ def test_sign_out_everywhere_else(
     expect(page.get_by_text("This is your only session.")).to_be_visible()
     screenshot(page, "signed-out-elsewhere")
     for other in others:
-        expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+        expect(countdown(other)).to_contain_text(ENDED_ELSEWHERE, timeout=5000)
 
     # This one goes on.
     page.goto("/home")
@@ -168,7 +176,10 @@ def test_change_password_then_delete_the_account(
     page.wait_for_url("**/account/password?changed=1")
     expect(page.get_by_text("Your password has been changed")).to_be_visible()
     screenshot(page, "password-changed")
-    expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+    expect(countdown(other)).to_contain_text(ENDED_BY_CHANGE, timeout=5000)
+    other.goto("/sessions")
+    expect(other.get_by_text(ENDED_BY_CHANGE)).to_be_visible()  # the sign-in page says it too
+    assert path_of(other) == "/"
 
     # The page carries a token for the new session: the next action works.
     page.goto("/account/delete")
