@@ -34,10 +34,11 @@ READABLE = "%d %b %Y, %H:%M:%S UTC"
 
 
 def clock(seconds: int) -> str:
-    """Seconds as ``m:ss`` (or ``h:mm:ss`` from an hour up)."""
+    """Seconds as ``mm:ss`` (or ``h:mm:ss`` from an hour up): two digits for the minutes,
+    so that the countdown (in tabular figures) keeps its width from 10:00 to 09:59."""
     hours, rest = divmod(max(0, int(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _moment(milliseconds: int) -> datetime:

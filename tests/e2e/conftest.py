@@ -94,6 +94,13 @@ def threshold_server(database: str) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture(scope="package")
+def past_ten_server(database: str) -> Iterator[Server]:
+    """Sessions start with a few seconds more than ten minutes: the clock drops below 10:00."""
+    with serve(database, "past-ten", SESSION_IDLE_TIMEOUT=604) as running:
+        yield running
+
+
 # --- accounts ------------------------------------------------------------------------
 
 
