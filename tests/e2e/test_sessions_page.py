@@ -285,3 +285,40 @@ def test_ending_the_last_other_session_takes_its_button_away(
     expect(page.locator("#sessions-status")).to_contain_text("ended.")
     expect(page.locator("#sessions-heading")).to_be_focused()
     screenshot(page, "only-session")
+
+
+FOCUSED_ID = "() => document.activeElement && document.activeElement.id"
+
+
+def test_the_list_shows_new_sessions_without_a_reload_and_keeps_the_focus(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    page = open_signed_in(browse, server, account)
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(2)
+    page.evaluate("() => { window.__e2eSameDocument = true; }")
+    for _ in range(30):  # the keyboard only, to "Sign out everywhere else"
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED_ID) == "end-others":
+            break
+    assert page.evaluate(FOCUSED_ID) == "end-others"
+
+    second = open_signed_in(browse, server, account)  # another browser signs in
+    second_id = public_id(second)
+    expect(row(page, second_id)).to_have_count(1, timeout=20_000)  # polled every 10 s
+    expect(rows(page)).to_have_count(3)
+    assert page.evaluate("() => window.__e2eSameDocument === true"), "the page was reloaded"
+    assert page.evaluate(FOCUSED_ID) == "end-others", "the poll moved the keyboard focus"
+    expect(page.locator("#sessions-status")).to_have_text("")  # nothing announced
+    screenshot(page, "new-session-appeared")
+
+    # And an ended one goes without a reload too; the focus stays.
+    second.goto("/sessions")
+    this_row(second).get_by_role("button", name="Sign out").click()
+    second.wait_for_url("**/?signed_out=1")
+    expect(row(page, second_id)).to_have_count(0, timeout=20_000)
+    assert page.evaluate(FOCUSED_ID) == "end-others"
