@@ -528,6 +528,12 @@ async def test_password_change_as_json_hands_over_a_new_csrf_token(app: Quart, a
             "at least 8",
         ),
         ({"current_password": PASSWORD, "new_password": "é" * 37}, 422, "new_password", "72 bytes"),
+        (
+            {"current_password": PASSWORD, "new_password": PASSWORD},
+            422,
+            "new_password",
+            "Choose a new password that is different from your current one.",
+        ),
     ],
 )
 async def test_a_refused_password_change_changes_nothing(
@@ -570,6 +576,36 @@ async def test_a_wrong_current_password_without_javascript_and_as_json(ada: Devi
         "error": "Please correct the fields below.",
         "fields": {"current_password": "This is not your current password."},
     }
+
+
+async def test_the_current_password_as_the_new_one_without_javascript_and_as_json(
+    app: Quart, ada: Device
+) -> None:
+    laptop = await device(app, agent=CHROME)
+    before = (await User.get(email="ada@example.com")).password_hash
+    same = {"current_password": PASSWORD, "new_password": PASSWORD}
+    page = await ada.post("/account/password", same, page="/account/password")
+    html = await page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert "<html" in html
+    assert re.search(r'id="new_password"[^>]*aria-invalid="true"', html)
+    assert '<small id="new_password-error" class="field-error">Choose a new password' in html
+
+    token = (await (await ada.get("/api/v1/csrf")).get_json())["csrf_token"]
+    response = await ada.client.post(
+        "/account/password", json=same, headers={"X-CSRF-Token": token}
+    )
+    assert response.status_code == 422
+    assert await response.get_json() == {
+        "error": "Please correct the fields below.",
+        "fields": {
+            "new_password": "Choose a new password that is different from your current one."
+        },
+    }
+    # Nothing changed: the hash, this session, the others.
+    assert (await User.get(email="ada@example.com")).password_hash == before
+    assert await ada.signed_in()
+    assert await laptop.signed_in()
 
 
 # -- deleting the account -----------------------------------------------------------------
