@@ -24,3 +24,44 @@ function showTimeLeftInTitle() {
 showTimeLeftInTitle();
 // After every swap: the countdown replaces itself on each poll.
 document.addEventListener("htmx:afterSettle", showTimeLeftInTitle);
+
+// --- times in the reader's time zone -----------------------------------------------------
+// The server writes every absolute time as <time datetime="...Z"> in UTC, its text saying
+// "UTC" (quartapp/web/templating.py). Here each one is rewritten in the browser's own time
+// zone: its text where it has data-local, its title (the exact time behind "5 min ago")
+// where it has data-local-title; "datetime" reads date and time, "time" hours and minutes.
+// Swapped-in content (the countdown, every second) is rewritten as it arrives, before the
+// browser paints it: a MutationObserver's callback runs before the next frame.
+
+const language = document.documentElement.lang || undefined;
+const FORMATS = {
+  datetime: new Intl.DateTimeFormat(language, {
+    day: "2-digit", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hourCycle: "h23", timeZoneName: "short",
+  }),
+  time: new Intl.DateTimeFormat(language, {
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  }),
+};
+
+function localize(element) {
+  const moment = new Date(element.getAttribute("datetime"));
+  if (Number.isNaN(moment.getTime())) return;
+  const text = FORMATS[element.dataset.local];
+  if (text) element.textContent = text.format(moment);
+  const title = FORMATS[element.dataset.localTitle];
+  if (title) element.title = title.format(moment);
+}
+
+const LOCAL_TIMES = "time[data-local], time[data-local-title]";
+
+function localizeWithin(root) {
+  if (root.matches && root.matches(LOCAL_TIMES)) localize(root);
+  if (root.querySelectorAll) root.querySelectorAll(LOCAL_TIMES).forEach(localize);
+}
+
+localizeWithin(document);
+new MutationObserver((changes) => {
+  for (const change of changes) change.addedNodes.forEach(localizeWithin);
+}).observe(document.body, { childList: true, subtree: true });

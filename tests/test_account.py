@@ -997,7 +997,8 @@ def test_ago_is_one_time_element_with_the_exact_time_in_its_title() -> None:
     shown = ago(started, started + 3 * 3_600_000 + 120_000)
     assert isinstance(shown, Markup)
     assert shown == Markup(
-        '<time datetime="2026-11-27T18:45:14+00:00" title="27 Nov 2026, 18:45:14 UTC">'
+        '<time datetime="2026-11-27T18:45:14Z" title="27 Nov 2026, 18:45:14 UTC"'
+        ' data-local-title="datetime">'
         "3 h 2 min ago</time>"
     )
 
@@ -1008,6 +1009,6 @@ def test_clock_time_reads_hours_and_minutes_of_the_utc_time(milliseconds: int) -
     shown = clock_time(milliseconds)
     assert isinstance(shown, Markup)
     assert str(shown) == (
-        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+        f'<time datetime="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}" data-local="time">'
         f"{moment.strftime('%H:%M')} UTC</time>"
     )

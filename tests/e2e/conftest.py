@@ -270,9 +270,12 @@ class Browse:
         self.browser = browser
         self.contexts: list[tuple[BrowserContext, PageMonitor]] = []
 
-    def __call__(self, server: Server, *, javascript: bool = True) -> Page:
+    def __call__(self, server: Server, *, javascript: bool = True, **options: Any) -> Page:
+        """A page in a new context; ``options`` go to Playwright's ``new_context`` (a
+        ``timezone_id``, a ``color_scheme``, another ``viewport``)."""
+        options.setdefault("viewport", VIEWPORT)
         context = self.browser.new_context(
-            base_url=server.base_url, viewport=VIEWPORT, java_script_enabled=javascript
+            base_url=server.base_url, java_script_enabled=javascript, **options
         )
         context.set_default_timeout(TIMEOUT_MS)
         monitor = PageMonitor(server.base_url)
