@@ -70,6 +70,18 @@ async def test_a_session_ended_from_another_says_so(app: Quart, ada: Device) -> 
     # while the reason is kept (and opens nothing).
     assert ELSEWHERE in await poll(laptop)
     assert not await laptop.signed_in()
+    # The sign-in page says it even when reached by another way (its nav's "Sign in").
+    assert ELSEWHERE in await (await laptop.get("/")).get_data(as_text=True)
+    # And that browser signs in again as usual: a new cookie, a live session.
+    token = await csrf_from(laptop.client, "/?ended=elsewhere")
+    again = await laptop.client.post(
+        "/", form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert (again.status_code, again.headers["Location"]) == (303, "/home")
+    assert await laptop.signed_in()
+    assert "hx-trigger" in await (await laptop.get("/session/countdown", **HTMX)).get_data(
+        as_text=True
+    )
 
 
 async def test_signing_out_everywhere_else_says_so(app: Quart, ada: Device) -> None:
@@ -149,7 +161,8 @@ async def test_the_reason_is_kept_as_long_as_the_session_had_left(
     assert ENDED_REASON_MIN_MS / 2 < kept <= max(left, ENDED_REASON_MIN_MS)
     assert await store.ended_reason(laptop.token) == "elsewhere"
     # An unknown code in the address shows no notice; a known one its fixed text only.
-    page = await (await laptop.get("/?ended=<b>nope</b>")).get_data(as_text=True)
+    stranger = app.test_client()  # no cookie: only the address could say anything
+    page = await (await stranger.get("/?ended=<b>nope</b>")).get_data(as_text=True)
     assert "nope" not in page
     assert not any(message in page for message in WHY_ENDED.values())
 

@@ -11,6 +11,7 @@ from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
     get_sessions,
+    request_session,
     session_access,
     session_summary,
 )
@@ -55,6 +56,8 @@ async def sign_in_page() -> Response:
         notice = "Your email address is verified. Thank you."
     elif (ended := this.args.get("ended")) in WHY_ENDED:  # the session's tab, sent here
         notice = WHY_ENDED[str(ended)]
+    if notice is None and (ended := request_session().ended) is not None:
+        notice = WHY_ENDED[ended]  # this browser's session was ended elsewhere, not long ago
     if notice is None and next_page is None:
         # No context: the page is rendered once and only its CSRF token filled in per request.
         return await render_form("sign_in")
