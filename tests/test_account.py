@@ -185,7 +185,7 @@ async def test_sessions_page_lists_every_live_session_of_the_user(app: Quart, ad
     # Started, last active and time left, as readable times.
     assert mine.count("<time datetime=") == 3
     assert mine.count(">just now</time>") == 2
-    assert re.search(r"<time datetime=\"PT(59\d|600)S\">(9:5\d|10:00)</time>", mine)
+    assert re.search(r"<time datetime=\"PT(59\d|600)S\">(09:5\d|10:00)</time>", mine)
 
 
 async def test_sessions_as_json(app: Quart, ada: Device) -> None:
@@ -280,11 +280,12 @@ async def test_ending_another_session_kills_its_cookie_and_its_countdown(
     poll = await laptop.get("/session/countdown", **HTMX)
     fragment = await poll.get_data(as_text=True)
     assert poll.status_code == 200
-    assert "Your session has expired." in fragment
+    # Ended from another session: the tab says so (tests/test_why_ended.py), not "expired".
+    assert "You were signed out from another device." in fragment
     assert "hx-trigger" not in fragment
     home = await laptop.get("/home")
     assert home.status_code == 303
-    assert home.headers["Location"] == "/"
+    assert home.headers["Location"] == "/?ended=elsewhere"
     assert await ada.signed_in()
     assert [s["id"] for s in await ada.sessions()] == [ada.public_id]
 
@@ -527,6 +528,12 @@ async def test_password_change_as_json_hands_over_a_new_csrf_token(app: Quart, a
             "at least 8",
         ),
         ({"current_password": PASSWORD, "new_password": "é" * 37}, 422, "new_password", "72 bytes"),
+        (
+            {"current_password": PASSWORD, "new_password": PASSWORD},
+            422,
+            "new_password",
+            "Choose a new password that is different from your current one.",
+        ),
     ],
 )
 async def test_a_refused_password_change_changes_nothing(
@@ -569,6 +576,36 @@ async def test_a_wrong_current_password_without_javascript_and_as_json(ada: Devi
         "error": "Please correct the fields below.",
         "fields": {"current_password": "This is not your current password."},
     }
+
+
+async def test_the_current_password_as_the_new_one_without_javascript_and_as_json(
+    app: Quart, ada: Device
+) -> None:
+    laptop = await device(app, agent=CHROME)
+    before = (await User.get(email="ada@example.com")).password_hash
+    same = {"current_password": PASSWORD, "new_password": PASSWORD}
+    page = await ada.post("/account/password", same, page="/account/password")
+    html = await page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert "<html" in html
+    assert re.search(r'id="new_password"[^>]*aria-invalid="true"', html)
+    assert '<small id="new_password-error" class="field-error">Choose a new password' in html
+
+    token = (await (await ada.get("/api/v1/csrf")).get_json())["csrf_token"]
+    response = await ada.client.post(
+        "/account/password", json=same, headers={"X-CSRF-Token": token}
+    )
+    assert response.status_code == 422
+    assert await response.get_json() == {
+        "error": "Please correct the fields below.",
+        "fields": {
+            "new_password": "Choose a new password that is different from your current one."
+        },
+    }
+    # Nothing changed: the hash, this session, the others.
+    assert (await User.get(email="ada@example.com")).password_hash == before
+    assert await ada.signed_in()
+    assert await laptop.signed_in()
 
 
 # -- deleting the account -----------------------------------------------------------------
@@ -960,7 +997,8 @@ def test_ago_is_one_time_element_with_the_exact_time_in_its_title() -> None:
     shown = ago(started, started + 3 * 3_600_000 + 120_000)
     assert isinstance(shown, Markup)
     assert shown == Markup(
-        '<time datetime="2026-11-27T18:45:14+00:00" title="27 Nov 2026, 18:45:14 UTC">'
+        '<time datetime="2026-11-27T18:45:14Z" title="27 Nov 2026, 18:45:14 UTC"'
+        ' data-local-title="datetime">'
         "3 h 2 min ago</time>"
     )
 
@@ -971,6 +1009,6 @@ def test_clock_time_reads_hours_and_minutes_of_the_utc_time(milliseconds: int) -
     shown = clock_time(milliseconds)
     assert isinstance(shown, Markup)
     assert str(shown) == (
-        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+        f'<time datetime="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}" data-local="time">'
         f"{moment.strftime('%H:%M')} UTC</time>"
     )

@@ -74,7 +74,8 @@ def test_bad_settings_stop_start_up(name: str, value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0, "0:00"), (9, "0:09"), (600, "10:00"), (3725, "1:02:05")]
+    ("seconds", "text"),
+    [(0, "00:00"), (9, "00:09"), (599, "09:59"), (600, "10:00"), (3725, "1:02:05")],
 )
 def test_clock(seconds: int, text: str) -> None:
     assert clock(seconds) == text

@@ -30,7 +30,9 @@ class QuartRequests:
 
 def comparable(text: str) -> str:
     text = re.sub(r"PT\d+S\">\d+:\d\d", 'PT_S">_', text)
-    return re.sub(r'datetime="[\d:T+-]+">\d\d:\d\d UTC', 'datetime="_">_ UTC', text)
+    return re.sub(
+        r'datetime="[\d:TZ+-]+" data-local="time">\d\d:\d\d UTC', 'datetime="_">_ UTC', text
+    )
 
 
 def headers_of(response: Any) -> dict[str, str]:

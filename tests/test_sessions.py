@@ -271,7 +271,7 @@ async def test_countdown_widget_warns_under_a_minute(make_app: Callable[..., Any
     client = app.test_client()
     await Auth(client).sign_up()
     text = await (await client.get("/session/countdown", headers=HTMX)).get_data(as_text=True)
-    assert re.search(r">0:4[45]<", text)
+    assert re.search(r">00:4[45]<", text)
     assert "Your session is about to end." in text
     assert "Stay signed in" in text
     assert 'role="timer"' in text

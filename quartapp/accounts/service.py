@@ -56,6 +56,7 @@ SIGN_IN_FAILED = "Incorrect email or password."
 NOT_CURRENT = "This is not your current password."
 HINT_BUSY = "The strength hint is busy right now."
 ASK_CURRENT = "Enter your current password."
+SAME_AS_CURRENT = "Choose a new password that is different from your current one."
 
 
 class SignedOut(Exception):
@@ -238,6 +239,8 @@ async def change_password(
     problems: dict[str, str] = {}
     if not current_password:
         problems["current_password"] = ASK_CURRENT
+    elif new_password == current_password:  # no change at all: refused before any judging
+        raise InvalidFields({"new_password": SAME_AS_CURRENT})
     if problem := (await judge_new_password(new_password, record.email)).message:
         problems["new_password"] = problem
     if problems:

@@ -3,6 +3,8 @@ password, and deleting the account. For browsers (with or without htmx) and JSON
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -10,6 +12,7 @@ from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
+from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.devices import UNKNOWN_BROWSER
@@ -24,7 +27,7 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
-from quartapp.web.templating import iso_time, render_template
+from quartapp.web.templating import how_long_ago, iso_time, render_template
 
 bp = Blueprint("account", __name__)
 
@@ -33,6 +36,9 @@ bp = Blueprint("account", __name__)
 PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 # One answer whether the id is unknown, ended, or another user's: ids cannot be probed.
 NO_SUCH_SESSION = "There is no such session. It may have ended already."
+# The header in which the sessions page's poll says which version of the list it shows
+# (``list_version``); the same version is answered 204, which htmx does not swap.
+SHOWN_HEADER = "X-Sessions-Shown"
 
 
 def signed_in_record() -> SessionRecord:
@@ -61,18 +67,43 @@ def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any
     }
 
 
+def list_version(records: list[SessionRecord], current: SessionRecord) -> str:
+    """A short digest of what the list shows: its rows, their times as the page words them
+    and the minutes they have left. The page's poll sends it back, so the list is swapped
+    only when a session started or ended or what a row says moved on."""
+    shown = [
+        (
+            record.public_id,
+            record.key_id == current.key_id,
+            record.device,
+            record.ip,
+            how_long_ago(record.read_at - record.created_at),
+            how_long_ago(record.read_at - record.last_active),
+            record.seconds_left // 60,
+        )
+        for record in records
+    ]
+    digest = hashlib.sha256(json.dumps(shown, separators=(",", ":")).encode())
+    return digest.hexdigest()[:16]
+
+
 async def render_sessions(
-    records: list[SessionRecord], current: SessionRecord, status: str | None = None
+    records: list[SessionRecord],
+    current: SessionRecord,
+    status: str | None = None,
+    *,
+    focus_heading: bool | None = None,
 ) -> Response:
     """The sessions page, or for htmx the list alone (with ``status`` announced, and the
-    focus on its heading: the button that was pressed is gone)."""
+    focus on its heading after an action: the button that was pressed is gone)."""
     return await render(
         "account/sessions.html",
         "account/_sessions.html",
         sessions=records,
         current=current,
         status_message=status,
-        focus_heading=htmx().request,
+        focus_heading=htmx().request if focus_heading is None else focus_heading,
+        version=list_version(records, current),
     )
 
 
@@ -85,6 +116,24 @@ async def sessions_page() -> Response:
     if wants_json():
         return jsonify({"sessions": [session_json(record, current) for record in records]})
     return await render_sessions(records, current)
+
+
+@bp.get("/sessions/list")
+@signed_in
+@session_access("read")
+async def sessions_list() -> Response:
+    """The list alone, as the sessions page polls it, so that sessions started or ended
+    elsewhere show up without a reload. Polling is no activity: a page left open must not
+    keep its session alive. A poll from a page that already shows this version of the list
+    is answered 204 (htmx swaps nothing, so nothing moves under the keyboard or a screen
+    reader); anyone else is sent to the page."""
+    if not htmx().wants_fragment:
+        return navigate(url_for("account.sessions_page"))
+    current = signed_in_record()
+    records = this_device_first(await get_sessions().store.list_sessions(current.user_id), current)
+    if current_request().headers.get(SHOWN_HEADER) == list_version(records, current):
+        return AppResponse("", status=204)
+    return await render_sessions(records, current, focus_heading=False)
 
 
 @bp.post("/sessions/<public_id>/revoke")

@@ -13,13 +13,17 @@ from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
     get_sessions,
+    request_session,
     session_access,
     session_summary,
 )
+from quartapp.sessions.store import WHY_ENDED
 from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url, wants_json
+from quartapp.web.next_page import FIELD as NEXT_FIELD
+from quartapp.web.next_page import safe_next
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
@@ -33,11 +37,13 @@ async def render_form(page: str, status: int = 200, **context: Any) -> Response:
 @bp.get("/")
 @public
 async def sign_in_page() -> Response:
+    this = current_request()
+    # The page a signed-out visit asked for (web.next_page), followed only within the site.
+    next_page = safe_next(this.args.get(NEXT_FIELD)) if this.query_string else None
     if current_record() is not None:  # signed in (what current_user.is_authenticated says)
-        return navigate(url_for("home.home"))
+        return navigate(next_page or url_for("home.home"))
     # Fixed messages for flags in the address, never text taken from it.
     notice = None
-    this = current_request()
     if not this.query_string:
         pass  # the usual case: no flags to look for
     elif this.args.get("signed_out") == "1":
@@ -48,10 +54,14 @@ async def sign_in_page() -> Response:
         notice = "Your email address has been changed. Sign in with the new one."
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
-    if notice is None:
+    elif (ended := this.args.get("ended")) in WHY_ENDED:  # the session's tab, sent here
+        notice = WHY_ENDED[str(ended)]
+    if notice is None and (ended := request_session().ended) is not None:
+        notice = WHY_ENDED[ended]  # this browser's session was ended elsewhere, not long ago
+    if notice is None and next_page is None:
         # The same for every visitor: rendered once, only its CSRF token filled in per request.
         return await render_once("auth/sign_in.html", "auth/_sign_in_form.html")
-    return await render_form("sign_in", notice=notice)
+    return await render_form("sign_in", notice=notice, next_page=next_page)
 
 
 @bp.get("/register")
@@ -141,7 +151,9 @@ async def password_strength() -> Response:
 @public
 async def sign_in() -> Response:
     """Sign in: at the API address, and at / where the browser form posts (as sign-up)."""
-    fields = await read_fields("email", "password")
+    fields = await read_fields("email", "password", NEXT_FIELD)
+    # Kept through a failed attempt (the form carries it again), checked again here.
+    next_page = safe_next(fields[NEXT_FIELD])
     try:
         missing = {
             name: f"Enter your {'email address' if name == 'email' else 'password'}."
@@ -155,7 +167,11 @@ async def sign_in() -> Response:
         if wants_json():
             raise
         return await render_form(
-            "sign_in", status=error.status, error=error, email=fields["email"].strip()
+            "sign_in",
+            status=error.status,
+            error=error,
+            email=fields["email"].strip(),
+            next_page=next_page,
         )
     if wants_json():
         return jsonify(
@@ -166,7 +182,7 @@ async def sign_in() -> Response:
                 "csrf_token": csrf_token(),
             }
         )
-    return navigate(url_for("home.home"))
+    return navigate(next_page or url_for("home.home"))
 
 
 @bp.get("/logout")

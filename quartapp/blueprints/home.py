@@ -23,8 +23,13 @@ from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import REDIS_ERRORS
-from quartapp.sessions.extension import Sessions, current_record, session_access
-from quartapp.sessions.store import SessionRecord
+from quartapp.sessions.extension import (
+    Sessions,
+    current_record,
+    request_session,
+    session_access,
+)
+from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
@@ -84,10 +89,13 @@ def countdown_context(
     poll_url: str,
     shown: str | None = None,
     extending: bool = False,
+    ended: str | None = None,
 ) -> dict[str, Any]:
     """What the widget shows. ``shown`` is the phase the page showed before (a poll or
     an extension from the page), or None for a whole page or a client that did not say;
-    the parts whose content depends on the phase are sent out of band when it changed."""
+    the parts whose content depends on the phase are sent out of band when it changed.
+    ``ended``: why the session was ended, if something else than time ended it
+    (``SessionStore.ended_reason``); the expired state says that instead."""
     seconds_left = record.seconds_left if record is not None else 0
     can_extend = record is not None and record.can_extend
     warning = 0 < seconds_left <= warning_at
@@ -98,13 +106,19 @@ def countdown_context(
     if record is not None and seconds_left > 0:
         ends_at = clock_time(record.expires_at)
     known = shown in PHASES
+    message = MESSAGES[phase]
+    if phase != "expired" or ended not in WHY_ENDED:
+        ended = None
+    else:
+        message = WHY_ENDED[ended]
     return {
         "seconds_left": seconds_left,
         "warning": warning,
         "can_extend": can_extend,
         "poll_url": poll_url,
         "phase": phase,
-        "message": MESSAGES[phase],
+        "message": message,
+        "ended": ended,
         "actions": ACTIONS[phase],
         "ends_at": ends_at,
         # Out-of-band updates, for a page that showed ``shown``.
@@ -116,7 +130,9 @@ def countdown_context(
     }
 
 
-def widget_context(record: SessionRecord | None, *, extending: bool = False) -> dict[str, Any]:
+def widget_context(
+    record: SessionRecord | None, *, extending: bool = False, ended: str | None = None
+) -> dict[str, Any]:
     """The countdown's context; for htmx, with the updates the page's shown phase needs."""
     context = request_context()  # the objects, not Quart's proxies: this runs on every page
     assert context is not None, "only while a request is handled"
@@ -128,11 +144,14 @@ def widget_context(record: SessionRecord | None, *, extending: bool = False) -> 
         poll_url=remembered_url_for("home.countdown"),
         shown=shown,
         extending=extending,
+        ended=ended,
     )
 
 
-async def countdown_fragment(record: SessionRecord | None, *, extending: bool = False) -> Response:
-    context = widget_context(record, extending=extending)
+async def countdown_fragment(
+    record: SessionRecord | None, *, extending: bool = False, ended: str | None = None
+) -> Response:
+    context = widget_context(record, extending=extending, ended=ended)
     return AppResponse(await render_template(TEMPLATE, **context))
 
 
@@ -162,12 +181,13 @@ async def home() -> Response:
 async def countdown() -> Response:
     """Time left in this session. Reading it never extends it: a page left open must not
     keep its session alive. Without a session it answers the expired state, which stops
-    the widget's polling. (The common case is answered before Quart: CountdownPoll.)"""
+    the widget's polling, and says why when something else than time ended the session.
+    (The common case is answered before Quart: CountdownPoll.)"""
     record = current_record()
     if wants_json():
         seconds = widget_context(record)["seconds_left"]
         return jsonify({"expires_in": seconds, "expired": record is None})
-    return await countdown_fragment(record)
+    return await countdown_fragment(record, ended=request_session().ended)
 
 
 @bp.post("/session/extend")

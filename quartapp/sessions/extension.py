@@ -24,7 +24,7 @@ from werkzeug.datastructures import CallbackDict
 from quartapp.engine.quart_context import current_application, request_context
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
-from quartapp.sessions.store import SessionRecord, SessionStore
+from quartapp.sessions.store import ENDED_BY_DELETION, SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
 
 EXTENSION = "quartapp.sessions"
@@ -65,6 +65,9 @@ class RequestSession(CallbackDict[str, Any], SessionMixin):
         self.csrf_nonce: str | None = None
         self.csrf_nonce_is_new = False
         self.csrf_token: str | None = None
+        # Why the cookie's session was ended, if another session or an account change
+        # ended it not long ago (``SessionStore.ended_reason``).
+        self.ended: str | None = None
 
     def attach(self, token: str | None, record: SessionRecord | None) -> None:
         self.token = token
@@ -211,10 +214,17 @@ class Sessions:
             self.auth.login_user(SessionUser(None))  # whatever the cookie, nobody: it is kept
             return
         if current.token is not None:
-            record = await self.store.load(current.token, touch=access == "touch")
-            current.attach(current.token if record else None, record)
+            token = current.token
+            record = await self.store.load(token, touch=access == "touch")
+            current.attach(token if record else None, record)
+            if record is None:  # a dead cookie: one more read, once per browser or so
+                current.ended = await self.store.ended_reason(token)
         if current.record is not None:
             self.auth.login_user(SessionUser(current.token))
+        elif current.ended is not None:
+            # The dead cookie stays while its reason is remembered, so that every tab of the
+            # browser can tell why (the next sign-in replaces it; Redis refuses it anyway).
+            self.auth.login_user(SessionUser(None))
         elif self.auth.cookie_name in this.cookies:
             logout_user()  # expired, revoked or tampered: the browser drops the dead cookie
         else:
@@ -265,8 +275,9 @@ class Sessions:
         self.forget()
 
     async def sign_out_everywhere(self, user_id: int) -> int:
-        """End every session of this user, this request's included; how many live ones."""
-        ended = await self.store.revoke_all(user_id)
+        """End every session of this user, this request's included, as its account goes;
+        how many live ones."""
+        ended = await self.store.revoke_all(user_id, ENDED_BY_DELETION)
         self.forget()
         return ended
 

@@ -169,16 +169,33 @@ end
 return found
 """
 
+# Ends the record ARGV[1] .. id and leaves the reason ARGV[4] under ARGV[5] .. id (see
+# ``SessionStore.ended_reason``) for as long as the session had left, but at least ARGV[6]
+# ms. Returns 1 if a live session ended, else 0. Shared by the two scripts below.
+_END_WITH_REASON = """
+local function finish(id)
+  local key = ARGV[1] .. id
+  local left = redis.call('PTTL', key)
+  if redis.call('DEL', key) == 0 then
+    return 0
+  end
+  redis.call('SET', ARGV[5] .. id, ARGV[4], 'PX', math.max(left, tonumber(ARGV[6])))
+  return 1
+end
+"""
+
 # Ends user ARGV[2]'s session whose key id starts with ARGV[3] (its public id); only that
 # user's fields are searched, so nobody can end a session that is not theirs. Returns the
 # key id if a live session ended, else false.
-_REVOKE_ONE = """
+_REVOKE_ONE = (
+    _END_WITH_REASON
+    + """
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local id = fields[i]
   if fields[i + 1] == ARGV[2] and string.sub(id, 1, #ARGV[3]) == ARGV[3] then
     redis.call('HDEL', KEYS[1], id)
-    if redis.call('DEL', ARGV[1] .. id) == 1 then
+    if finish(id) == 1 then
       return id
     end
     return false
@@ -186,21 +203,25 @@ for i = 1, #fields, 2 do
 end
 return false
 """
+)
 
 # Ends every session of user ARGV[2] but the one with key id ARGV[3] ('' ends them all).
 # Returns how many live sessions ended.
-_REVOKE_OTHERS = """
+_REVOKE_OTHERS = (
+    _END_WITH_REASON
+    + """
 local ended = 0
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local id = fields[i]
   if fields[i + 1] == ARGV[2] and id ~= ARGV[3] then
-    ended = ended + redis.call('DEL', ARGV[1] .. id)
+    ended = ended + finish(id)
     redis.call('HDEL', KEYS[1], id)
   end
 end
 return ended
 """
+)
 
 # Ends one session: its record and its field in the bucket.
 _REVOKE = """
@@ -215,6 +236,24 @@ FLOOR_TTL_MS = 24 * 60 * 60 * 1000
 # A floor above every version: what an account's deletion leaves, so no sign-in begun
 # before it can start a session.
 DELETED = 2**53 - 1
+
+
+# Why a session was ended by something other than its own sign-out, remembered for its
+# browser (``SessionStore.ended_reason``) so that its page can say so rather than "Your
+# session has expired": the code, and what the page says.
+ENDED_ELSEWHERE = "elsewhere"  # from another session: "End", "Sign out everywhere else"
+ENDED_BY_ACCOUNT_CHANGE = "account"  # a new password (changed or reset) or email address
+ENDED_BY_DELETION = "deleted"  # the account was deleted
+WHY_ENDED = {
+    ENDED_ELSEWHERE: "You were signed out from another device.",
+    ENDED_BY_ACCOUNT_CHANGE: (
+        "You were signed out because your password or email address was changed."
+    ),
+    ENDED_BY_DELETION: "You were signed out because your account was deleted.",
+}
+# The reason is kept as long as the session had left (after that "expired" is true anyway),
+# but at least this long, for a tab whose polling the browser slowed down in the background.
+ENDED_REASON_MIN_MS = 5 * 60 * 1000
 
 
 class CredentialsChanged(Exception):
@@ -432,6 +471,10 @@ class SessionStore:
     def bucket_index(self, tag: str) -> str:
         return f"{self.prefix}{{{tag}}}ix"
 
+    def ended_key(self, tag: str, key_id: str) -> str:
+        """Why the session ``key_id`` was ended, while that is worth telling its browser."""
+        return f"{self.prefix}{{{tag}}}e:{key_id}"
+
     def credentials_floor_key(self, tag: str, user_id: int) -> str:
         """The lowest credentials version from which a session of this user may start."""
         return f"{self.prefix}{{{tag}}}cv:{user_id}"
@@ -532,35 +575,70 @@ class SessionStore:
                     continue
         return sorted(records, key=lambda record: (record.created_at, record.key_id))
 
-    async def revoke_by_public_id(self, user_id: int, public_id: str) -> str | None:
+    def _reason_args(self, tag: str, reason: str) -> list[str | int]:
+        if reason not in WHY_ENDED:
+            raise ValueError(f"unknown reason for ending a session: {reason!r}")
+        return [reason, self.ended_key(tag, ""), ENDED_REASON_MIN_MS]
+
+    async def revoke_by_public_id(
+        self, user_id: int, public_id: str, reason: str = ENDED_ELSEWHERE
+    ) -> str | None:
         """End this user's session that ``public_id`` names; its key id, or None if this
-        user has no live session by that name (another user's sessions are never found)."""
+        user has no live session by that name (another user's sessions are never found).
+        Its browser is told ``reason`` (``ended_reason``)."""
         if not public_id:
             return None
         for tag in self.tags(user_id):
             ended = await self._revoke_one(
                 keys=[self.bucket_index(tag)],
-                args=[self.record_key(tag, ""), user_id, public_id],
+                args=[
+                    self.record_key(tag, ""),
+                    user_id,
+                    public_id,
+                    *self._reason_args(tag, reason),
+                ],
             )
             if ended:
                 return _text(ended)
         return None
 
-    async def revoke_others(self, user_id: int, keep_key_id: str) -> int:
-        """End every session of this user but ``keep_key_id``; how many live ones ended."""
+    async def revoke_others(
+        self, user_id: int, keep_key_id: str, reason: str = ENDED_ELSEWHERE
+    ) -> int:
+        """End every session of this user but ``keep_key_id``; how many live ones ended.
+        Their browsers are told ``reason`` (``ended_reason``)."""
         ended = 0
         for tag in self.tags(user_id):
             ended += int(
                 await self._revoke_others(
                     keys=[self.bucket_index(tag)],
-                    args=[self.record_key(tag, ""), user_id, keep_key_id],
+                    args=[
+                        self.record_key(tag, ""),
+                        user_id,
+                        keep_key_id,
+                        *self._reason_args(tag, reason),
+                    ],
                 )
             )
         return ended
 
-    async def revoke_all(self, user_id: int) -> int:
-        """End every session of this user; how many live ones ended."""
-        return await self.revoke_others(user_id, "")
+    async def revoke_all(self, user_id: int, reason: str = ENDED_BY_ACCOUNT_CHANGE) -> int:
+        """End every session of this user; how many live ones ended. Unless ``reason`` says
+        otherwise, what ends them all is a change of the account: a new password (changed
+        or reset) or email address."""
+        return await self.revoke_others(user_id, "", reason)
+
+    async def ended_reason(self, token: str) -> str | None:
+        """Why the session of ``token`` was ended (a ``WHY_ENDED`` code), if something other
+        than its own sign-out ended it, not long ago; else None."""
+        tag = tag_of(token)
+        if tag is None:
+            return None
+        reason = await self.redis.get(self.ended_key(tag, key_id_for(token)))
+        if reason is None:
+            return None
+        code = _text(reason)
+        return code if code in WHY_ENDED else None
 
     async def retire_credentials(self, user_id: int, below: int) -> None:
         """From now on, no session of this user starts from a sign-in that checked a

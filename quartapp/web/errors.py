@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from quart import Quart, Response, jsonify, request, url_for
+from quart import Quart, Response, jsonify, request
 from quart_auth import Unauthorized
 from redis.exceptions import (
     RedisClusterException,
@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
 from quartapp.web.hypermedia import htmx, navigate, wants_json
+from quartapp.web.next_page import sign_in_url
 from quartapp.web.templating import render_template
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def register_error_handlers(app: Quart) -> None:
     async def unauthorized(_: Unauthorized) -> Response:
         if wants_json():
             return await render_error(AppError("Sign in first.", status=401))
-        return navigate(url_for("auth.sign_in_page"))
+        return navigate(sign_in_url())  # back to the page asked for, once signed in
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

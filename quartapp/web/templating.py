@@ -1,8 +1,11 @@
 """Rendering the templates, and how times and durations read on pages and in JSON (the
 template filters), in one place.
 
-Times are Redis-clock milliseconds (every deadline comes from Redis's ``TIME``), shown in
-UTC."""
+Times are Redis-clock milliseconds (every deadline comes from Redis's ``TIME``). A page
+writes each absolute time as a ``<time>`` whose ``datetime`` is UTC ("...Z") and whose text
+says UTC; ``static/app.js`` rewrites the text (or the title) in the reader's own time zone,
+as ``data-local`` (or ``data-local-title``) asks: "datetime" or "time" (hours and minutes).
+Without JavaScript the page stays in UTC, labelled so."""
 
 from __future__ import annotations
 
@@ -24,14 +27,20 @@ READABLE = "%d %b %Y, %H:%M:%S UTC"
 
 
 def clock(seconds: int) -> str:
-    """Seconds as ``m:ss`` (or ``h:mm:ss`` from an hour up)."""
+    """Seconds as ``mm:ss`` (or ``h:mm:ss`` from an hour up): two digits for the minutes,
+    so that the countdown (in tabular figures) keeps its width from 10:00 to 09:59."""
     hours, rest = divmod(max(0, int(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _moment(milliseconds: int) -> datetime:
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+def utc_stamp(moment: datetime) -> str:
+    """A UTC time as a ``<time datetime>`` holds it, to the second: 2026-12-07T17:04:38Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_time(milliseconds: int) -> str:
@@ -41,19 +50,20 @@ def iso_time(milliseconds: int) -> str:
 
 @functools.lru_cache(maxsize=4096)  # a page shows its session's start on every load
 def timestamp(milliseconds: int) -> Markup:
-    """A time as a ``<time>`` element."""
+    """A time as a ``<time>`` element, in the reader's time zone where scripts run."""
     moment = _moment(milliseconds)
-    return Markup('<time datetime="{}">{}</time>').format(
-        moment.isoformat(timespec="seconds"), moment.strftime(READABLE)
+    return Markup('<time datetime="{}" data-local="datetime">{}</time>').format(
+        utc_stamp(moment), moment.strftime(READABLE)
     )
 
 
 def clock_time(milliseconds: int) -> Markup:
-    """A time as a ``<time>`` element reading hours and minutes ("14:05 UTC")."""
+    """A time as a ``<time>`` element reading hours and minutes ("14:05 UTC"), in the
+    reader's time zone where scripts run."""
     moment = _moment(milliseconds)
     # Digits and the ISO form only: nothing to escape.
     return Markup(  # noqa: S704
-        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+        f'<time datetime="{utc_stamp(moment)}" data-local="time">'
         f"{moment.hour:02d}:{moment.minute:02d} UTC</time>"
     )
 
@@ -75,8 +85,8 @@ def how_long_ago(milliseconds: int) -> str:
 @functools.lru_cache(maxsize=4096)  # the sessions page shows the same times on every load
 def _time_opening(milliseconds: int) -> Markup:
     moment = _moment(milliseconds)
-    return Markup('<time datetime="{}" title="{}">').format(
-        moment.isoformat(timespec="seconds"), moment.strftime(READABLE)
+    return Markup('<time datetime="{}" title="{}" data-local-title="datetime">').format(
+        utc_stamp(moment), moment.strftime(READABLE)
     )
 
 

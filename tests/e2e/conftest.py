@@ -94,6 +94,13 @@ def threshold_server(database: str) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture(scope="package")
+def past_ten_server(database: str) -> Iterator[Server]:
+    """Sessions start with a few seconds more than ten minutes: the clock drops below 10:00."""
+    with serve(database, "past-ten", SESSION_IDLE_TIMEOUT=604) as running:
+        yield running
+
+
 # --- accounts ------------------------------------------------------------------------
 
 
@@ -263,9 +270,12 @@ class Browse:
         self.browser = browser
         self.contexts: list[tuple[BrowserContext, PageMonitor]] = []
 
-    def __call__(self, server: Server, *, javascript: bool = True) -> Page:
+    def __call__(self, server: Server, *, javascript: bool = True, **options: Any) -> Page:
+        """A page in a new context; ``options`` go to Playwright's ``new_context`` (a
+        ``timezone_id``, a ``color_scheme``, another ``viewport``)."""
+        options.setdefault("viewport", VIEWPORT)
         context = self.browser.new_context(
-            base_url=server.base_url, viewport=VIEWPORT, java_script_enabled=javascript
+            base_url=server.base_url, java_script_enabled=javascript, **options
         )
         context.set_default_timeout(TIMEOUT_MS)
         monitor = PageMonitor(server.base_url)

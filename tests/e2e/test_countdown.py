@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Request, expect
@@ -78,7 +79,7 @@ def test_stay_signed_in_extends_the_session(
     expect(countdown_status(page)).to_have_text("Your session is about to end.")
 
     # Let some time run off first, so that the extension shows.
-    expect(clock(page)).to_have_text(re.compile(r"^9:(5[0-7]|[0-4]\d)$"), timeout=6000)
+    expect(clock(page)).to_have_text(re.compile(r"^09:(5[0-7]|[0-4]\d)$"), timeout=6000)
     before = time_left(page)
     screenshot(page, "warning")
 
@@ -97,7 +98,7 @@ def test_stay_signed_in_extends_the_session(
     assert int(extended.group(1)) > before, f"extend answered {extended.group(1)} s"
 
     # Re-rendered and still live: the time left is back above what it was (at most 9:57).
-    expect(clock(page)).to_have_text(re.compile(r"^(10:00|9:59|9:58)$"), timeout=3000)
+    expect(clock(page)).to_have_text(re.compile(r"^(10:00|09:59|09:58)$"), timeout=3000)
     expect(countdown_poll(page)).to_have_attribute("hx-get", COUNTDOWN_PATH)
     expect(countdown_poll(page)).to_have_attribute("hx-trigger", "every 1s")
     expect(widget.get_by_role("button", name="Stay signed in")).to_be_visible()
@@ -192,7 +193,7 @@ def test_stay_signed_in_keeps_the_keyboard_focus(
     screenshot(page, "focused")
 
     # Let time run off, then extend from the keyboard: Enter, then Space.
-    expect(clock(page)).to_have_text(re.compile(r"^9:(5[0-5]|[0-4]\d)$"), timeout=8000)
+    expect(clock(page)).to_have_text(re.compile(r"^09:(5[0-5]|[0-4]\d)$"), timeout=8000)
     for key in ("Enter", " "):
         before = time_left(page)
         with page.expect_response(
@@ -200,7 +201,7 @@ def test_stay_signed_in_keeps_the_keyboard_focus(
         ) as answered:
             page.keyboard.press(key)
         assert answered.value.status == 200
-        expect(clock(page)).to_have_text(re.compile(r"^(10:00|9:59|9:58)$"), timeout=3000)
+        expect(clock(page)).to_have_text(re.compile(r"^(10:00|09:59|09:58)$"), timeout=3000)
         assert time_left(page) > before
         focused = page.evaluate(STILL_FOCUSED)
         assert focused == {"same": True, "text": "Stay signed in", "tag": "BUTTON"}, (key, focused)
@@ -253,3 +254,59 @@ def test_the_live_region_waits_in_the_page_and_speaks_once_per_change(
     between = log[warned + 1 : expired]
     assert sum(1 for e in between if e["kind"] == "poll") >= 2, log
     assert all(e["kind"] == "poll" for e in between), f"the region changed on polls: {log}"
+
+
+# Each text the clock shows, with its width, as the polls swap it in.
+WATCH_CLOCK = """() => {
+  window.__e2eClock = [];
+  const note = () => {
+    const clock = document.querySelector("#session-countdown .clock");
+    if (clock) window.__e2eClock.push([clock.textContent, clock.getBoundingClientRect().width]);
+  };
+  note();
+  document.body.addEventListener("htmx:afterSettle", note);
+}"""
+
+
+def test_the_clock_keeps_its_width_below_ten_minutes(
+    browse: Browse,
+    past_ten_server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    page = open_signed_in(browse, past_ten_server, make_account(past_ten_server))
+    page.evaluate(WATCH_CLOCK)
+    expect(clock(page)).to_have_text(re.compile(r"^09:5\d$"), timeout=9000)
+    screenshot(page, "below-ten-minutes")
+    seen: list[list[Any]] = page.evaluate("() => window.__e2eClock")
+    texts = [text for text, _ in seen]
+    assert any(text.startswith("10:") for text in texts), texts
+    assert any(text.startswith("09:") for text in texts), texts
+    widths = {round(width, 1) for _, width in seen}
+    assert len(widths) == 1, f"the clock changed its width: {seen}"
+    assert (
+        page.locator("#session-countdown .clock").evaluate(
+            "(clock) => getComputedStyle(clock).fontVariantNumeric"
+        )
+        == "tabular-nums"
+    )
+
+
+def test_the_tab_title_shows_the_time_left_during_the_warning(
+    browse: Browse,
+    threshold_server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    page = open_signed_in(browse, threshold_server, make_account(threshold_server))
+    expect(page).to_have_title("Home · quartapp")
+    expect(countdown_poll(page)).to_have_attribute("data-phase", "warning", timeout=9000)
+    expect(page).to_have_title(re.compile(r"^00:0[0-6] left · Home · quartapp$"))
+    first = page.title()
+    expect(page).not_to_have_title(first, timeout=3000)  # it follows the clock
+    expect(page).to_have_title(re.compile(r"^00:0[0-5] left · Home · quartapp$"))
+    screenshot(page, "warning-title")
+
+    page.get_by_role("button", name="Stay signed in").click()
+    expect(countdown_poll(page)).to_have_attribute("data-phase", "extended")
+    expect(page).to_have_title("Home · quartapp")

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.e2e
 Screenshot = Callable[..., Path]
 COUNTDOWN_PATH = "/session/countdown"
 NEW_PASSWORD = "a brand new passphrase"
+ENDED_ELSEWHERE = "You were signed out from another device."
+ENDED_BY_CHANGE = "You were signed out because your password or email address was changed."
 
 
 def rows(page: Page) -> Locator:
@@ -102,10 +104,16 @@ def test_ending_a_session_from_another_browser_expires_its_countdown(
     assert path_of(second) == "/sessions"
     screenshot(second, "one-session")
 
-    expect(countdown(first)).to_contain_text("Your session has expired.", timeout=5000)
+    # The tab says why, not "expired"; so does the sign-in page its link leads to.
+    expect(countdown(first)).to_contain_text(ENDED_ELSEWHERE, timeout=5000)
+    expect(countdown(first)).not_to_contain_text("expired")
     assert polls.since(ended_at) <= 2, "the widget took more than two polls to expire"
     assert countdown_poll(first).get_attribute("hx-trigger") is None
     screenshot(first, "ended-elsewhere")
+    first.get_by_role("link", name="Sign in again").click()
+    first.wait_for_url("**/?ended=elsewhere")
+    expect(first.locator("#sign-in-form [role=status]")).to_have_text(ENDED_ELSEWHERE)
+    screenshot(first, "sign-in-after-ended-elsewhere")
     assert_signed_out(first, "the ended session still opens /home")
 
 
@@ -130,7 +138,7 @@ def test_sign_out_everywhere_else(
     expect(page.get_by_text("This is your only session.")).to_be_visible()
     screenshot(page, "signed-out-elsewhere")
     for other in others:
-        expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+        expect(countdown(other)).to_contain_text(ENDED_ELSEWHERE, timeout=5000)
 
     # This one goes on.
     page.goto("/home")
@@ -168,7 +176,10 @@ def test_change_password_then_delete_the_account(
     page.wait_for_url("**/account/password?changed=1")
     expect(page.get_by_text("Your password has been changed")).to_be_visible()
     screenshot(page, "password-changed")
-    expect(countdown(other)).to_contain_text("Your session has expired.", timeout=5000)
+    expect(countdown(other)).to_contain_text(ENDED_BY_CHANGE, timeout=5000)
+    other.goto("/sessions")
+    expect(other.get_by_text(ENDED_BY_CHANGE)).to_be_visible()  # the sign-in page says it too
+    assert path_of(other) == "/"
 
     # The page carries a token for the new session: the next action works.
     page.goto("/account/delete")
@@ -274,3 +285,40 @@ def test_ending_the_last_other_session_takes_its_button_away(
     expect(page.locator("#sessions-status")).to_contain_text("ended.")
     expect(page.locator("#sessions-heading")).to_be_focused()
     screenshot(page, "only-session")
+
+
+FOCUSED_ID = "() => document.activeElement && document.activeElement.id"
+
+
+def test_the_list_shows_new_sessions_without_a_reload_and_keeps_the_focus(
+    browse: Browse,
+    server: Server,
+    make_account: Callable[..., Account],
+    screenshot: Screenshot,
+) -> None:
+    account = make_account(server)
+    page = open_signed_in(browse, server, account)
+    page.goto("/sessions")
+    expect(rows(page)).to_have_count(2)
+    page.evaluate("() => { window.__e2eSameDocument = true; }")
+    for _ in range(30):  # the keyboard only, to "Sign out everywhere else"
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED_ID) == "end-others":
+            break
+    assert page.evaluate(FOCUSED_ID) == "end-others"
+
+    second = open_signed_in(browse, server, account)  # another browser signs in
+    second_id = public_id(second)
+    expect(row(page, second_id)).to_have_count(1, timeout=20_000)  # polled every 10 s
+    expect(rows(page)).to_have_count(3)
+    assert page.evaluate("() => window.__e2eSameDocument === true"), "the page was reloaded"
+    assert page.evaluate(FOCUSED_ID) == "end-others", "the poll moved the keyboard focus"
+    expect(page.locator("#sessions-status")).to_have_text("")  # nothing announced
+    screenshot(page, "new-session-appeared")
+
+    # And an ended one goes without a reload too; the focus stays.
+    second.goto("/sessions")
+    this_row(second).get_by_role("button", name="Sign out").click()
+    second.wait_for_url("**/?signed_out=1")
+    expect(row(page, second_id)).to_have_count(0, timeout=20_000)
+    assert page.evaluate(FOCUSED_ID) == "end-others"

@@ -1,0 +1,67 @@
+// The pages' own small script (an ES module, loaded from this origin as the Content
+// Security Policy requires). Everything here is an improvement: without JavaScript the
+// pages say the same things, less conveniently.
+
+// --- the tab's title during the countdown's warning ------------------------------------
+// While the session is about to end (the countdown's "warning" and "final" phases), the
+// tab's title shows the time left, for a user busy in another tab; in any other phase, and
+// so once "Stay signed in" has extended the session, the page's own title is back.
+
+const pageTitle = document.title;
+
+function showTimeLeftInTitle() {
+  const widget = document.getElementById("countdown-clock");
+  if (!widget) return;
+  const phase = widget.dataset.phase;
+  const clock = widget.querySelector(".clock");
+  if ((phase === "warning" || phase === "final") && clock) {
+    document.title = `${clock.textContent.trim()} left · ${pageTitle}`;
+  } else if (document.title !== pageTitle) {
+    document.title = pageTitle;
+  }
+}
+
+showTimeLeftInTitle();
+// After every swap: the countdown replaces itself on each poll.
+document.addEventListener("htmx:afterSettle", showTimeLeftInTitle);
+
+// --- times in the reader's time zone -----------------------------------------------------
+// The server writes every absolute time as <time datetime="...Z"> in UTC, its text saying
+// "UTC" (quartapp/web/templating.py). Here each one is rewritten in the browser's own time
+// zone: its text where it has data-local, its title (the exact time behind "5 min ago")
+// where it has data-local-title; "datetime" reads date and time, "time" hours and minutes.
+// Swapped-in content (the countdown, every second) is rewritten as it arrives, before the
+// browser paints it: a MutationObserver's callback runs before the next frame.
+
+const language = document.documentElement.lang || undefined;
+const FORMATS = {
+  datetime: new Intl.DateTimeFormat(language, {
+    day: "2-digit", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hourCycle: "h23", timeZoneName: "short",
+  }),
+  time: new Intl.DateTimeFormat(language, {
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  }),
+};
+
+function localize(element) {
+  const moment = new Date(element.getAttribute("datetime"));
+  if (Number.isNaN(moment.getTime())) return;
+  const text = FORMATS[element.dataset.local];
+  if (text) element.textContent = text.format(moment);
+  const title = FORMATS[element.dataset.localTitle];
+  if (title) element.title = title.format(moment);
+}
+
+const LOCAL_TIMES = "time[data-local], time[data-local-title]";
+
+function localizeWithin(root) {
+  if (root.matches && root.matches(LOCAL_TIMES)) localize(root);
+  if (root.querySelectorAll) root.querySelectorAll(LOCAL_TIMES).forEach(localize);
+}
+
+localizeWithin(document);
+new MutationObserver((changes) => {
+  for (const change of changes) change.addedNodes.forEach(localizeWithin);
+}).observe(document.body, { childList: true, subtree: true });
