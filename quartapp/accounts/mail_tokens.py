@@ -136,7 +136,7 @@ class LinkDead(AppError):
     """A mailed link that is unknown, used, expired, or replaced by a newer one."""
 
     def __init__(self) -> None:
-        super().__init__(LINK_DEAD, status=410)
+        super().__init__(LINK_DEAD, status=410, code="link_dead")
 
 
 def get_mail_tokens() -> MailTokens:

@@ -1,0 +1,91 @@
+"""The one JSON error shape, ``{"code", "message", "fields"?}``, and every machine code.
+
+``code`` is stable: a program branches on it. ``message`` is written for the people who
+write such programs; where the page's wording speaks to someone in a browser ("the fields
+below", "Reload the page"), JSON clients get ``API_MESSAGES`` instead. ``fields`` names
+each failing field when there are any (always on a 422 ``validation_failed``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from quartapp.web.errors import AppError
+
+
+# Every code an error can carry, and when. docs/api.md lists the same (a test compares).
+CODES = {
+    "bad_request": "The body is not a JSON object (malformed JSON, invalid UTF-8, an array).",
+    "unauthenticated": "The route needs a session: sign in first.",
+    "invalid_credentials": "Sign-in refused: the same answer for every wrong email or password.",
+    "forbidden": "Not allowed.",
+    "csrf_failed": "The CSRF token is missing, wrong, or expired.",
+    "wrong_password": "The current password given to confirm a change is not the account's.",
+    "not_found": "Nothing at this address, or no such session of yours.",
+    "method_not_allowed": "The address does not take this method.",
+    "conflict": "Another request changed the account at the same moment: read it and retry.",
+    "email_taken": "Another account has this address (in any letter case).",
+    "gone": "The thing asked for has gone.",
+    "link_dead": "A mailed link that is unknown, used, expired, or replaced by a newer one.",
+    "too_large": "The body is over the size limit, or a form has too many parts.",
+    "unsupported_media_type": "The body is neither JSON nor a web form.",
+    "validation_failed": "Fields are missing or invalid; `fields` names each one.",
+    "throttled": "Too many attempts: wait for `Retry-After` seconds.",
+    "cookies_too_large": "The Cookie headers are over the size limit.",
+    "internal_error": "A fault in the app.",
+    "unavailable": "Redis, MySQL or password checking is not answering: retry after `Retry-After`.",
+}
+
+# JSON wording for codes whose page wording speaks to someone in a browser.
+API_MESSAGES = {
+    "validation_failed": "Some fields are missing or invalid: `fields` names each one.",
+    "csrf_failed": (
+        "The CSRF token is missing, invalid or expired: get one from GET /api/v1/csrf "
+        "and send it in the X-CSRF-Token header."
+    ),
+    "wrong_password": "The password given is not the account's: `fields` names the field.",
+    "conflict": (
+        "Another request changed the account at the same moment: read it again and retry."
+    ),
+    "link_dead": (
+        "This link is unknown, used, expired, or replaced by a newer one: ask for a new one."
+    ),
+}
+
+
+class ErrorBody(BaseModel):
+    """An error: a stable machine code, a message for people, and the failing fields."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "validation_failed",
+                    "message": API_MESSAGES["validation_failed"],
+                    "fields": {"password": "Use at least 8 characters."},
+                },
+                {
+                    "code": "throttled",
+                    "message": "Too many attempts. Please try again in 1 minute.",
+                },
+            ]
+        }
+    )
+
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+def error_body(error: AppError) -> dict[str, Any]:
+    """``error`` as JSON clients get it."""
+    message = API_MESSAGES.get(error.code, error.message)
+    if error.code == "validation_failed" and not error.fields:
+        message = error.message  # the API wording points at fields there are none of
+    body: dict[str, Any] = {"code": error.code, "message": message}
+    if error.fields:
+        body["fields"] = error.fields
+    return body
