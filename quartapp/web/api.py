@@ -85,6 +85,12 @@ class Provider(OpenAPIProvider):
             if getattr(view, DESCRIBED, False) and rule.endpoint.endswith(f".{view.__name__}"):
                 yield rule
 
+    def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        # A described body is required: without one the answer is a 415 (quart-schema
+        # leaves OpenAPI's default, optional).
+        body, components = super().build_request_body(model, source)
+        return {**body, "required": True}, components
+
     def schema(self) -> dict[str, Any]:
         document = super().schema()
         for name, scheme in document["components"].get("securitySchemes", {}).items():

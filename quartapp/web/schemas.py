@@ -34,13 +34,26 @@ class CsrfToken(BaseModel):
     csrf_token: str
 
 
+NOT_BLANK: JsonDict = {"minLength": 1, "pattern": r"\S"}
+
+
 class Credentials(BaseModel):
     """An email address and a password (as JSON, or as a web form)."""
 
     model_config = _examples({"email": "ada@example.com", "password": "correct horse battery"})
 
-    email: str = Field(description="Up to 254 characters; letter case does not matter.")
-    password: str = Field(description="8 characters to 72 bytes; not a common password.")
+    # What the sign-in and sign-up checks refuse first, with their own messages (a 422
+    # naming the field): nothing but white space.
+    email: str = Field(
+        description="Up to 254 characters; letter case does not matter.",
+        json_schema_extra=NOT_BLANK,
+    )
+    password: str = Field(
+        description=(
+            "Signing up: 8 characters to 72 bytes, not a common or email-derived password."
+        ),
+        json_schema_extra=NOT_BLANK,
+    )
 
 
 class SignedIn(BaseModel):
