@@ -10,33 +10,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from quartapp.web.errors import AppError
 
 
-# Every code an error can carry, and when. docs/api.md lists the same (a test compares).
+# Every code an error can carry: its status, and when. docs/api.md has the same table (a
+# test compares them).
 CODES = {
-    "bad_request": "The body is not a JSON object (malformed JSON, invalid UTF-8, an array).",
-    "unauthenticated": "The route needs a session: sign in first.",
-    "invalid_credentials": "Sign-in refused: the same answer for every wrong email or password.",
-    "forbidden": "Not allowed.",
-    "csrf_failed": "The CSRF token is missing, wrong, or expired.",
-    "wrong_password": "The current password given to confirm a change is not the account's.",
-    "not_found": "Nothing at this address, or no such session of yours.",
-    "method_not_allowed": "The address does not take this method.",
-    "conflict": "Another request changed the account at the same moment: read it and retry.",
-    "email_taken": "Another account has this address (in any letter case).",
-    "gone": "The thing asked for has gone.",
-    "link_dead": "A mailed link that is unknown, used, expired, or replaced by a newer one.",
-    "too_large": "The body is over the size limit, or a form has too many parts.",
-    "unsupported_media_type": "The body is neither JSON nor a web form.",
-    "validation_failed": "Fields are missing or invalid; `fields` names each one.",
-    "throttled": "Too many attempts: wait for `Retry-After` seconds.",
-    "cookies_too_large": "The Cookie headers are over the size limit.",
-    "internal_error": "A fault in the app.",
-    "unavailable": "Redis, MySQL or password checking is not answering: retry after `Retry-After`.",
+    "bad_request": (400, "the body is not a JSON object (malformed JSON, invalid UTF-8, an array)"),
+    "unauthenticated": (401, "the route needs a session: sign in first"),
+    "invalid_credentials": (
+        401,
+        "a sign-in refused: the same answer for every wrong email or password",
+    ),
+    "forbidden": (403, "not allowed"),
+    "csrf_failed": (403, "the CSRF token is missing, wrong, or expired"),
+    "wrong_password": (403, "the current password given to confirm a change is not the account's"),
+    "not_found": (404, "nothing at this address, or no such session of yours"),
+    "method_not_allowed": (405, "the address does not take this method"),
+    "conflict": (409, "another request changed the account at the same moment: read it and retry"),
+    "email_taken": (409, "another account has this address (in any letter case)"),
+    "gone": (410, "the thing asked for has gone"),
+    "link_dead": (410, "a mailed link that is unknown, used, expired, or replaced by a newer one"),
+    "too_large": (413, "the body is over the size limit, or a form has too many parts"),
+    "unsupported_media_type": (415, "the body is neither JSON nor a web form"),
+    "validation_failed": (422, "fields are missing or invalid; `fields` names each one"),
+    "throttled": (429, "too many attempts: wait `Retry-After` seconds"),
+    "cookies_too_large": (431, "the Cookie headers are over the size limit"),
+    "internal_error": (500, "a fault in the app"),
+    "unavailable": (
+        503,
+        "Redis, MySQL or password checking is not answering: retry after `Retry-After`",
+    ),
 }
 
 # JSON wording for codes whose page wording speaks to someone in a browser.
@@ -75,9 +82,14 @@ class ErrorBody(BaseModel):
         }
     )
 
-    code: str
-    message: str
-    fields: dict[str, str] | None = None
+    code: str = Field(
+        description="Stable: a program branches on it (docs/api.md says when each is sent).",
+        json_schema_extra={"enum": list(CODES)},
+    )
+    message: str = Field(description="For the people who write and use the program.")
+    fields: dict[str, str] | None = Field(
+        default=None, description="Each failing field and what is wrong with it."
+    )
 
 
 def error_body(error: AppError) -> dict[str, Any]:
