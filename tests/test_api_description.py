@@ -125,6 +125,20 @@ async def test_the_document_is_public_and_made_per_request_from_the_routes(
     assert signed_out == await document(client)
 
 
+async def test_the_reference_page_loads_only_the_apps_own_assets(
+    app: Quart, client: QuartClient
+) -> None:
+    assert app.view_functions["api_docs.reference"].access == "public"  # type: ignore[attr-defined]
+    page = await client.get("/api/docs")
+    assert page.status_code == 200
+    html = await page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in assets
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        assert (await client.get(asset)).status_code == 200, asset
+
+
 # -- errors a program can read ----------------------------------------------------------------
 
 
