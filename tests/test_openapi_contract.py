@@ -34,7 +34,9 @@ def server(database: str) -> Iterator[AppServer]:
         yield running
 
 
-def test_every_described_operation_answers_as_the_document_says(server: AppServer) -> None:
+def test_every_described_operation_answers_as_the_document_says(
+    server: AppServer, tmp_path: Path
+) -> None:
     with urllib.request.urlopen(server.url("/openapi.json"), timeout=10) as answer:  # noqa: S310
         described = json.load(answer)["paths"]
     operations = sum(len(methods) for methods in described.values())
@@ -63,7 +65,7 @@ def test_every_described_operation_answers_as_the_document_says(server: AppServe
             "30",
             "--no-color",
         ],
-        cwd=ROOT,
+        cwd=tmp_path,  # where Schemathesis keeps its cache
         env=env,
         capture_output=True,
         text=True,
