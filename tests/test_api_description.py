@@ -76,6 +76,13 @@ async def test_every_status_a_described_route_answers_is_in_the_document(
             assert schema["examples"], status
             if status.startswith(("4", "5")):
                 assert schema["title"] == "ErrorBody"
+            if status.startswith("4") and status != "422":
+                # An example of each code the status can carry, and only those.
+                examples = answer["content"]["application/json"]["examples"]
+                assert examples, status
+                for code, example in examples.items():
+                    assert example["value"]["code"] == code
+                    assert CODES[code][0] == int(status)
             if status in ("429", "503"):
                 assert answer["headers"]["Retry-After"]["required"] is True
 

@@ -25,7 +25,7 @@ from quart_schema import (
 )
 from werkzeug.routing import Rule
 
-from quartapp.web.error_body import ErrorBody
+from quartapp.web.error_body import API_MESSAGES, CODES, ErrorBody
 from quartapp.web.errors import InvalidFields
 from quartapp.web.forms import read_fields
 
@@ -102,6 +102,12 @@ class Provider(OpenAPIProvider):
                     status = int(status)
                     if status in ERROR_STATUSES:
                         answer["description"] = ERROR_STATUSES[status]
+                        # One example per code this status can carry, not the model's.
+                        answer["content"]["application/json"]["examples"] = {
+                            code: {"value": {"code": code, "message": API_MESSAGES.get(code, when)}}
+                            for code, (code_status, when) in CODES.items()
+                            if code_status == status
+                        }
                     if status in RETRY_AFTER_STATUSES:
                         answer["headers"] = {
                             "Retry-After": {

@@ -58,13 +58,13 @@ async def respond(outcome: Outcome | Refused) -> Response:
     if isinstance(outcome, Refused):
         if wants_json():
             raise outcome.error  # the app's error handler answers every error alike
-        page = outcome.page
+        refused = outcome.page
         return await render(
-            page.template,
-            page.fragment or page.template,
+            refused.template,
+            refused.fragment or refused.template,
             outcome.error.status,
             error=outcome.error,
-            **page.context,
+            **refused.context,
         )
     browser_answer = outcome.page is not None or outcome.redirect is not None
     if outcome.data is not None and (not browser_answer or wants_json()):
@@ -73,9 +73,8 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return response
     if outcome.redirect is not None:
         return navigate(outcome.redirect)
-    if outcome.page is None:
-        raise AppError("This address answers JSON clients only.", status=406)
     page = outcome.page
+    assert page is not None, "an outcome names data, a page or a redirect"
     return await render(
         page.template, page.fragment or page.template, outcome.status, **page.context
     )
