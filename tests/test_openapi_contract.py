@@ -18,6 +18,7 @@ import pytest
 
 from .support.app_servers import AppServer, serve
 from .support.contract_auth import BASE_URL
+from .support.databases import connect
 from .support.processes import ROOT
 
 pytestmark = pytest.mark.slow
@@ -30,8 +31,16 @@ MAX_EXAMPLES = 40
 
 @pytest.fixture(scope="module")
 def server(database: str) -> Iterator[AppServer]:
-    with serve(database, "openapi-contract") as running:
-        yield running
+    """The served app; every account made while it ran (the provider's, the examples', and
+    any a generated sign-up made) is deleted afterwards, as the other tests expect."""
+    with connect(database, select_db=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM users")
+        (last,) = cursor.fetchone() or (0,)
+        try:
+            with serve(database, "openapi-contract") as running:
+                yield running
+        finally:
+            cursor.execute("DELETE FROM users WHERE id > %s", (last,))
 
 
 def test_every_described_operation_answers_as_the_document_says(
