@@ -146,6 +146,13 @@ async def test_the_reference_page_loads_only_the_apps_own_assets(
         assert (await client.get(asset)).status_code == 200, asset
 
 
+def test_answers_are_not_converted_by_quart_schema(app: Quart) -> None:
+    """The document only: quart-schema's conversion of every answer (a wrapper round
+    make_response, tens of microseconds each) and its JSON provider are not installed."""
+    assert "make_response" not in vars(app)
+    assert type(app.json) is app.json_provider_class
+
+
 # -- errors a program can read ----------------------------------------------------------------
 
 

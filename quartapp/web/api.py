@@ -120,10 +120,14 @@ class Provider(OpenAPIProvider):
 
 
 def init_app(app: Quart) -> QuartSchema:
-    """quart-schema on ``app``, with no routes of its own (blueprints/api_docs.py serves
-    the document and the reference, as public routes under the app's CSP)."""
-    return QuartSchema(
-        app,
+    """quart-schema's document for ``app``, with no routes of its own (blueprints/api_docs.py
+    serves the document and the reference, as public routes under the app's CSP).
+
+    Only the document's provider is set up, not ``QuartSchema.init_app``: that would also
+    wrap the app's ``make_response`` to turn models a view returns into JSON (tens of
+    microseconds on every answer, for what ``responder.respond`` does itself), and replace
+    the app's JSON provider and its test client."""
+    extension = QuartSchema(
         openapi_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
@@ -139,8 +143,15 @@ def init_app(app: Quart) -> QuartSchema:
             ),
         ),
         security_schemes=dict(SECURITY_SCHEMES),
+        conversion_preference="pydantic",
         openapi_provider_class=Provider,
     )
+    # The settings the provider reads, as init_app would set them.
+    app.config.setdefault("QUART_SCHEMA_CONVERT_CASING", extension.convert_casing)
+    app.config.setdefault("QUART_SCHEMA_CONVERSION_PREFERENCE", extension.conversion_preference)
+    extension.openapi_provider = Provider(app, extension)
+    app.extensions[EXTENSION] = extension
+    return extension
 
 
 def openapi_document(app: Quart) -> dict[str, Any]:
