@@ -5,6 +5,19 @@ quart-schema (``GET /openapi.json``, blueprints/api_docs.py).
 A route both browsers and JSON clients use keeps one view. Its browser addresses (the
 forms' own pages, such as ``POST /register``) are rules with an endpoint of their own name;
 the document holds only the rule named after the view, the JSON address.
+
+Describing a route (blueprints/auth.py's ``sign_up`` is the example):
+
+1. its JSON answer as a pydantic model in ``web/schemas.py`` (and its body's, if any),
+   with an example;
+2. ``@described(request=..., answers={status: Model}, errors=[...], security=...)`` below
+   the access decorator (``public`` or ``signed_in``): the statuses it answers beyond the
+   ones every route can (``ALWAYS``, and ``WITH_BODY`` for a body); ``SIGNED_IN``,
+   ``POST_SIGNED_IN`` or ``POST_ANYONE``;
+3. the body read with ``read_model(Model)``; the view returns ``respond(Outcome(data,
+   status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
+   refused form is shown again, instead of asking ``wants_json()``;
+4. docs/api.md's list of described routes (a test compares it with the document).
 """
 
 from __future__ import annotations
