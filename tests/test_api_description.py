@@ -9,6 +9,7 @@ from typing import Any
 
 from quart import Quart
 from quart.testing import QuartClient
+from werkzeug.exceptions import RequestTimeout
 
 from quartapp.web.error_body import API_MESSAGES, CODES
 from quartapp.web.errors import STATUS_CODES
@@ -223,6 +224,14 @@ async def test_an_unknown_address_and_a_wrong_method_have_codes(client: QuartCli
     assert (await (await client.get("/nowhere", headers=JSON)).get_json())["code"] == "not_found"
     wrong = await client.get("/api/v1/signin", headers=JSON)
     assert (await wrong.get_json())["code"] == "method_not_allowed"
+
+
+async def test_a_body_that_does_not_arrive_in_time_has_its_code(app: Quart) -> None:
+    """Quart's body timeout is a werkzeug RequestTimeout, answered by the app's handler."""
+    async with app.test_request_context("/api/v1/signin", method="POST", headers=JSON):
+        response = await app.handle_user_exception(RequestTimeout())
+    assert response.status_code == 408
+    assert (await response.get_json())["code"] == "request_timeout"
 
 
 # -- one responder, every kind of client ---------------------------------------------------------

@@ -30,6 +30,7 @@ CODES = {
     "wrong_password": (403, "the current password given to confirm a change is not the account's"),
     "not_found": (404, "nothing at this address, or no such session of yours"),
     "method_not_allowed": (405, "the address does not take this method"),
+    "request_timeout": (408, "the body did not arrive in time"),
     "conflict": (409, "another request changed the account at the same moment: read it and retry"),
     "email_taken": (409, "another account has this address (in any letter case)"),
     "gone": (410, "the thing asked for has gone"),
