@@ -8,7 +8,7 @@ from typing import Any
 
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
-from quartapp.blueprints import account, auth, health, home, mail_links
+from quartapp.blueprints import account, api_docs, auth, health, home, mail_links
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
@@ -17,6 +17,7 @@ from quartapp.infra.redis_client import RedisClient
 from quartapp.mail.queue import Mailer
 from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import Sessions
+from quartapp.web import api as described_api
 from quartapp.web import headers as security_headers
 from quartapp.web import templating
 from quartapp.web.errors import register_error_handlers
@@ -54,5 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     app.register_blueprint(account.bp)
     app.register_blueprint(mail_links.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_docs.bp)
+    described_api.init_app(app)
     CountdownPoll(app, sessions)
     return app

@@ -371,7 +371,8 @@ async def test_nobody_can_touch_another_users_sessions(app: Quart, ada: Device) 
     )
     assert as_json.status_code == 404
     assert await as_json.get_json() == {
-        "error": "There is no such session. It may have ended already."
+        "code": "not_found",
+        "message": "There is no such session. It may have ended already.",
     }
 
     # "Everywhere else" means Ada's other sessions, never Bob's.
@@ -573,7 +574,8 @@ async def test_a_wrong_current_password_without_javascript_and_as_json(ada: Devi
     )
     assert response.status_code == 403
     assert await response.get_json() == {
-        "error": "Please correct the fields below.",
+        "code": "wrong_password",
+        "message": "The password given is not the account's: `fields` names the field.",
         "fields": {"current_password": "This is not your current password."},
     }
 
@@ -597,7 +599,8 @@ async def test_the_current_password_as_the_new_one_without_javascript_and_as_jso
     )
     assert response.status_code == 422
     assert await response.get_json() == {
-        "error": "Please correct the fields below.",
+        "code": "validation_failed",
+        "message": "Some fields are missing or invalid: `fields` names each one.",
         "fields": {
             "new_password": "Choose a new password that is different from your current one."
         },
@@ -731,7 +734,7 @@ async def test_account_forms_answer_any_json_with_a_4xx_and_change_nothing(
     response = await ada.client.post(path, json=body, headers={"X-CSRF-Token": token})
     event(f"{path}: {response.status_code}")
     assert response.status_code in (403, 422), await response.get_data(as_text=True)
-    assert "error" in await response.get_json()
+    assert {"code", "message"} <= set(await response.get_json())
     assert await ada.signed_in()
     user = await User.get(email="ada@example.com")
     assert user.password_hash.startswith("$2b$04$")

@@ -165,7 +165,7 @@ async def test_json_api(client: QuartClient) -> None:
     created = await client.post("/api/v1/signup", json=body, headers=headers)
     assert created.status_code == 201
     data = await created.get_json()
-    assert data["message"] == "new user created!"
+    assert data["message"] == "account created"
     assert data["email"] == "ada@example.com"
     assert 590 <= data["session"]["expires_in"] <= 600
 
@@ -175,7 +175,8 @@ async def test_json_api(client: QuartClient) -> None:
     headers = {"X-CSRF-Token": data["csrf_token"]}
     duplicate = await client.post("/api/v1/signup", json=body, headers=headers)
     assert duplicate.status_code == 409
-    assert "already" in (await duplicate.get_json())["error"]
+    assert (await duplicate.get_json())["code"] == "email_taken"
+    assert "already" in (await duplicate.get_json())["message"]
 
     invalid = await client.post(
         "/api/v1/signup", json={"email": "x", "password": "y"}, headers=headers
@@ -187,7 +188,10 @@ async def test_json_api(client: QuartClient) -> None:
         "/api/v1/signin", json={**body, "password": "nope nope"}, headers=headers
     )
     assert bad.status_code == 401
-    assert await bad.get_json() == {"error": "Incorrect email or password."}
+    assert await bad.get_json() == {
+        "code": "invalid_credentials",
+        "message": "Incorrect email or password.",
+    }
 
     good = await client.post("/api/v1/signin", json=body, headers=headers)
     assert good.status_code == 200

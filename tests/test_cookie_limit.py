@@ -44,7 +44,10 @@ async def test_an_oversized_cookie_header_is_a_431_on_every_route(
 async def test_json_clients_get_the_431_as_json(client: QuartClient) -> None:
     response = await client.get("/healthz", headers={"Cookie": HUGE, "Accept": "application/json"})
     assert response.status_code == 431
-    assert (await response.get_json()) == {"error": cookie_limit.MESSAGE.format(limit=LIMIT)}
+    assert (await response.get_json()) == {
+        "code": "cookies_too_large",
+        "message": cookie_limit.MESSAGE.format(limit=LIMIT),
+    }
 
 
 async def test_the_limit_counts_every_cookie_header_and_spares_what_fits(

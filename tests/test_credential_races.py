@@ -130,7 +130,10 @@ async def test_a_sign_in_held_inside_bcrypt_gets_no_session(
     await change(owner)
     response = await held.release(sign_in)
     assert response.status_code == 401
-    assert await response.get_json() == {"error": "Incorrect email or password."}
+    assert await response.get_json() == {
+        "code": "invalid_credentials",
+        "message": "Incorrect email or password.",
+    }
     left = await sessions_of(app, user_id)
     if change in STAYS_SIGNED_IN:
         assert len(left) == 1  # the owner's, under a new token

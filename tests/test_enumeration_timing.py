@@ -125,7 +125,7 @@ async def failure_timings(
     assert len(answers[first]) == 1, answers[first]
     ((status, body, headers_seen),) = answers[first]
     assert status == 401
-    assert body == b'{"error":"Incorrect email or password."}\n'
+    assert body == b'{"code":"invalid_credentials","message":"Incorrect email or password."}\n'
     assert "set-cookie" not in dict(headers_seen)  # a failure starts no session
 
     a, b = timings[first], timings[second]

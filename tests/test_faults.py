@@ -87,7 +87,7 @@ async def test_redis_down_gives_503_everywhere_and_recovers(
 
     api = await get(client, "/home", **JSON)
     assert api.status_code == 503
-    assert "session service" in (await api.get_json())["error"]
+    assert "session service" in (await api.get_json())["message"]
 
     ready = await readyz_details(client)
     assert ready.status_code == 503

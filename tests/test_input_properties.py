@@ -395,7 +395,7 @@ async def test_any_json_value(
     created = False
     if not isinstance(value, dict):
         assert status == 400, answer
-        assert answer == {"error": "The body must be a JSON object."}
+        assert answer == {"code": "bad_request", "message": "The body must be a JSON object."}
     elif wrong := [n for n in ("email", "password") if not isinstance(value.get(n, ""), str)]:
         # Fields are read in order and the first one of the wrong type is named.
         assert status == 422, answer
@@ -430,7 +430,7 @@ async def test_any_json_value(
             created = True
         else:
             assert status == 401, answer
-            assert answer == {"error": SIGN_IN_FAILED}
+            assert answer == {"code": "invalid_credentials", "message": SIGN_IN_FAILED}
 
     keys_after = await session_keys(redis, redis_prefix)
     if created:
@@ -439,7 +439,7 @@ async def test_any_json_value(
         assert session_cookie(client)
     else:
         assert 400 <= status < 500
-        assert "error" in answer
+        assert {"code", "message"} <= set(answer)
         assert keys_after == keys_before
         assert await User.all().count() == users_before
         assert session_cookie(client) is None

@@ -824,7 +824,7 @@ async def test_the_old_address_can_undo_a_takeover(
         assert "contact the people who run this site" in await dead.get_data(as_text=True)
     dead_json = await app.test_client().get(undo["thief1@example.com"], headers=JSON)
     assert dead_json.status_code == 410
-    assert "error" in await dead_json.get_json()
+    assert (await dead_json.get_json())["code"] == "link_dead"
 
 
 async def test_a_sign_in_from_a_new_device_is_told_once(

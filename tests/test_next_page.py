@@ -205,7 +205,7 @@ async def test_json_clients_are_unaffected(client: QuartClient, auth: Auth) -> N
     await signed_out_visit(client, auth)
     refused = await client.get("/sessions", headers={"Accept": "application/json"})
     assert refused.status_code == 401
-    assert await refused.get_json() == {"error": "Sign in first."}
+    assert await refused.get_json() == {"code": "unauthenticated", "message": "Sign in first."}
     token = (await (await client.get("/api/v1/csrf")).get_json())["csrf_token"]
     response = await client.post(
         "/api/v1/signin",

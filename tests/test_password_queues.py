@@ -152,7 +152,7 @@ async def test_the_hint_is_shed_first_and_sign_ups_go_before_it(
     refused = await asyncio.wait_for(hint("one hint too many"), WAIT)
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == str(hashing.BUSY_RETRY_AFTER)
-    assert (await refused.get_json())["error"] == service.HINT_BUSY
+    assert (await refused.get_json())["message"] == service.HINT_BUSY
     fragment = await asyncio.wait_for(
         hint("one more hint", **{"HX-Request": "true", "Accept": "text/html"}), WAIT
     )

@@ -264,7 +264,7 @@ async def test_every_outage_is_a_clean_503_in_every_form(raising_app: Quart) -> 
         assert "<html" not in await fragment.get_data(as_text=True)
         api = await client.get(path, headers=JSON)
         assert api.status_code == 503
-        assert "session service" in (await api.get_json())["error"]
+        assert "session service" in (await api.get_json())["message"]
 
 
 async def test_mistakes_stay_500s(raising_app: Quart) -> None:

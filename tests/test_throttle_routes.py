@@ -90,7 +90,7 @@ async def test_json_clients_get_429_json(throttled: Quart) -> None:
         for _ in range(4)
     ]
     assert [r.status_code for r in responses] == [401, 401, 401, 429]
-    assert "Too many attempts" in (await responses[-1].get_json())["error"]
+    assert "Too many attempts" in (await responses[-1].get_json())["message"]
 
 
 async def test_sign_ups_per_client_are_limited(throttled: Quart) -> None:

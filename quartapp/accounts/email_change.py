@@ -112,7 +112,7 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     signed in to the account (every other session has ended)."""
     user, new_email = await check_change_link(token)
     if await find_user(new_email) is not None:  # the link stays live: nothing changed
-        raise AppError(EMAIL_TAKEN, status=409)
+        raise AppError(EMAIL_TAKEN, status=409, code="email_taken")
     grant = await get_mail_tokens().use("email", token)
     user = await live_change(grant)
     old_email, old_verified = user.email, user.email_verified

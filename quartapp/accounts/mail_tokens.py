@@ -189,7 +189,7 @@ class LinkDead(AppError):
     """A mailed link that is unknown, used, expired, or killed by a change to the account."""
 
     def __init__(self) -> None:
-        super().__init__(LINK_DEAD, status=410)
+        super().__init__(LINK_DEAD, status=410, code="link_dead")
 
 
 def get_mail_tokens() -> MailTokens:

@@ -33,6 +33,7 @@ async def create_user(email: str, password_hash: str) -> User:
             "An account with this email already exists. Sign in instead.",
             status=409,
             fields={"email": "This email is already registered."},
+            code="email_taken",
         ) from error
 
 
@@ -99,7 +100,9 @@ async def change_email(user: User, new_email: str) -> int:
             )
         )
     except IntegrityError as error:
-        raise AppError(EMAIL_TAKEN, status=409, fields={"new_email": EMAIL_TAKEN}) from error
+        raise AppError(
+            EMAIL_TAKEN, status=409, fields={"new_email": EMAIL_TAKEN}, code="email_taken"
+        ) from error
     if not updated:
         raise AppError(
             "Your password or address was changed at the same moment by another request. "

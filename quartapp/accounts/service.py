@@ -186,7 +186,7 @@ async def authenticate(typed_email: str, password: str) -> User:
     async with given_back_unless_wrong(reservation):
         user = await check_credentials(email, password, lane)
     if user is None:
-        raise AppError(SIGN_IN_FAILED, status=401)
+        raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials")
     await throttle.release(reservation)
     await throttle.record_sign_in(account, client)
     return user
@@ -201,7 +201,7 @@ async def sign_in(typed_email: str, password: str) -> SessionRecord:
         )
     except CredentialsChanged:
         # The password changed (or the account went) while it was being checked.
-        raise AppError(SIGN_IN_FAILED, status=401) from None
+        raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials") from None
     note_unverified(user.email_verified)
     await note_sign_in_device(user.id)
     return record
@@ -225,7 +225,7 @@ async def confirm_password(record: SessionRecord, password: str, field: str) -> 
     async with given_back_unless_wrong(reservation):
         matches = await get_hasher().verify(password, user.password_hash)
     if not matches:
-        raise InvalidFields({field: NOT_CURRENT}, status=403)
+        raise InvalidFields({field: NOT_CURRENT}, status=403, code="wrong_password")
     await throttle.release(reservation)
     return user
 

@@ -15,15 +15,17 @@ from quartapp.sessions.extension import (
     get_sessions,
     request_session,
     session_access,
-    session_summary,
 )
 from quartapp.sessions.store import WHY_ENDED
 from quartapp.web.access import public, signed_in
+from quartapp.web.api import POST_ANYONE, described, read_model
 from quartapp.web.errors import AppError, InvalidFields
-from quartapp.web.forms import read_fields
+from quartapp.web.forms import FORM_TYPES, read_fields
 from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url, wants_json
 from quartapp.web.next_page import FIELD as NEXT_FIELD
 from quartapp.web.next_page import safe_next
+from quartapp.web.responder import Outcome, Page, Refused, respond
+from quartapp.web.schemas import Credentials, CsrfToken, SessionSummary, SignedIn
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
@@ -32,6 +34,11 @@ bp = Blueprint("auth", __name__)
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
     """The form alone for an htmx swap, or the whole page around it."""
     return await render(f"auth/{page}.html", f"auth/_{page}_form.html", status, **context)
+
+
+def form_page(page: str, **context: Any) -> Page:
+    """``render_form``'s page, as an outcome names it."""
+    return Page(f"auth/{page}.html", f"auth/_{page}_form.html", context)
 
 
 @bp.get("/")
@@ -75,40 +82,38 @@ async def sign_up_page() -> Response:
 @bp.get("/api/v1/csrf")
 @public
 @session_access("read")
+@described(answers={200: CsrfToken})
 async def csrf() -> Response:
-    """A CSRF token for JSON clients, bound to their session or to a fresh cookie."""
-    return jsonify({"csrf_token": csrf_token()})
+    """A CSRF token for JSON clients, bound to their session or to a fresh cookie.
+
+    Signed out, the answer also sets the `quartapp_csrf` cookie the token is bound to: keep
+    it. Signed in, the token is bound to the session."""
+    return await respond(Outcome(CsrfToken(csrf_token=csrf_token())))
 
 
 @bp.post("/api/v1/signup")
 @bp.post("/register", endpoint="sign_up_form")
 @public
+@described(request=Credentials, answers={201: SignedIn}, errors=[409, 429], security=POST_ANYONE)
 async def sign_up() -> Response:
-    """Create an account and sign in. Browsers' forms post to their own page (/register),
-    so that a refused sign-up without JavaScript leaves the address bar there (a reload
-    shows the page, not a re-post); the API address answers the same."""
-    fields = await read_fields("email", "password")
+    """Create an account and sign in.
+
+    Browsers' forms post to their own page (/register), so that a refused sign-up without
+    JavaScript leaves the address bar there (a reload shows the page, not a re-post); the
+    API address answers the same. Sets the session cookie."""
+    typed = await read_model(Credentials)
     try:
-        user, record = await service.sign_up(fields["email"], fields["password"])
+        user, record = await service.sign_up(typed.email, typed.password)
     except AppError as error:
-        if wants_json():
-            raise
-        return await render_form(
-            "sign_up", status=error.status, error=error, email=fields["email"].strip()
-        )
-    if wants_json():
-        response = jsonify(
-            {
-                "message": "new user created!",
-                "email": user.email,
-                "session": session_summary(record),
-                # Tokens from before the sign-in count no more: here is the session's own.
-                "csrf_token": csrf_token(),
-            }
-        )
-        response.status_code = 201
-        return response
-    return navigate(url_for("home.home"))
+        return await respond(Refused(error, form_page("sign_up", email=typed.email.strip())))
+    # Tokens from before the sign-in count no more: the answer carries the session's own.
+    answer = SignedIn(
+        message="account created",
+        email=user.email,
+        session=SessionSummary.of(record),
+        csrf_token=csrf_token(),
+    )
+    return await respond(Outcome(answer, status=201, redirect=url_for("home.home")))
 
 
 @bp.post("/api/v1/password-strength")
@@ -149,40 +154,37 @@ async def password_strength() -> Response:
 @bp.post("/api/v1/signin")
 @bp.post("/", endpoint="sign_in_form")
 @public
+@described(request=Credentials, answers={200: SignedIn}, errors=[401, 429], security=POST_ANYONE)
 async def sign_in() -> Response:
-    """Sign in: at the API address, and at / where the browser form posts (as sign-up)."""
-    fields = await read_fields("email", "password", NEXT_FIELD)
-    # Kept through a failed attempt (the form carries it again), checked again here.
-    next_page = safe_next(fields[NEXT_FIELD])
+    """Sign in, starting a new session.
+
+    At the API address, and at / where the browser form posts (as sign-up). Sets the
+    session cookie. A wrong email or password is one answer, 401 `invalid_credentials`."""
+    typed = await read_model(Credentials)
+    # The page a signed-out visit asked for: a browser form carries it through a failed
+    # attempt, and it is checked again here (web.next_page). A JSON body has none.
+    this = current_request()
+    form = await this.form if this.mimetype in FORM_TYPES else None
+    next_page = safe_next(form.get(NEXT_FIELD)) if form is not None else None
     try:
         missing = {
             name: f"Enter your {'email address' if name == 'email' else 'password'}."
             for name in ("email", "password")
-            if not fields[name].strip()
+            if not getattr(typed, name).strip()
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        record = await service.sign_in(fields["email"], fields["password"])
+        record = await service.sign_in(typed.email, typed.password)
     except AppError as error:
-        if wants_json():
-            raise
-        return await render_form(
-            "sign_in",
-            status=error.status,
-            error=error,
-            email=fields["email"].strip(),
-            next_page=next_page,
-        )
-    if wants_json():
-        return jsonify(
-            {
-                "message": "signed in",
-                "email": record.email,
-                "session": session_summary(record),
-                "csrf_token": csrf_token(),
-            }
-        )
-    return navigate(next_page or url_for("home.home"))
+        page = form_page("sign_in", email=typed.email.strip(), next_page=next_page)
+        return await respond(Refused(error, page))
+    answer = SignedIn(
+        message="signed in",
+        email=record.email,
+        session=SessionSummary.of(record),
+        csrf_token=csrf_token(),
+    )
+    return await respond(Outcome(answer, redirect=next_page or url_for("home.home")))
 
 
 @bp.get("/logout")

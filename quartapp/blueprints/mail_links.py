@@ -23,9 +23,12 @@ from quartapp.sessions.extension import (
     session_summary,
 )
 from quartapp.web.access import public, signed_in
+from quartapp.web.api import SIGNED_IN, described
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, wants_json
+from quartapp.web.responder import Outcome, respond
+from quartapp.web.schemas import Account, SessionSummary
 from quartapp.web.templating import iso_time
 
 bp = Blueprint("mail_links", __name__)
@@ -311,6 +314,7 @@ async def undo_email_change(token: str) -> Response:
 @bp.get("/api/v1/account")
 @signed_in
 @session_access("read")
+@described(answers={200: Account}, errors=[401], security=SIGNED_IN)
 async def account() -> Response:
     """The signed-in account, for JSON clients."""
     record = current_record()
@@ -318,14 +322,13 @@ async def account() -> Response:
     user = await find_user_by_id(record.user_id)
     if user is None:
         raise AppError("Sign in first.", status=401)
-    return jsonify(
-        {
-            "email": user.email,
-            "email_verified": user.email_verified,
-            "created_at": iso_time(int(user.created_at.timestamp() * 1000)),
-            "session": {"id": record.public_id, "expires_in": record.seconds_left},
-        }
+    answer = Account(
+        email=user.email,
+        email_verified=user.email_verified,
+        created_at=iso_time(int(user.created_at.timestamp() * 1000)),
+        session=SessionSummary.of(record),
     )
+    return await respond(Outcome(answer))
 
 
 __all__ = ["bp", "current_user", "request"]

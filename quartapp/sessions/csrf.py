@@ -40,6 +40,7 @@ class CsrfError(AppError):
         super().__init__(
             "This form has expired or did not come from this site. Reload the page and try again.",
             status=403,
+            code="csrf_failed",
         )
 
 

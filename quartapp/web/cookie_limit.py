@@ -32,7 +32,7 @@ async def refuse(scope: HTTPScope, send: ASGISendCallable, limit: int) -> None:
     message = MESSAGE.format(limit=limit)
     accept = b"".join(value for name, value in scope["headers"] if name == b"accept")
     if b"application/json" in accept:
-        body = json.dumps({"error": message}).encode()
+        body = json.dumps({"code": "cookies_too_large", "message": message}).encode()
         content_type = b"application/json"
     else:
         body = message.encode()

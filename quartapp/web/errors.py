@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
+from quartapp.web.error_body import error_body
 from quartapp.web.hypermedia import htmx, navigate, wants_json
 from quartapp.web.next_page import sign_in_url
 from quartapp.web.templating import render_template
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class AppError(Exception):
-    """An answer for the user: a status, a message, and messages per form field."""
+    """An answer for the user: a status, a message, and messages per form field; and for
+    programs, a stable machine ``code`` (by default the status's, ``STATUS_CODES``)."""
 
     def __init__(
         self,
@@ -32,12 +34,35 @@ class AppError(Exception):
         status: int = 400,
         fields: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.fields = dict(fields or {})
         self.headers = dict(headers or {})
+        self.code = code or STATUS_CODES.get(status, "error")
+
+
+# The machine code of an error that names none of its own (docs/api.md lists them all).
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "throttled",
+    431: "cookies_too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 FIX_FIELDS = "Please correct the fields below."
@@ -46,8 +71,10 @@ FIX_FIELDS = "Please correct the fields below."
 class InvalidFields(AppError):
     """A form with problems, by field; shown next to each field, the form as typed."""
 
-    def __init__(self, fields: Mapping[str, str], status: int = 422) -> None:
-        super().__init__(FIX_FIELDS, status=status, fields=fields)
+    def __init__(
+        self, fields: Mapping[str, str], status: int = 422, *, code: str | None = None
+    ) -> None:
+        super().__init__(FIX_FIELDS, status=status, fields=fields, code=code)
 
 
 class ServiceUnavailable(AppError):
@@ -61,10 +88,7 @@ class ServiceUnavailable(AppError):
 
 async def render_error(error: AppError) -> Response:
     if wants_json():
-        body: dict[str, object] = {"error": error.message}
-        if error.fields:
-            body["fields"] = error.fields
-        response = jsonify(body)
+        response = jsonify(error_body(error))
     elif htmx().request:
         # Shown in the page's alert region; the element that asked is left as it was.
         response = AppResponse(await render_template("errors/alert.html", error=error))

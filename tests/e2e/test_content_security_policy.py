@@ -106,3 +106,27 @@ def test_the_policy_watch_catches_violations(
         page.wait_for_timeout(50)
     assert caught(), f"the violations were not all reported: {monitor.problems}"
     monitor.take()
+
+
+def test_the_api_reference_renders_under_the_same_policy(browse: Browse, server: Server) -> None:
+    """/api/docs: Swagger UI, vendored, shows every described operation with no CSP report
+    and no console error (the watching fails the test otherwise), under exactly the policy
+    every other page has, sent once."""
+    page = browse(server)
+    response = page.goto("/api/docs")
+    assert response is not None
+    assert response.ok
+    policies = [
+        header["value"]
+        for header in response.headers_array()
+        if header["name"].lower() == "content-security-policy"
+    ]
+    assert policies == [page.request.get("/").headers["content-security-policy"]]
+    operations = page.locator(".opblock")
+    expect(operations).to_have_count(4)
+    operations.nth(1).locator(".opblock-summary").click()
+    expect(page.get_by_text("Example Value").first).to_be_visible()
+    for asset in page.evaluate(
+        "[...document.querySelectorAll('[src],[href]')].map(e => e.src || e.href)"
+    ):
+        assert asset.startswith(server.base_url), f"{asset} is not served by the app"

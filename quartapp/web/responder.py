@@ -1,0 +1,80 @@
+"""One responder: a view returns one typed outcome, and ``respond`` answers every kind of
+client from it (a full page, an htmx fragment, a redirect, or JSON), so that no view asks
+what kind of client it has. The client's kind is read as everywhere
+(``hypermedia.wants_json``, ``hypermedia.htmx``).
+
+- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
+  ``status``; so does everyone when the outcome names no page and no redirect.
+- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
+- ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
+- ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
+  through the app's error handler); browsers get the form again, with the error next to
+  its fields and the status of the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from quart import Response, jsonify
+
+from quartapp.web.errors import AppError
+from quartapp.web.hypermedia import navigate, render, wants_json
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A template for browsers, and the part of it an htmx swap gets (the whole page when
+    there is none)."""
+
+    template: str
+    fragment: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a view decided, for every kind of client."""
+
+    data: BaseModel | None = None
+    status: int = 200
+    page: Page | None = None
+    redirect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A refused form: the error for JSON clients, the form again for browsers."""
+
+    error: AppError
+    page: Page
+
+
+async def respond(outcome: Outcome | Refused) -> Response:
+    """The answer to this request for ``outcome``."""
+    if isinstance(outcome, Refused):
+        if wants_json():
+            raise outcome.error  # the app's error handler answers every error alike
+        refused = outcome.page
+        return await render(
+            refused.template,
+            refused.fragment or refused.template,
+            outcome.error.status,
+            error=outcome.error,
+            **refused.context,
+        )
+    browser_answer = outcome.page is not None or outcome.redirect is not None
+    if outcome.data is not None and (not browser_answer or wants_json()):
+        response = jsonify(outcome.data.model_dump(mode="json"))
+        response.status_code = outcome.status
+        return response
+    if outcome.redirect is not None:
+        return navigate(outcome.redirect)
+    page = outcome.page
+    assert page is not None, "an outcome names data, a page or a redirect"
+    return await render(
+        page.template, page.fragment or page.template, outcome.status, **page.context
+    )
