@@ -74,7 +74,7 @@ def test_length_limits_come_first() -> None:
     assert judge_password("short").message == "Use at least 8 characters."
     too_long = judge_password("é" * 37)  # 37 characters, 74 bytes
     assert too_long.message is not None
-    assert too_long.message.startswith("Use at most 72 bytes")
+    assert too_long.message.startswith("Use a shorter password: at most 72 characters")
 
 
 def test_email_words() -> None:
