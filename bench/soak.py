@@ -68,6 +68,7 @@ class Soak(Run):
                 # Every simulated user signs up and in from 127.0.0.1.
                 "THROTTLE_SIGN_UP_PER_IP": None,
                 "THROTTLE_PASSWORD_STRENGTH_PER_IP": None,
+                "THROTTLE_PASSWORD_STRENGTH_PER_ACCOUNT": None,
                 "THROTTLE_SIGN_IN_PER_IP": None,
                 "TRUSTED_PROXIES": ["127.0.0.1"],
             },

@@ -35,9 +35,9 @@ async def api_token(client: QuartClient) -> dict[str, str]:
         ),
         ("ada@example.com", "", "password", "Use at least 8 characters."),
         ("ada@example.com", "seven77", "password", "Use at least 8 characters."),
-        ("ada@example.com", "x" * 73, "password", "Use at most 72 bytes"),
+        ("ada@example.com", "x" * 73, "password", "Use a shorter password: at most 72 characters"),
         # 40 characters, 80 bytes: bcrypt would silently drop the end, so it is refused
-        ("ada@example.com", "é" * 40, "password", "Use at most 72 bytes"),
+        ("ada@example.com", "é" * 40, "password", "Use a shorter password: at most 72 characters"),
     ],
 )
 async def test_sign_up_field_errors(

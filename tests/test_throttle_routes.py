@@ -46,6 +46,7 @@ async def throttled(make_app: Callable[..., Any]) -> Quart:
         THROTTLE_PASSWORD_CHECK_PER_SESSION=[3, 60],
         THROTTLE_PASSWORD_CHECK_PER_ACCOUNT=[5, 60],
         THROTTLE_PASSWORD_STRENGTH_PER_IP=[10, 60],
+        THROTTLE_PASSWORD_STRENGTH_PER_ACCOUNT=[4, 60],
     )
     return app
 
@@ -276,6 +277,53 @@ async def test_the_strength_hint_is_throttled_per_client(throttled: Quart) -> No
     )
     assert hint.status_code == 200
     assert "still checked when you send the form" in await hint.get_data(as_text=True)
+
+
+async def test_neighbours_cannot_spend_a_signed_in_users_strength_budget(
+    throttled: Quart,
+) -> None:
+    """Anonymous checks from the owner's address (an office, a NAT) fill the per-client
+    rule; the owner, signed in behind the same address, still gets the hint and changes
+    the password. The owner's own judgements are bounded per account, from every session."""
+    owner = Auth(throttled.test_client())
+    assert (await owner.sign_up()).status_code == 303
+    neighbour = throttled.test_client()
+    token = (await (await neighbour.get("/api/v1/csrf")).get_json())["csrf_token"]
+    body = {"password": "a passphrase being typed"}
+    statuses = [
+        (
+            await neighbour.post(
+                "/api/v1/password-strength", json=body, headers={"X-CSRF-Token": token}
+            )
+        ).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [200] * 9 + [429] * 2  # the sign-up spent one: the address's are gone
+
+    hint = await owner.post(
+        "/api/v1/password-strength", {"new_password": "another passphrase typed"}, headers=JSON
+    )
+    assert hint.status_code == 200
+    assert (await hint.get_json())["acceptable"] is True
+    changed = await owner.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "a brand new passphrase here"},
+    )
+    assert changed.status_code == 303
+    assert changed.headers["Location"] == "/account/password?changed=1"
+
+    # Two judgements spent of the account's four; its second session shares them.
+    laptop = Auth(throttled.test_client())
+    assert (await laptop.sign_in(password="a brand new passphrase here")).status_code == 303
+    spent = [
+        (
+            await device.post(
+                "/api/v1/password-strength", {"new_password": "yet another pass"}, headers=JSON
+            )
+        ).status_code
+        for device in (owner, laptop, owner)
+    ]
+    assert spent == [200, 200, 429]
 
 
 async def test_a_sign_up_refused_by_the_throttle_judges_nothing(

@@ -181,15 +181,37 @@ def _grant(value: str | bytes | None) -> LinkGrant | None:
 
 LINK_DEAD = (
     "This link has expired, has already been used, or no longer works because the "
-    "account's password or address changed since it was sent. Ask for a new one below."
+    "account's password or address changed since it was sent."
 )
+# What a dead link of each purpose says; what to do next is the page's (or the view's) to add.
+DEAD_LINKS: dict[Purpose, str] = {
+    "reset": (
+        "This password reset link has expired or has already been used, or the account's "
+        "password or address has changed since it was sent."
+    ),
+    "verify": (
+        "This verification link has expired or has already been used, or the account's "
+        "address has changed since it was sent."
+    ),
+    "email": (
+        "This address-change link has expired or has already been used, or the account's "
+        "password or address has changed since it was sent."
+    ),
+    "undo": "This undo link has expired or has already been used.",
+}
 
 
 class LinkDead(AppError):
-    """A mailed link that is unknown, used, expired, or killed by a change to the account."""
+    """A mailed link that is unknown, used, expired, or killed by a change to the account.
+    ``purpose``: what the link was for, so its message can name it; ``next_step``: a
+    sentence saying what to do instead."""
 
-    def __init__(self) -> None:
-        super().__init__(LINK_DEAD, status=410, code="link_dead")
+    def __init__(self, purpose: Purpose | None = None, next_step: str = "") -> None:
+        message = DEAD_LINKS[purpose] if purpose is not None else LINK_DEAD
+        super().__init__(f"{message} {next_step}".strip(), status=410, code="link_dead")
+        self.purpose = purpose
+        self.reason = message
+        self.next_step = next_step
 
 
 def get_mail_tokens() -> MailTokens:

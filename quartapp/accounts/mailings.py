@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -20,10 +19,9 @@ from quartapp.accounts import email_change, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, Purpose, get_mail_tokens
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.accounts.throttle import Reservation, get_throttle
-from quartapp.mail.messages import Uncomposable, compose
+from quartapp.mail.messages import Uncomposable, compose, mail_time
 from quartapp.mail.settings import parse_mail_url
 from quartapp.mail.smtp import deliver, send_once
-from quartapp.web.templating import READABLE
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +78,6 @@ def _minutes(seconds: int) -> str:
         hours = minutes // 60
         return f"{hours} hour{'s' if hours != 1 else ''}"
     return f"{minutes} minutes"
-
-
-def _now() -> str:
-    return datetime.now(tz=UTC).strftime(READABLE)
 
 
 async def _link_mail(
@@ -155,7 +149,7 @@ async def _notice(
         subject,
         device=device,
         ip=ip or "unknown",
-        when=_now(),
+        when=mail_time(),
         sessions_link=_link("/sessions"),
         forgot_link=_link("/password/forgot"),
         **extra,

@@ -73,8 +73,8 @@ def password_problem(password: str) -> str | None:
         return f"Use at least {MIN_PASSWORD_LENGTH} characters."
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         return (
-            f"Use at most {MAX_PASSWORD_BYTES} bytes "
-            "(letters outside English take 2 to 4 bytes each)."
+            f"Use a shorter password: at most {MAX_PASSWORD_BYTES} characters, fewer with "
+            "letters outside English (each takes the room of 2 to 4)."
         )
     return None
 

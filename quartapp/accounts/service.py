@@ -46,7 +46,7 @@ from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.devices import describe_device
-from quartapp.sessions.extension import get_sessions
+from quartapp.sessions.extension import current_record, get_sessions
 from quartapp.sessions.store import DELETED, CredentialsChanged, SessionRecord
 from quartapp.web.errors import AppError, InvalidFields, ServiceUnavailable
 
@@ -64,14 +64,18 @@ class SignedOut(Exception):
 
 
 async def judge_new_password(password: str, email: str, *, hint: bool = False) -> PasswordStrength:
-    """How strong a new password is, judged off the event loop and throttled per client
-    (judging costs real CPU time). Length problems are answered without judging.
+    """How strong a new password is, judged off the event loop and throttled (judging
+    costs real CPU time): per account when signed in, else per client. Length problems are
+    answered without judging.
 
     ``hint``: for the live hint while typing, which waits behind every judgement a form
     asked for and is refused first (a 503 saying the hint is busy) when the server is."""
     if password_problem(password):
         return judge_password(password, email)  # no zxcvbn: the length alone refuses it
-    decision = await get_throttle().attempt_password_strength(get_sessions().client_ip())
+    record = current_record()
+    decision = await get_throttle().attempt_password_strength(
+        get_sessions().client_ip(), record.user_id if record is not None else None
+    )
     if not decision.allowed:
         raise too_many_attempts(decision)
     lane = Lane.OTHER if hint else Lane.FIRST

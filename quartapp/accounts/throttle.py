@@ -197,6 +197,7 @@ class ThrottleRules:
     password_check_per_session: Limit | None = Limit(5, 15 * MINUTE)
     password_check_per_account: Limit | None = Limit(20, HOUR)
     password_strength_per_ip: Limit | None = Limit(60, 5 * MINUTE)
+    password_strength_per_account: Limit | None = Limit(60, 5 * MINUTE)
     password_reset_per_ip: Limit | None = Limit(10, HOUR)
     password_reset_per_address: Limit | None = Limit(3, HOUR)
     password_reset_per_address_ip: Limit | None = Limit(3, HOUR)
@@ -251,6 +252,7 @@ _LIMIT_FIELDS = frozenset(
         "password_check_per_session",
         "password_check_per_account",
         "password_strength_per_ip",
+        "password_strength_per_account",
         "password_reset_per_ip",
         "password_reset_per_address",
         "password_reset_per_address_ip",
@@ -525,12 +527,20 @@ class Throttle:
         ]
         return await self._run("attempt", logs, None)
 
-    async def attempt_password_strength(self, ip: str) -> Decision:
-        """Count a request for the live strength hint from this client, if allowed: judging
-        a password costs real CPU time, so nobody gets it for free in bulk."""
-        limit = self.rules.password_strength_per_ip
-        key = self.key("password_strength_per_ip", self.client_name(ip))
-        logs = [_Log("password_strength_per_ip", key, limit)] if limit else []
+    async def attempt_password_strength(self, ip: str, user_id: int | None = None) -> Decision:
+        """Count a request for a strength judgement, if allowed: judging a password costs
+        real CPU time, so nobody gets it for free in bulk.
+
+        A signed-in user's judgements (``user_id``: the live hint on the password form, a
+        password change) count against their own account only, never against the client:
+        others behind the same address (an office, a NAT) cannot spend that budget, nor the
+        user theirs. Anonymous ones (sign-up, its hint, a reset) count against the client."""
+        if user_id is not None:
+            rule, name = "password_strength_per_account", self._name("user", str(user_id))
+        else:
+            rule, name = "password_strength_per_ip", self.client_name(ip)
+        limit: Limit | None = getattr(self.rules, rule)
+        logs = [_Log(rule, self.key(rule, name), limit)] if limit else []
         return await self._run("attempt", logs, None)
 
     # -- mail -----------------------------------------------------------------------------

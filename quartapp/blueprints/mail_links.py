@@ -7,13 +7,14 @@ token never leaves in a Referer header."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import current_user
 
 from quartapp.accounts import email_change, email_undo, recovery, verification
-from quartapp.accounts.mail_tokens import LinkDead
+from quartapp.accounts.mail_tokens import LinkDead, Purpose
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
@@ -39,13 +40,61 @@ def no_referrer(response: Response) -> Response:
     return response
 
 
-async def link_dead(error: AppError, hint: str | None = None) -> Response:
-    """The 410 for a dead link, with the way to ask for a new one (and ``hint``, what else
-    to do)."""
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A way on from a dead link: a link, or (``post``) a button that posts a form."""
+
+    label: str
+    href: str
+    post: bool = False
+
+
+async def dead_link_steps(purpose: Purpose) -> tuple[str, list[Step]]:
+    """What to do about a dead link of ``purpose``, for this visitor: a sentence (what JSON
+    clients are told) and the ways on. Only a visitor who is not signed in is offered to
+    sign in; a signed-in one is offered the way back home."""
+    record = current_record()
+    home = Step("Back home", url_for("home.home"))
+    sign_in = url_for("auth.sign_in_page")
+    if purpose == "verify":
+        if record is None:
+            return "Sign in to send yourself a new one.", [
+                Step("Sign in to send a new verification link", sign_in)
+            ]
+        user = await find_user_by_id(record.user_id)
+        if user is None or user.email_verified:
+            return "Your email address is verified already.", [home]
+        resend = Step("Send a new verification link", url_for("mail_links.resend_verification"))
+        return "Send yourself a new one.", [Step(resend.label, resend.href, post=True), home]
+    if purpose == "email":
+        if record is None:
+            return "Sign in to ask for a new address change.", [
+                Step("Sign in to ask for a new address change", sign_in)
+            ]
+        change = Step("Ask for a new address change", url_for("account.email_page"))
+        return "Ask for a new address change on your account page.", [change, home]
+    last = home if record is not None else Step("Sign in", sign_in)
+    forgot = Step("Ask for a new password link", url_for("mail_links.forgot_page"))
+    if purpose == "undo":
+        return UNDO_DEAD_HINT, [forgot, last]
+    return "Ask for a new password link.", [forgot, last]
+
+
+async def link_dead(purpose: Purpose) -> Response:
+    """The 410 for a dead link of ``purpose``: what it was, and the step that fits it for
+    this visitor (JSON clients get that step in words)."""
+    next_step, steps = await dead_link_steps(purpose)
+    error = LinkDead(purpose, next_step)
     if wants_json():
         raise error
     page = await render(
-        "auth/link_dead.html", "auth/_link_dead.html", error.status, error=error, hint=hint
+        "auth/link_dead.html",
+        "auth/_link_dead.html",
+        error.status,
+        error=error,
+        reason=error.reason,
+        next_step=next_step,
+        steps=steps,
     )
     return no_referrer(page)
 
@@ -100,8 +149,8 @@ async def reset_page(token: str) -> Response:
     """The new-password form; showing it never uses the link up."""
     try:
         user = await recovery.check_reset_link(token)
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("reset")
     if wants_json():
         return no_referrer(jsonify({"email": user.email, "valid": True}))
     return await render_reset(token, user.email)
@@ -116,15 +165,15 @@ async def reset(token: str) -> Response:
     fields = await read_fields("new_password")
     try:
         user = await recovery.reset_password(token, fields["new_password"])
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("reset")
     except AppError as error:
         if wants_json():
             raise
         try:
             user = await recovery.check_reset_link(token)
-        except LinkDead as dead:
-            return await link_dead(dead)
+        except LinkDead:
+            return await link_dead("reset")
         return await render_reset(token, user.email, error.status, error=error)
     await get_sessions().sign_out()  # a session of another account ends on the server too
     if wants_json():
@@ -142,8 +191,8 @@ async def verify_page(token: str) -> Response:
     """One button; only its POST changes anything (mail scanners follow links)."""
     try:
         email = await verification.check_verify_link(token)
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("verify")
     if wants_json():
         return no_referrer(jsonify({"email": email, "valid": True}))
     page = await render("auth/verify.html", "auth/_verify_form.html", token=token, email=email)
@@ -156,8 +205,8 @@ async def verify_page(token: str) -> Response:
 async def verify(token: str) -> Response:
     try:
         email = await verification.verify_email(token)
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("verify")
     if wants_json():
         return no_referrer(jsonify({"message": "email verified", "email": email}))
     target = "home.home" if current_record() is not None else "auth.sign_in_page"
@@ -206,8 +255,8 @@ async def email_change_page(token: str) -> Response:
     """One button; only its POST changes the address (mail scanners follow links)."""
     try:
         _, new_email = await email_change.check_change_link(token)
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("email")
     if wants_json():
         return no_referrer(jsonify({"new_email": new_email, "valid": True}))
     return await render_change(token, new_email)
@@ -221,8 +270,8 @@ async def change_email(token: str) -> Response:
     signed in to the account; every other session ends."""
     try:
         _, _, record = await email_change.apply_change(token)
-    except LinkDead as error:
-        return await link_dead(error)
+    except LinkDead:
+        return await link_dead("email")
     except AppError as error:  # 409: another account has the address now
         if wants_json():
             raise
@@ -272,8 +321,8 @@ async def undo_email_change_page(token: str) -> Response:
     """One button; only its POST changes anything (mail scanners follow links)."""
     try:
         email = await email_undo.check_undo_link(token)
-    except LinkDead as error:
-        return await link_dead(error, UNDO_DEAD_HINT)
+    except LinkDead:
+        return await link_dead("undo")
     if wants_json():
         return no_referrer(jsonify({"email": email, "valid": True}))
     return await render_undo(token, email)
@@ -287,8 +336,8 @@ async def undo_email_change(token: str) -> Response:
     password (the old one no longer works)."""
     try:
         email, reset_token = await email_undo.undo_change(token)
-    except LinkDead as error:
-        return await link_dead(error, UNDO_DEAD_HINT)
+    except LinkDead:
+        return await link_dead("undo")
     except AppError as error:  # 409: another account has the address now
         if wants_json():
             raise

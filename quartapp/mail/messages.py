@@ -1,5 +1,8 @@
 """A mail from its templates: ``templates/mail/<name>.txt`` and ``<name>.html`` (the HTML
-part has the product's look with inline styles and no remote images).
+part has the product's look with inline styles and no remote images; it is as wide as the
+screen up to 560 px, so a phone never scrolls sideways, every colour pair reads at 4.5:1 or
+better, and mail apps that honour a style sheet get a dark scheme of the same contrast;
+tests/e2e/test_mail_layout.py checks each). Times in mails name their zone (``mail_time``).
 
 Mail goes out as plain (7-bit headers) SMTP, which every server takes: an address with a
 non-ASCII local part (``jürgen@...``) needs the server's SMTPUTF8 extension and cannot be
@@ -8,6 +11,7 @@ in its ASCII (IDNA) form."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -20,6 +24,13 @@ NOT_MAILABLE = (
     "We cannot send mail to an address with letters outside English before the @. "
     "Use another address."
 )
+
+
+def mail_time(moment: datetime | None = None) -> str:
+    """A moment as mails give it, in UTC and saying so: "7 December 2026, 14:05 UTC" (now
+    when not given). A mail is read anywhere, later, so the zone is always named."""
+    moment = (moment or datetime.now(tz=UTC)).astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
 class Uncomposable(ValueError):

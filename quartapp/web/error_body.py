@@ -61,10 +61,6 @@ API_MESSAGES = {
     "conflict": (
         "Another request changed the account at the same moment: read it again and retry."
     ),
-    "link_dead": (
-        "This link is unknown, used or expired, or the account changed since it was sent: "
-        "ask for a new one."
-    ),
 }
 
 

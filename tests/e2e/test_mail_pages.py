@@ -112,6 +112,26 @@ def test_the_verify_page(
     page.get_by_role("button", name="Confirm my address").click()
     expect(page.get_by_text("Your email address is verified")).to_be_visible()
     accessible_in_both_schemes(page, "verified")
+    # Used now: not signed in, the way on is to sign in and send a new one.
+    page.goto(path)
+    expect(page.get_by_role("link", name="Sign in to send a new verification link")).to_be_visible()
+    expect(page.get_by_role("link", name="Ask for a new password link")).to_have_count(0)
+    accessible_in_both_schemes(page, "dead verification link, signed out")
+
+
+def test_a_dead_verification_link_sends_a_new_one_when_signed_in(
+    browse: Browse, server: Server, make_account: Callable[..., Account], catcher: MailCatcher
+) -> None:
+    account = make_account(server, "dead-verify")
+    page = browse(server)
+    sign_in(page, account)
+    page.goto("/email/verify/" + "A" * 43)  # a link's shape, naming no live link
+    expect(page.get_by_role("link", name="Back home")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign in")).to_have_count(0)
+    accessible_in_both_schemes(page, "dead verification link, signed in")
+    page.get_by_role("button", name="Send a new verification link").click()
+    page.wait_for_url("**/home?sent=1")
+    assert len(catcher.wait_for(to(account.email, "Confirm your email"), count=2)) == 2
 
 
 def test_the_undo_page_after_an_address_change(
