@@ -13,7 +13,12 @@ import os
 import sys
 
 from quartapp.config import DEFAULTS
-from quartapp.infra.database import MIGRATION_LOCK_TIMEOUT, MigrationError, migrate
+from quartapp.infra.database import (
+    MIGRATION_LOCK_TIMEOUT,
+    MigrationError,
+    check_database_url,
+    migrate,
+)
 from quartapp.serve import add_arguments, serve
 
 
@@ -28,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "migrate":
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
+        try:
+            check_database_url(url)
+        except ValueError as error:
+            print(f"quartapp: QUARTAPP_DATABASE_URL {error}", file=sys.stderr)
+            return 1
         wait = os.environ.get("QUARTAPP_MIGRATE_LOCK_TIMEOUT", str(MIGRATION_LOCK_TIMEOUT))
         try:
             lock_timeout = float(wait)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from quart import Quart
 
+from quartapp.infra.database import check_database_url
 from quartapp.infra.redis_client import RedisUrlError, parse_redis_url
 from quartapp.mail.settings import MailUrlError, parse_mail_url, public_origin
 from quartapp.web.client_address import trusted_networks
@@ -187,6 +188,10 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
     if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
         # Braces would change which Redis Cluster hash slot a key belongs to.
         raise ConfigError("QUARTAPP_REDIS_PREFIX must be text without { or }")
+    try:
+        check_database_url(config["DATABASE_URL"])
+    except ValueError as error:
+        raise ConfigError(f"QUARTAPP_DATABASE_URL {error}") from None
     try:
         parse_redis_url(config["REDIS_URL"])
     except RedisUrlError as error:

@@ -66,6 +66,8 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
         ("NEW_DEVICE_NOTICES", [0, 3600]),
         ("NEW_DEVICE_NOTICES", "three"),
         ("COOKIE_HEADER_MAX_BYTES", 100),
+        ("DATABASE_URL", "postgres://ada@127.0.0.1/quartapp"),
+        ("DATABASE_URL", "mysql://127.0.0.1:3306/"),
     ],
 )
 def test_bad_settings_stop_start_up(name: str, value: object) -> None:

@@ -147,6 +147,23 @@ async def test_instances_started_at_once_on_an_outdated_database(scratch_databas
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("foo", "must start with mysql://"),
+        ("postgres://ada@127.0.0.1/quartapp", "must start with mysql://"),
+        ("mysql://ada:secret@/quartapp", "needs a host and a valid port"),
+        ("mysql://ada:secret@127.0.0.1:port/quartapp", "needs a host and a valid port"),
+        ("mysql://ada:secret@127.0.0.1:3306/", "must end with a database name"),
+        ("mysql://ada:secret@127.0.0.1:3306/no-dashes", "must end with a database name"),
+    ],
+)
+def test_a_bad_database_url_is_named_before_anything_connects(url: str, says: str) -> None:
+    line = one_line(migrate(url))
+    assert line.startswith(f"quartapp: QUARTAPP_DATABASE_URL {says}"), line
+    assert "secret" not in line
+
+
 def test_unreachable_server() -> None:
     # Nothing listens on port 1 (only root may).
     url = DATABASE_URL.rsplit("@", 1)[0] + "@127.0.0.1:1/quartapp_nowhere"

@@ -61,10 +61,46 @@ def tortoise_config(
     }
 
 
+def redacted(url: str) -> str:
+    """``url`` without its password, to be shown in a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_database_url(url: object) -> None:
+    """Refuse, with a ValueError that says why, what is not ``mysql://[user[:password]@]host
+    [:port]/database``: checked before anything connects (start-up, ``migrate``)."""
+    if not isinstance(url, str):
+        raise ValueError("must be a URL such as mysql://user:password@127.0.0.1:3306/quartapp")
+    parts = urlsplit(url)
+    if parts.scheme != "mysql":
+        given = f"{parts.scheme}://" if parts.scheme else redacted(url)
+        raise ValueError(
+            f"must start with mysql:// (MySQL or MariaDB), not {given!r}; "
+            "e.g. mysql://user:password@127.0.0.1:3306/quartapp"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname or port == -1:
+        raise ValueError("needs a host and a valid port, as in mysql://user@127.0.0.1:3306/db")
+    try:
+        database_name(url)
+    except ValueError:
+        raise ValueError(
+            "must end with a database name of letters, digits and '_', as in "
+            "mysql://user@127.0.0.1:3306/quartapp"
+        ) from None
+
+
 def database_name(url: str) -> str:
     name = urlsplit(url).path.lstrip("/")
     if not name or not all(c.isalnum() or c == "_" for c in name):
-        raise ValueError(f"the database name in {url!r} must be letters, digits and '_'")
+        raise ValueError(f"the database name in {redacted(url)!r} must be letters, digits and '_'")
     return name
 
 
