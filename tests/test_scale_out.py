@@ -277,19 +277,23 @@ def test_rolling_restart_behind_nginx_loses_no_request(deployment: Deployment) -
 
 
 def test_a_killed_instance_behind_nginx_costs_no_session(deployment: Deployment) -> None:
-    """An instance dies (SIGKILL: nothing is finished or closed). nginx sends everything
-    to the other one; the user stays signed in, as the session is in Redis, and is still
-    signed in on the dead instance once it is started again."""
+    """An instance dies (SIGKILL to every process of it at once, as a container runtime
+    kills a container: nothing is finished or closed). nginx sends everything to the other
+    one; the user stays signed in, as the session is in Redis, and is still signed in on
+    the dead instance once it is started again."""
     front = deployment.nginx.base_url
     browser, email = signed_up(front)
     dead = deployment.a
     dead.kill()
-    for _ in range(6):
-        home = browser.get(f"{front}/home")
-        assert shows_home(home, email)
-        assert home.upstream is not None
-        assert home.upstream.endswith(f":{deployment.b.port}")
-    deployment.a = deployment.instance("scale-a-revived", port=dead.port)
+    try:
+        assert not port_open(dead.port)  # nothing of it left to answer
+        for _ in range(6):
+            home = browser.get(f"{front}/home")
+            assert shows_home(home, email)
+            assert home.upstream is not None
+            assert home.upstream.endswith(f":{deployment.b.port}")
+    finally:  # the later tests of the module need an instance A, whatever happened here
+        deployment.a = deployment.instance("scale-a-revived", port=dead.port)
     assert shows_home(browser.get(deployment.a.url("/home")), email)
 
 

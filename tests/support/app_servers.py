@@ -28,7 +28,7 @@ from redis import Redis
 from quartapp.serve import WORKERS_KILL_TIMEOUT
 
 from .http import status_of
-from .processes import ROOT, Process, children_of, command_line, free_port
+from .processes import ROOT, Process, alive, children_of, command_line, free_port, wait_for
 from .settings import PUBLIC_URL, REDIS_URL
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -148,6 +148,24 @@ class AppServer(Process):
     def stop(self, how: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         """Stop gracefully; kill whatever is left after ``timeout`` seconds. The exit code."""
         return super().stop(how, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL every process of the instance at once (``serve``, granian, its workers,
+        any mail worker), as a container runtime kills a container or systemd a unit's
+        cgroup: nothing is finished, no connection closed cleanly, and nothing is left
+        to answer on the port once this returns.
+
+        Killing ``serve``'s process group alone would not do it: each of its children
+        runs in a session of its own, and on the supervisor's death the kernel sends them
+        a SIGTERM, on which granian finishes what it has (see docs/deployment.md)."""
+        instance = self.pids()  # while serve is alive: its children are found through it
+        super().kill()  # serve first, so it starts nothing again
+        for pid in instance[1:]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # a child of serve leads its own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for("every process of it gone", lambda: not any(map(alive, instance)), STOP_TIMEOUT)
 
 
 def new_redis_prefix(label: str = "quartapp-e2e") -> str:
