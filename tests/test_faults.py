@@ -118,6 +118,49 @@ async def test_sign_up_with_redis_down_leaves_no_user(
     assert await User.filter(email="ada@example.com").count() == 0
 
 
+async def test_a_sign_in_while_redis_is_down_is_a_503_whatever_the_password(
+    make_app: Callable[..., Any], redis_proxy: TcpProxy
+) -> None:
+    """No sign-in can start a session while Redis is away, so none is answered about its
+    credentials: a right password, a wrong one and an unknown address all get the same
+    503, before any password is checked. (With the sign-in rules off, as here, the first
+    Redis call used to come after the check: a wrong password or an account that had just
+    gone read as 401 "Incorrect email or password" during an outage.)"""
+    app: Quart = await make_app(REDIS_URL=_through(REDIS_URL, redis_proxy))
+    assert (await Auth(app.test_client()).sign_up()).status_code == 303
+    checked: list[str] = []
+    hasher = app.extensions["quartapp.passwords"]
+    original = hasher.verify
+
+    async def verify(password: str, *args: Any, **kwargs: Any) -> bool:
+        checked.append(password)
+        return bool(await original(password, *args, **kwargs))
+
+    hasher.verify = verify
+    visitor = Auth(app.test_client())
+    token = await csrf_from(visitor.client, "/")  # the sign-in page needs no Redis
+    await redis_proxy.stop()
+    for email, password in [
+        ("ada@example.com", PASSWORD),
+        ("ada@example.com", "not the password"),
+        ("nobody@example.com", PASSWORD),
+    ]:
+        for headers in ({}, JSON):
+            response = await asyncio.wait_for(
+                visitor.client.post(
+                    "/api/v1/signin",
+                    form={"email": email, "password": password, "csrf_token": token},
+                    headers=headers,
+                ),
+                HANG,
+            )
+            assert response.status_code == 503, (email, password, headers)
+            assert "session service" in (await response.get_data(as_text=True)).lower()
+    assert checked == []  # refused before any bcrypt work
+    await redis_proxy.start()
+    assert (await asyncio.wait_for(visitor.sign_in(), HANG)).status_code == 303
+
+
 async def test_hung_redis_times_out_into_503(
     make_app: Callable[..., Any], redis_proxy: TcpProxy
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -407,6 +408,33 @@ async def test_redis_errors_reach_the_caller(make_throttle: MakeThrottle) -> Non
         ):
             with pytest.raises(RedisConnectionError):
                 await call
+    finally:
+        await client.aclose()
+
+
+async def test_a_sign_in_asks_whether_its_client_is_remembered_with_every_rule_off(
+    make_throttle: MakeThrottle, redis_prefix: str
+) -> None:
+    """The password check's lane depends on it (accounts/hashing.py), rules or none; and
+    with Redis away the reservation fails rather than read as "not remembered"."""
+    throttle = make_throttle(only())
+    assert not (await throttle.reserve_sign_in(EMAIL, IP)).remembered
+    await throttle.record_sign_in(EMAIL, IP)
+    reservation = await throttle.reserve_sign_in(EMAIL, IP)
+    assert reservation.allowed
+    assert reservation.remembered
+    assert not (await throttle.reserve_sign_in(EMAIL, "192.0.2.99")).remembered
+    assert not (await throttle.reserve_sign_in("bob@example.com", IP)).remembered
+    assert reservation.keys == ()  # nothing was counted, so nothing is given back
+    # Not remembering clients at all: nothing to ask.
+    forgetful = make_throttle(dataclasses.replace(only(), remember_clients=0))
+    assert not (await forgetful.reserve_sign_in(EMAIL, IP)).remembered
+
+    client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        down = Throttle(client, prefix=redis_prefix, secret=SECRET, rules=only())
+        with pytest.raises(RedisConnectionError):
+            await down.reserve_sign_in(EMAIL, IP)
     finally:
         await client.aclose()
 

@@ -18,8 +18,11 @@ A token is used up with GETDEL, so two requests with one link cannot both succee
 link does not kill an older one (someone asking for a link must not void the owner's); the
 throttle bounds how many are made. Each account's link records are also named in a set,
 ``<prefix>mt:links:<id>``, so that deleting the account deletes them (``forget_user``: each
-holds an address). Every command touches one key, so this works on every Redis topology the
-app supports.
+holds an address). A link for an address without an account (asked for by "forgot your
+password") is made all the same, with a record that grants nothing, named in a set of its
+own: asking costs the same two round trips (the record, then the set, in one script)
+whether or not the address has an account. Every command touches one key, so this works on
+every Redis topology the app supports.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Literal
 
 from quart import current_app
 
+from quartapp.engine.redis_scripts import Script
 from quartapp.infra.redis_client import RedisConnection, get_redis
 from quartapp.web.errors import AppError
 
@@ -45,6 +49,16 @@ PURPOSES: tuple[Purpose, ...] = ("reset", "verify", "email", "undo")
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 # What a link id is (22 base64url characters: 128 bits).
 LINK_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
+
+# Names a link record (ARGV[1]) in a set of link records (KEYS[1]) that lives as long as the
+# longest-lived of them (ARGV[2]: the new one's seconds); one key, so one slot on a Cluster.
+_INDEX = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +108,21 @@ class MailTokens:
             else {"u": 0, "v": 0, "e": "", "t": now},
             separators=(",", ":"),
         )
-        key = self._key(purpose, token_hash(token))
+        digest = token_hash(token)
+        key = self._key(purpose, digest)
         await self.redis.set(key, value, ex=ttl)
-        if grant is not None:
-            await self._index(grant.user_id, key, ttl)
+        # The record is named in the account's set; a record that grants nothing is named
+        # in a set of its own, which goes with it: the same commands either way.
+        links = self._links_key(grant.user_id) if grant is not None else self._no_links_key(digest)
+        await Script(self.redis, _INDEX)(keys=[links], args=[key, ttl])
         return link_id
 
     def _links_key(self, user_id: int) -> str:
         return f"{self.prefix}mt:links:{user_id}"
 
-    async def _index(self, user_id: int, key: str, ttl: int) -> None:
-        """Name ``key`` in the account's set of link records, which lives as long as the
-        longest-lived of them."""
-        links = self._links_key(user_id)
-        await self.redis.sadd(links, key)
-        if int(await self.redis.ttl(links)) < ttl:
-            await self.redis.expire(links, ttl)
+    def _no_links_key(self, digest: str) -> str:
+        """The set naming the record of a link that grants nothing (no account has it)."""
+        return f"{self.prefix}mt:links:none:{digest}"
 
     async def forget_user(self, user_id: int) -> None:
         """Delete every link record of the account (each holds its address) and its

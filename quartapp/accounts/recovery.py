@@ -2,9 +2,9 @@
 
 Asking reads the same whether or not the address has an account, in content, status and
 timing: the request checks the address's form, counts the request against the client and
-the address (``throttle``), looks the address up, makes the link (``mail_tokens``: one
-Redis write either way, a record that grants nothing for an address without an account)
-and puts a job on the mail queue. The link's grant is fixed then, with the account's
+the address (``throttle``), looks the address up, makes the link (``mail_tokens``: the
+same Redis commands either way, a record that grants nothing for an address without an
+account) and puts a job on the mail queue. The link's grant is fixed then, with the account's
 credentials version of that moment: a password changed before the mail goes out kills it,
 and the worker sends nothing (``mailings.password_reset_mail``).
 """

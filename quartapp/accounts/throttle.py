@@ -405,15 +405,26 @@ class Throttle:
     # -- the script -----------------------------------------------------------------------
 
     async def _run(
-        self, mode: str, logs: Sequence[_Log], remembered: tuple[str, str] | None
+        self,
+        mode: str,
+        logs: Sequence[_Log],
+        remembered: tuple[str, str] | None,
+        *,
+        ask_remembered: bool = False,
     ) -> Reservation:
-        """Run the attempts script; the answer names the entry an allowed 'attempt' added."""
-        if not logs:
+        """Run the attempts script; the answer names the entry an allowed 'attempt' added.
+
+        ``ask_remembered``: the caller needs to know whether the client is remembered even
+        when no rule applies (a sign-in's lane), so Redis is asked then too, and an outage
+        raises instead of reading as "not remembered"."""
+        if remembered is not None and not self.rules.remembers:
+            remembered = None
+        if not logs and not (ask_remembered and remembered is not None):
             return Reservation(allowed=True)
         keys = [log.key for log in logs]
         nonce = secrets.token_hex(4)
         args: list[str | int] = [mode, nonce, "", 0]
-        if remembered is not None and self.rules.remembers:
+        if remembered is not None:
             keys.append(remembered[0])
             args[2:4] = [remembered[1], round(self.rules.remember_clients_for * 1000)]
         for log in logs:
@@ -426,8 +437,8 @@ class Throttle:
             if int(wait) > 0 and not (is_remembered and log.exempt_when_remembered)
         }
         if not waits:
-            if mode != "attempt":
-                return Reservation(allowed=True)
+            if mode != "attempt" or not logs:  # nothing recorded: nothing to give back
+                return Reservation(allowed=True, remembered=is_remembered)
             member = f"{int(result[0])}:{nonce}"
             return Reservation(
                 allowed=True,
@@ -455,7 +466,9 @@ class Throttle:
         reservation and ``record_sign_in``; on failure the attempt stays counted."""
         keys = self.sign_in_keys(email, ip)
         remembered = (keys["remembered"], self.client_name(ip))
-        return await self._run("attempt", self._sign_in_logs(keys), remembered)
+        logs = self._sign_in_logs(keys)
+        # Asked even with every sign-in rule off: the password check's lane depends on it.
+        return await self._run("attempt", logs, remembered, ask_remembered=True)
 
     async def check_sign_in(self, email: str, ip: str) -> Decision:
         """May this client try a password on this account now? Records nothing (for
