@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -433,6 +434,28 @@ async def test_mail_waits_while_the_smtp_server_is_away(
     catcher.start()
     catcher.wait_for(to("ada@example.com", RESET), timeout=60)
     catcher.wait_for(to("ada@example.com", VERIFY), timeout=60)
+
+
+def test_a_saq_fault_with_a_job_in_its_traceback_is_one_line_without_it() -> None:
+    """SAQ logs an upkeep fault with its traceback, and the exception's text may describe a
+    job in full (a sweep that refreshes a job deleted as it finished: "Job<function:
+    new_device_notice, kwargs: {...}> doesn't exist"). Through the filter it is one line
+    naming the exception's kind."""
+    from saq.job import Job
+
+    from quartapp.mail.job_logs import WithoutJobDetails
+
+    job = Job("new_device_notice", kwargs={"email": "ada@example.com", "ip": "203.0.113.77"})
+    try:
+        raise RuntimeError(f"{job} doesn't exist")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "saq", logging.ERROR, __file__, 1, "Upkeep task failed unexpectedly", None, None
+        )
+        record.exc_info = sys.exc_info()
+    assert WithoutJobDetails().filter(record)
+    line = logging.Formatter("%(name)s %(message)s").format(record)
+    assert line == "saq Upkeep task failed unexpectedly: RuntimeError"
 
 
 async def test_worker_logs_name_jobs_not_people_one_line_per_failed_attempt(

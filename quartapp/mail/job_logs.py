@@ -27,13 +27,24 @@ JOB_DESCRIPTIONS = frozenset(
 
 
 class WithoutJobDetails(logging.Filter):
-    """Drops SAQ's records that describe a job in full; see the module's docstring."""
+    """Drops SAQ's records that describe a job in full, and cuts any other record of SAQ's
+    that carries an exception down to one line naming the exception's kind: an upkeep fault
+    (say, a sweep that finds a finished job already deleted) is logged with a traceback whose
+    message holds the job's whole description. See the module's docstring."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg in JOB_DESCRIPTIONS:
             return False
         args = record.args if isinstance(record.args, tuple) else (record.args,)
-        return not any(isinstance(arg, Job) for arg in args)
+        if any(isinstance(arg, Job) for arg in args):
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            kind = type(record.exc_info[1]).__name__
+            record.msg = f"{record.getMessage()}: {kind}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def keep_job_details_out_of_logs() -> None:
