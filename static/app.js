@@ -65,3 +65,30 @@ localizeWithin(document);
 new MutationObserver((changes) => {
   for (const change of changes) change.addedNodes.forEach(localizeWithin);
 }).observe(document.body, { childList: true, subtree: true });
+
+// --- long email addresses -------------------------------------------------------------------
+// An address too long for its line breaks after its "@" and before its dots (a <wbr> at
+// each), not at whichever letter reached the edge. Without JavaScript it breaks where it
+// must (overflow-wrap in static/app.css); it never runs off the screen either way. The
+// text stays the same: <wbr> adds no characters.
+
+const ADDRESS_BREAKS = /(?<=@)|(?=\.)/;
+
+function breakAddress(element) {
+  if (element.childElementCount > 0) return; // broken already, or more than plain text
+  const parts = element.textContent.split(ADDRESS_BREAKS).filter((part) => part);
+  if (parts.length < 2) return;
+  element.replaceChildren(
+    ...parts.flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part])),
+  );
+}
+
+function breakAddressesWithin(root) {
+  if (root.matches && root.matches(".email")) breakAddress(root);
+  if (root.querySelectorAll) root.querySelectorAll(".email").forEach(breakAddress);
+}
+
+breakAddressesWithin(document);
+new MutationObserver((changes) => {
+  for (const change of changes) change.addedNodes.forEach(breakAddressesWithin);
+}).observe(document.body, { childList: true, subtree: true });
