@@ -67,20 +67,27 @@ new MutationObserver((changes) => {
 }).observe(document.body, { childList: true, subtree: true });
 
 // --- long email addresses -------------------------------------------------------------------
-// An address too long for its line breaks after its "@" and before its dots (a <wbr> at
-// each), not at whichever letter reached the edge. Without JavaScript it breaks where it
-// must (overflow-wrap in static/app.css); it never runs off the screen either way. The
-// text stays the same: <wbr> adds no characters.
+// An address too long for its line breaks after its "@" and before its dots, not at
+// whichever letter reached the edge: its two halves (up to the "@", and the domain) are
+// each kept whole where the line has room (an inline block, static/app.css), and a half
+// longer than the line breaks before a dot (a <wbr>). Without JavaScript it breaks where
+// it must (overflow-wrap); it never runs off the screen either way. The text stays the
+// same: neither the blocks nor <wbr> add characters.
 
-const ADDRESS_BREAKS = /(?<=@)|(?=\.)/;
+function addressHalf(text) {
+  const half = document.createElement("span");
+  half.className = "address-part";
+  const parts = text.split(/(?=\.)/).filter((part) => part);
+  half.append(...parts.flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part])));
+  return half;
+}
 
 function breakAddress(element) {
-  if (element.childElementCount > 0) return; // broken already, or more than plain text
-  const parts = element.textContent.split(ADDRESS_BREAKS).filter((part) => part);
-  if (parts.length < 2) return;
-  element.replaceChildren(
-    ...parts.flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part])),
-  );
+  if (element.childElementCount > 0) return; // done already, or more than plain text
+  const text = element.textContent;
+  const at = text.lastIndexOf("@");
+  if (at < 1 || at === text.length - 1) return;
+  element.replaceChildren(addressHalf(text.slice(0, at + 1)), addressHalf(text.slice(at + 1)));
 }
 
 function breakAddressesWithin(root) {

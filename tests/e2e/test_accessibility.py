@@ -176,7 +176,7 @@ def home_extended(setup: Setup) -> Page:
 def account_page(setup: Setup) -> Page:
     page = setup.signed_in()
     page.goto("/account")
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your account", exact=True)).to_be_visible()
     return page
 
 
