@@ -65,3 +65,37 @@ localizeWithin(document);
 new MutationObserver((changes) => {
   for (const change of changes) change.addedNodes.forEach(localizeWithin);
 }).observe(document.body, { childList: true, subtree: true });
+
+// --- long email addresses -------------------------------------------------------------------
+// An address too long for its line breaks after its "@" and before its dots, not at
+// whichever letter reached the edge: its two halves (up to the "@", and the domain) are
+// each kept whole where the line has room (an inline block, static/app.css), and a half
+// longer than the line breaks before a dot (a <wbr>). Without JavaScript it breaks where
+// it must (overflow-wrap); it never runs off the screen either way. The text stays the
+// same: neither the blocks nor <wbr> add characters.
+
+function addressHalf(text) {
+  const half = document.createElement("span");
+  half.className = "address-part";
+  const parts = text.split(/(?=\.)/).filter((part) => part);
+  half.append(...parts.flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part])));
+  return half;
+}
+
+function breakAddress(element) {
+  if (element.childElementCount > 0) return; // done already, or more than plain text
+  const text = element.textContent;
+  const at = text.lastIndexOf("@");
+  if (at < 1 || at === text.length - 1) return;
+  element.replaceChildren(addressHalf(text.slice(0, at + 1)), addressHalf(text.slice(at + 1)));
+}
+
+function breakAddressesWithin(root) {
+  if (root.matches && root.matches(".email")) breakAddress(root);
+  if (root.querySelectorAll) root.querySelectorAll(".email").forEach(breakAddress);
+}
+
+breakAddressesWithin(document);
+new MutationObserver((changes) => {
+  for (const change of changes) change.addedNodes.forEach(breakAddressesWithin);
+}).observe(document.body, { childList: true, subtree: true });

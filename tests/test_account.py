@@ -616,6 +616,94 @@ async def test_the_current_password_as_the_new_one_without_javascript_and_as_jso
     assert await laptop.signed_in()
 
 
+# -- the account page ---------------------------------------------------------------------
+
+NAV = re.compile(r'<ul id="account-nav">.*?</ul>', flags=re.S)
+# The same hint under every new password (sign-up, change, reset).
+PASSWORD_HINT = (
+    "8 to 72 characters (fewer with letters outside English), and not easy to guess: "
+    "no common passwords, nothing built from your email."
+)
+
+
+def navigation_of(html: str) -> str:
+    """The page's navigation, without what differs from page to page by design: which link
+    is marked current, and the CSRF token of the sign-out form."""
+    match = NAV.search(html)
+    assert match, "no signed-in navigation on the page"
+    return without_tokens(re.sub(r' aria-current="[^"]+"', "", match.group(0)))
+
+
+async def test_the_account_page_leads_to_the_password_the_address_and_deletion(
+    ada: Device,
+) -> None:
+    response = await ada.get("/account")
+    assert response.status_code == 200
+    html = await response.get_data(as_text=True)
+    assert "ada@example.com" in html
+    for page in ("/account/email", "/account/password", "/account/delete"):
+        assert f'href="{page}"' in html, page
+    assert '<a href="/account" aria-current="page">Account</a>' in html
+
+
+async def test_the_account_page_answers_json_clients_with_the_account(ada: Device) -> None:
+    page = await ada.get("/account", **JSON)
+    api = await ada.get("/api/v1/account", **JSON)
+    assert (page.status_code, api.status_code) == (200, 200)
+    account, expected = await page.get_json(), await api.get_json()
+    assert account["email"] == "ada@example.com"
+    assert account["session"]["id"] == ada.public_id
+    for body in (account, expected):
+        del body["session"]["expires_in"]  # a second may pass between the two
+    assert account == expected
+
+
+async def test_the_account_page_signed_out_sends_to_sign_in_and_back(client: QuartClient) -> None:
+    response = await client.get("/account")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/?next=/account"
+    as_json = await client.get("/account", headers=JSON)
+    assert as_json.status_code == 401
+
+
+async def test_every_signed_in_page_has_the_same_navigation(ada: Device) -> None:
+    pages = ["/home", "/sessions", "/account", "/account/password", "/account/email"]
+    pages += ["/account/delete", "/password/forgot", "/email/verify/not-a-link"]
+    navigations = {}
+    for page in pages:
+        response = await ada.get(page)
+        assert response.status_code in (200, 410), page
+        navigations[page] = navigation_of(await response.get_data(as_text=True))
+    assert len(set(navigations.values())) == 1, navigations
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', navigations["/home"])
+    assert links == [("/home", "Home"), ("/sessions", "Sessions"), ("/account", "Account")]
+    assert "Sign out</button>" in navigations["/home"]
+
+
+async def test_the_pages_of_mailed_links_signed_out_offer_no_account_navigation(
+    client: QuartClient,
+) -> None:
+    for page in ("/password/forgot", "/email/verify/not-a-link"):
+        html = await (await client.get(page)).get_data(as_text=True)
+        assert 'id="account-nav"' not in html, page
+
+
+async def test_every_new_password_field_says_the_same_about_its_length(
+    client: QuartClient, ada: Device
+) -> None:
+    sign_up = await (await client.get("/register")).get_data(as_text=True)
+    change = await (await ada.get("/account/password")).get_data(as_text=True)
+    for html in (sign_up, change):
+        assert PASSWORD_HINT in html
+        assert "bytes" not in html
+    # The reset form, reached only through a mailed link, from its template.
+    app = ada.app
+    loader = app.jinja_env.loader
+    assert loader is not None
+    reset, _, _ = loader.get_source(app.jinja_env, "auth/_reset_form.html")
+    assert PASSWORD_HINT in reset
+
+
 # -- deleting the account -----------------------------------------------------------------
 
 
@@ -635,7 +723,9 @@ async def test_deleting_the_account_leaves_no_user_and_no_session(
     assert session_cookie(ada.client) is None
     deleted = await ada.get("/account/deleted")
     assert deleted.status_code == 200
-    assert "Your account has been deleted" in await deleted.get_data(as_text=True)
+    deleted_html = await deleted.get_data(as_text=True)
+    assert "Your account has been deleted" in deleted_html
+    assert "You have been signed out on every device." in deleted_html
 
     assert await User.filter(email="ada@example.com").count() == 0
     assert not await ada.signed_in()

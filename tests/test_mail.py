@@ -569,7 +569,7 @@ async def test_an_address_change_goes_by_a_link_to_the_new_address(
     await other.sign_in()
     page = await client.get("/account/email")
     assert page.status_code == 200
-    assert 'href="/account/email"' in await (await client.get("/home")).get_data(as_text=True)
+    assert 'href="/account/email"' in await (await client.get("/account")).get_data(as_text=True)
     # Refusals: a wrong password, the current address, no address at all.
     wrong = await ask_for_change(auth, "new@example.com", "not my password")
     assert wrong.status_code == 403

@@ -1,5 +1,6 @@
-"""Your sessions and your account: every signed-in device, ending any of them, a new
-password, and deleting the account. For browsers (with or without htmx) and JSON clients."""
+"""Your sessions and your account: every signed-in device, ending any of them, the account
+page that leads to a new password, a new address and deleting the account. For browsers
+(with or without htmx) and JSON clients."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
+from quartapp.accounts.queries import find_user_by_id
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -27,6 +29,8 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
+from quartapp.web.responder import Outcome, Page, respond
+from quartapp.web.schemas import Account, SessionSummary
 from quartapp.web.templating import how_long_ago, iso_time, render_template
 
 bp = Blueprint("account", __name__)
@@ -180,6 +184,31 @@ async def revoke_other_sessions() -> Response:
             status = f"Signed out {ended} other session{'s' if ended != 1 else ''}."
         return await render_sessions([current], current, status)
     return navigate(url_for("account.sessions_page"))
+
+
+async def read_account(record: SessionRecord) -> Account:
+    """The signed-in account as the database has it now (an address change shows at once)."""
+    user = await find_user_by_id(record.user_id)
+    if user is None:  # deleted while this session was being read
+        raise AppError("Sign in first.", status=401)
+    return Account(
+        email=user.email,
+        email_verified=user.email_verified,
+        created_at=iso_time(int(user.created_at.timestamp() * 1000)),
+        session=SessionSummary.of(record),
+    )
+
+
+@bp.get("/account")
+@signed_in
+async def account_page() -> Response:
+    """The account page, from which the password, the address and the account's deletion
+    are reached; JSON clients get the account (as from ``GET /api/v1/account``)."""
+    account = await read_account(signed_in_record())
+    page = Page(
+        "account/account.html", context={"account": account, "verified": account.email_verified}
+    )
+    return await respond(Outcome(account, page=page))
 
 
 async def render_password_form(status: int = 200, **context: Any) -> Response:

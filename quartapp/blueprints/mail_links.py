@@ -16,6 +16,7 @@ from quart_auth import current_user
 from quartapp.accounts import email_change, email_undo, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, Purpose
 from quartapp.accounts.queries import find_user_by_id
+from quartapp.blueprints.account import read_account
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
@@ -29,10 +30,15 @@ from quartapp.web.errors import AppError
 from quartapp.web.forms import read_fields
 from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 from quartapp.web.responder import Outcome, respond
-from quartapp.web.schemas import Account, SessionSummary
-from quartapp.web.templating import iso_time
+from quartapp.web.schemas import Account
 
 bp = Blueprint("mail_links", __name__)
+
+
+def signed_in_nav() -> dict[str, Any]:
+    """For the pages here: a signed-in visitor gets the navigation of the signed-in pages
+    (``templates/base.html``)."""
+    return {"signed_in": current_record() is not None}
 
 
 def no_referrer(response: Response) -> Response:
@@ -95,6 +101,7 @@ async def link_dead(purpose: Purpose) -> Response:
         reason=error.reason,
         next_step=next_step,
         steps=steps,
+        **signed_in_nav(),
     )
     return no_referrer(page)
 
@@ -103,7 +110,9 @@ async def link_dead(purpose: Purpose) -> Response:
 
 
 async def render_forgot(status: int = 200, **context: Any) -> Response:
-    return await render("auth/forgot.html", "auth/_forgot_form.html", status, **context)
+    return await render(
+        "auth/forgot.html", "auth/_forgot_form.html", status, **signed_in_nav(), **context
+    )
 
 
 @bp.get("/password/forgot")
@@ -137,7 +146,13 @@ async def forgot() -> Response:
 
 async def render_reset(token: str, email: str, status: int = 200, **context: Any) -> Response:
     page = await render(
-        "auth/reset.html", "auth/_reset_form.html", status, token=token, email=email, **context
+        "auth/reset.html",
+        "auth/_reset_form.html",
+        status,
+        token=token,
+        email=email,
+        **signed_in_nav(),
+        **context,
     )
     return no_referrer(page)
 
@@ -195,7 +210,9 @@ async def verify_page(token: str) -> Response:
         return await link_dead("verify")
     if wants_json():
         return no_referrer(jsonify({"email": email, "valid": True}))
-    page = await render("auth/verify.html", "auth/_verify_form.html", token=token, email=email)
+    page = await render(
+        "auth/verify.html", "auth/_verify_form.html", token=token, email=email, **signed_in_nav()
+    )
     return no_referrer(page)
 
 
@@ -243,6 +260,7 @@ async def render_change(token: str, email: str, status: int = 200, **context: An
         status,
         token=token,
         new_email=email,
+        **signed_in_nav(),
         **context,
     )
     return no_referrer(page)
@@ -276,7 +294,11 @@ async def change_email(token: str) -> Response:
         if wants_json():
             raise
         page = await render(
-            "auth/email_change.html", "auth/_email_change_form.html", error.status, error=error
+            "auth/email_change.html",
+            "auth/_email_change_form.html",
+            error.status,
+            error=error,
+            **signed_in_nav(),
         )
         return no_referrer(page)
     if wants_json():
@@ -309,6 +331,7 @@ async def render_undo(token: str, email: str, status: int = 200, **context: Any)
         status,
         token=token,
         email=email,
+        **signed_in_nav(),
         **context,
     )
     return no_referrer(page)
@@ -368,16 +391,7 @@ async def account() -> Response:
     """The signed-in account, for JSON clients."""
     record = current_record()
     assert record is not None
-    user = await find_user_by_id(record.user_id)
-    if user is None:
-        raise AppError("Sign in first.", status=401)
-    answer = Account(
-        email=user.email,
-        email_verified=user.email_verified,
-        created_at=iso_time(int(user.created_at.timestamp() * 1000)),
-        session=SessionSummary.of(record),
-    )
-    return await respond(Outcome(answer))
+    return await respond(Outcome(await read_account(record)))
 
 
 __all__ = ["bp", "current_user", "request"]

@@ -173,6 +173,13 @@ def home_extended(setup: Setup) -> Page:
     return page
 
 
+def account_page(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account")
+    expect(page.get_by_role("heading", name="Your account", exact=True)).to_be_visible()
+    return page
+
+
 def password_page(setup: Setup) -> Page:
     page = setup.signed_in()
     page.goto("/account/password")
@@ -209,7 +216,8 @@ def not_found(setup: Setup) -> Page:
     response = page.goto("/no-such-page")
     assert response is not None
     assert response.status == 404
-    expect(page.get_by_role("heading", name="There is no page at this address.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(page.get_by_text("There is no page at this address.")).to_be_visible()
     return page
 
 
@@ -225,6 +233,7 @@ STATES = {
     "session-expired": session_expired,
     "sign-out-confirm": sign_out_confirm,
     "sessions": sessions_page,
+    "account": account_page,
     "password": password_page,
     "change-password-errors": change_password_errors,
     "password-changed": password_changed,
@@ -236,7 +245,7 @@ STATES = {
     "not-found": not_found,
 }
 # The pages the docs show, at every width and in both schemes.
-DOCS = {"sign-in", "home", "sessions"}
+DOCS = {"sign-in", "home", "sessions", "account"}
 PHONES = (390, 320)
 DESKTOP = {"width": 1280, "height": 800}
 SCHEMES = ("light", "dark")

@@ -1,0 +1,206 @@
+"""One house style, as a picky user sees it in a real browser: the same navigation on every
+signed-in page (the same links in the same order, laid out alike on a phone), the account
+page's forms reached by keyboard alone, no page scrolling sideways at 390 and 320 px in
+either scheme, page titles on one line at 1280 px, and a long address wrapping inside its
+box on a phone."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import Account, Browse, Server
+from .pages import assert_fits, path_of, sign_in
+
+pytestmark = pytest.mark.e2e
+
+# Every page a signed-in user can open without a mailed token (the pages of mailed links
+# are represented by the "forgot" page and a dead link's page, which share their frame).
+# Not the sign-out confirmation (GET /logout): a question with one button, the one the
+# navigation would show again.
+SIGNED_IN_PAGES = (
+    "/home",
+    "/sessions",
+    "/account",
+    "/account/password",
+    "/account/email",
+    "/account/delete",
+    "/password/forgot",
+    "/email/verify/not-a-link",
+)
+SIGNED_OUT_PAGES = ("/", "/register", "/password/forgot", "/email/verify/not-a-link", "/nope")
+NAVIGATION = [
+    ["a", "Home", "/home"],
+    ["a", "Sessions", "/sessions"],
+    ["a", "Account", "/account"],
+    ["button", "Sign out", None],
+]
+PHONES = (390, 320)
+SCHEMES = ("light", "dark")
+DESKTOP = {"width": 1280, "height": 800}
+
+# Each control of the navigation: what it is, what it says, where it leads, and where it
+# lies on the screen.
+NAV_ITEMS = """() => [...document.querySelectorAll("#account-nav a, #account-nav button")]
+  .map((element) => {
+    const box = element.getBoundingClientRect();
+    return {
+      what: [element.localName, element.textContent.trim(), element.getAttribute("href")],
+      current: element.getAttribute("aria-current"),
+      box: [box.x, box.y, box.width, box.height].map(Math.round),
+    };
+  })"""
+
+# Headings taller than one of their lines (a little slack for rounding).
+WRAPPED_HEADINGS = """() => [...document.querySelectorAll("main h1, main h2")].filter((h) => {
+  const line = parseFloat(getComputedStyle(h).lineHeight);
+  return h.getBoundingClientRect().height > line * 1.25;
+}).map((h) => h.textContent.trim())"""
+
+
+# The lines an element's text lies on (read letter by letter), and whether every one of
+# them lies within the element's card.
+WRAPPING = """(element) => {
+  const box = element.closest("article").getBoundingClientRect();
+  const lines = [];
+  let inside = true;
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const letter = range.getBoundingClientRect();
+      if (letter.left < box.left || letter.right > box.right) inside = false;
+      const last = lines[lines.length - 1];
+      if (!last || letter.top > last.top + letter.height / 2) {
+        lines.push({top: letter.top, text: node.data[i]});
+      } else {
+        last.text += node.data[i];
+      }
+    }
+  }
+  return {lines: lines.map((line) => line.text), inside};
+}"""
+
+
+def navigation(page: Page) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = page.evaluate(NAV_ITEMS)
+    return items
+
+
+@pytest.fixture
+def signed_in(server: Server, browse: Browse, make_account: Callable[..., Account]) -> Page:
+    page = browse(server)
+    sign_in(page, make_account(server, "ada", digits=4))
+    return page
+
+
+def test_every_signed_in_page_has_the_same_navigation(signed_in: Page) -> None:
+    page = signed_in
+    layouts = {}
+    for path in SIGNED_IN_PAGES:
+        page.set_viewport_size(DESKTOP)
+        page.goto(path)
+        items = navigation(page)
+        assert [item["what"] for item in items] == NAVIGATION, path
+        current = {item["what"][1]: item["current"] for item in items if item["current"]}
+        expected = {
+            "/home": {"Home": "page"},
+            "/sessions": {"Sessions": "page"},
+            "/account": {"Account": "page"},
+            "/account/password": {"Account": "true"},
+            "/account/email": {"Account": "true"},
+            "/account/delete": {"Account": "true"},
+        }.get(path, {})
+        assert current == expected, path
+        page.set_viewport_size({"width": 320, "height": 740})
+        assert_fits(page, f"{path} at 320 px")
+        layouts[path] = [item["box"] for item in navigation(page)]
+    # On a phone too, the navigation lies the same on every page.
+    assert len({repr(boxes) for boxes in layouts.values()}) == 1, layouts
+    # The name and Sign out on the first line, the links on the second.
+    home, sessions, account, sign_out = layouts["/home"]
+    assert home[1] == sessions[1] == account[1] > sign_out[1]
+
+
+def test_the_account_page_leads_to_its_forms_by_keyboard_alone(signed_in: Page) -> None:
+    page = signed_in
+    forms = {
+        "Change your email address": ("/account/email", "Change your email address"),
+        "Change your password": ("/account/password", "Change your password"),
+        "Delete your account": ("/account/delete", "Delete your account"),
+    }
+    for link, (path, heading) in forms.items():
+        page.goto("/home")
+        tab_to(page, "Account")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/account")
+        tab_to(page, link)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**{path}")
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        assert path_of(page) == path
+
+
+def tab_to(page: Page, text: str) -> None:
+    """Press Tab until the link or button saying ``text`` has the focus."""
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => document.activeElement.textContent.trim()")
+        if focused == text:
+            return
+    raise AssertionError(f"Tab never reached {text!r} on {page.url}")
+
+
+def test_no_page_scrolls_sideways_on_a_phone(
+    server: Server, browse: Browse, signed_in: Page
+) -> None:
+    visitor = browse(server)
+    for page, paths in ((signed_in, SIGNED_IN_PAGES), (visitor, SIGNED_OUT_PAGES)):
+        for path in paths:
+            page.goto(path)
+            for scheme in SCHEMES:
+                page.emulate_media(color_scheme=scheme)
+                for width in PHONES:
+                    page.set_viewport_size({"width": width, "height": 740})
+                    assert_fits(page, f"{path} at {width} px ({scheme})")
+
+
+def test_page_titles_fit_one_line_on_a_desktop(
+    server: Server, browse: Browse, signed_in: Page
+) -> None:
+    visitor = browse(server, viewport=DESKTOP)
+    signed_in.set_viewport_size(DESKTOP)
+    for page, paths in ((signed_in, SIGNED_IN_PAGES), (visitor, SIGNED_OUT_PAGES)):
+        for path in paths:
+            page.goto(path)
+            expect(page.locator("main h1")).to_have_count(1)
+            assert page.evaluate(WRAPPED_HEADINGS) == [], f"headings wrap on {path}"
+
+
+def test_a_long_address_wraps_inside_its_box_on_a_phone(
+    server: Server, browse: Browse, make_account: Callable[..., Account]
+) -> None:
+    # 60 characters, as a real one can be: long parts, dots, a hyphen.
+    account = make_account(server, "ada.lovelace.countess-of-lovelace.analyst", digits=6)
+    email = account.email
+    assert len(email) == 60, email
+    page = browse(server, viewport={"width": 320, "height": 740})
+    sign_in(page, account)
+    for path in ("/home", "/account", "/account/email", "/account/delete"):
+        page.goto(path)
+        address = page.locator("main .email").first
+        expect(address).to_have_text(email)  # <wbr> adds no characters
+        assert_fits(page, f"{path} at 320 px")
+        wrapped = address.evaluate(WRAPPING)
+        lines = wrapped["lines"]
+        assert len(lines) > 1, f"the address does not wrap on {path}"
+        assert wrapped["inside"], f"the address runs out of its box on {path}: {lines}"
+        # It breaks after the @ or before a dot (or at a hyphen), never inside a word.
+        for line, next_line in itertools.pairwise(lines):
+            assert line.endswith(("@", "-")) or next_line.startswith("."), (path, lines)
