@@ -228,8 +228,14 @@ async def test_an_unknown_address_and_a_wrong_method_have_codes(client: QuartCli
 
 async def test_a_body_that_does_not_arrive_in_time_has_its_code(app: Quart) -> None:
     """Quart's body timeout is a werkzeug RequestTimeout, answered by the app's handler."""
-    async with app.test_request_context("/api/v1/signin", method="POST", headers=JSON):
-        response = await app.handle_user_exception(RequestTimeout())
+    from quartapp.web.access import public
+
+    @app.get("/test-body-timeout")
+    @public
+    async def body_timeout() -> None:
+        raise RequestTimeout()
+
+    response = await app.test_client().get("/test-body-timeout", headers=JSON)
     assert response.status_code == 408
     assert (await response.get_json())["code"] == "request_timeout"
 
