@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
 from quartapp.accounts.models import User
+from quartapp.accounts.sign_in_flow import Way, way_of
+from quartapp.sessions.store import SessionRecord
 
 from .conftest import PASSWORD, Auth, csrf_from, session_cookie
 
@@ -264,3 +267,24 @@ async def test_the_accept_header_chooses_json_or_a_page(client: QuartClient, aut
         assert response.status_code == 200, accept
         got = "json" if response.mimetype == "application/json" else "page"
         assert got == wanted, accept
+
+
+async def test_each_session_keeps_how_it_was_signed_in(
+    app: Quart, client: QuartClient, auth: Auth
+) -> None:
+    store = app.extensions["quartapp.sessions"].store
+    auth_extension = app.extensions["QUART_AUTH"][0]
+
+    async def this_session() -> SessionRecord | None:
+        token = auth_extension.load_token(session_cookie(client), app)
+        return await store.load(token, touch=False)  # type: ignore[no-any-return]
+
+    await auth.sign_up()
+    signed_up = await this_session()
+    assert signed_up is not None
+    assert way_of(signed_up) is Way.SIGN_UP
+    await auth.post("/logout")
+    await auth.sign_in()
+    signed_in = await this_session()
+    assert signed_in is not None
+    assert way_of(signed_in) is Way.PASSWORD

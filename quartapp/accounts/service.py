@@ -19,7 +19,6 @@ from quart import request
 from quartapp.accounts.hashing import BUSY_RETRY_AFTER, Lane, PasswordsBusy, get_hasher
 from quartapp.accounts.known_devices import (
     get_known_devices,
-    note_sign_in_device,
     remember_this_device,
 )
 from quartapp.accounts.mail_tokens import get_mail_tokens
@@ -40,6 +39,7 @@ from quartapp.accounts.queries import (
     find_user_by_id,
     update_password_hash,
 )
+from quartapp.accounts.sign_in_flow import SIGN_IN_FAILED, WAY_KEY, Way, start_session
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified, send_verification
 from quartapp.infra.redis_client import REDIS_ERRORS
@@ -47,12 +47,11 @@ from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.extension import current_record, get_sessions
-from quartapp.sessions.store import DELETED, CredentialsChanged, SessionRecord
+from quartapp.sessions.store import DELETED, SessionRecord
 from quartapp.web.errors import AppError, InvalidFields, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-SIGN_IN_FAILED = "Incorrect email or password."
 NOT_CURRENT = "This is not your current password."
 HINT_BUSY = "The strength hint is busy right now."
 ASK_CURRENT = "Enter your current password."
@@ -119,7 +118,10 @@ async def sign_up(typed_email: str, password: str) -> tuple[User, SessionRecord]
     user = await create_user(email, await get_hasher().hash(password))
     try:
         record = await sessions.sign_in(
-            user.id, user.email, credentials_version=user.credentials_version
+            user.id,
+            user.email,
+            credentials_version=user.credentials_version,
+            data={WAY_KEY: Way.SIGN_UP.value},
         )
     except Exception:
         # Nothing half-written: an account nobody could sign in to right now goes again.
@@ -197,18 +199,10 @@ async def authenticate(typed_email: str, password: str) -> User:
 
 
 async def sign_in(typed_email: str, password: str) -> SessionRecord:
-    """Check the credentials and start a new session for this request."""
+    """Check the credentials and start a new session for this request (the password
+    flow's two steps; sign_in_flow.start_session is the last step of every sign-in)."""
     user = await authenticate(typed_email, password)
-    try:
-        record = await get_sessions().sign_in(
-            user.id, user.email, credentials_version=user.credentials_version
-        )
-    except CredentialsChanged:
-        # The password changed (or the account went) while it was being checked.
-        raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials") from None
-    note_unverified(user.email_verified)
-    await note_sign_in_device(user.id)
-    return record
+    return await start_session(user, Way.PASSWORD)
 
 
 async def confirm_password(record: SessionRecord, password: str, field: str) -> User:

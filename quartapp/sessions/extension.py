@@ -245,13 +245,14 @@ class Sessions:
         *,
         credentials_version: int | None,
         end_other_sessions: bool = False,
+        data: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
         """Start a brand-new session for this request, ending the one it had (if any) and,
         with ``end_other_sessions``, every other session of the user too.
 
         ``credentials_version``: that of the password just checked (``User.credentials_version``);
         raises CredentialsChanged when it was changed meanwhile (see
-        ``SessionStore.retire_credentials``)."""
+        ``SessionStore.retire_credentials``). ``data``: the new session's free-form data."""
         current = request_session()
         if end_other_sessions:
             await self.store.revoke_all(user_id)
@@ -262,6 +263,7 @@ class Sessions:
             email,
             ip=self.client_ip(),
             device=describe_device(request.headers.get("User-Agent")),
+            data=data,
             credentials_version=credentials_version,
         )
         current.attach(token, record)
