@@ -52,7 +52,11 @@ View = TypeVar("View", bound=Callable[..., Any])
 ERROR_STATUSES = {
     400: "The body is not a JSON object (`bad_request`).",
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
-    403: "The CSRF token is missing, wrong or expired (`csrf_failed`).",
+    403: (
+        "The CSRF token is missing, wrong or expired (`csrf_failed`), or the password given "
+        "to confirm a change is not the account's (`wrong_password`)."
+    ),
+    404: "Nothing of yours at this address, such as a session that has ended (`not_found`).",
     409: "A conflict with the account's state (`email_taken`, `conflict`).",
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",

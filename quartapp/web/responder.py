@@ -7,6 +7,9 @@ what kind of client it has. The client's kind is read as everywhere
   ``status``; so does everyone when the outcome names no page and no redirect.
 - ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
+- ``Outcome(..., page=Page(...), redirect=url)``: htmx swaps the page's fragment in place,
+  and other browsers go to ``url`` (a form posted without JavaScript is answered with a
+  redirect, so that a reload does not post it again).
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
   its fields and the status of the error.
@@ -22,7 +25,7 @@ from pydantic import BaseModel
 from quart import Response, jsonify
 
 from quartapp.web.errors import AppError
-from quartapp.web.hypermedia import navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ async def respond(outcome: Outcome | Refused) -> Response:
         response = jsonify(outcome.data.model_dump(mode="json"))
         response.status_code = outcome.status
         return response
-    if outcome.redirect is not None:
+    if outcome.redirect is not None and (outcome.page is None or not htmx().request):
         return navigate(outcome.redirect)
     page = outcome.page
     assert page is not None, "an outcome names data, a page or a redirect"
