@@ -23,6 +23,14 @@ DESCRIBED = {
     ("get", "/api/v1/account"),
     ("post", "/api/v1/signup"),
     ("post", "/api/v1/signin"),
+    ("get", "/sessions"),
+    ("post", "/sessions/{public_id}/revoke"),
+    ("post", "/sessions/revoke-others"),
+    ("get", "/account"),
+    ("post", "/account/password"),
+    ("get", "/account/email"),
+    ("post", "/account/email"),
+    ("post", "/account/delete"),
 }
 
 

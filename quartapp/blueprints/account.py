@@ -160,10 +160,11 @@ async def sessions_list() -> Response:
 @signed_in
 @described(answers={200: SessionEnded}, errors=[401, 403, 404, 413], security=POST_SIGNED_IN)
 async def revoke_session(public_id: str) -> Response:
-    """End one of your sessions now: its cookie is dead on its next request, and its
-    countdown shows the expired state on its next poll. Ending this one is signing out.
+    """End one of your sessions now.
 
-    An id that is unknown, has ended, or is another account's is one answer, a 404."""
+    Its cookie is dead on its next request, and its countdown shows the expired state on
+    its next poll. Ending this one is signing out. An id that is unknown, has ended, or is
+    another account's is one answer, a 404."""
     current = signed_in_record()
     sessions = get_sessions()
     if public_id == current.public_id:
@@ -216,8 +217,10 @@ async def read_account(record: SessionRecord) -> Account:
 @signed_in
 @described(answers={200: Account}, errors=[401], security=SIGNED_IN)
 async def account_page() -> Response:
-    """The account page, from which the password, the address and the account's deletion
-    are reached; JSON clients get the account (as from ``GET /api/v1/account``)."""
+    """The signed-in account, as from GET /api/v1/account.
+
+    For browsers the account page, from which the password, the address and the
+    account's deletion are reached."""
     account = await read_account(signed_in_record())
     page = Page(
         "account/account.html", context={"account": account, "verified": account.email_verified}
@@ -288,9 +291,10 @@ async def email_page() -> Response:
     request=EmailChange, answers={202: EmailChangeSent}, errors=[401, 429], security=POST_SIGNED_IN
 )
 async def change_email() -> Response:
-    """Ask for a new address, confirming the password: a link goes to the new address, and
-    the address changes when it is followed (POST /email/change/{token}). A wrong password is
-    a 403 `wrong_password`."""
+    """Ask for a new address, confirming the password.
+
+    A link goes to the new address, and the address changes when it is followed (POST
+    /email/change/{token}). A wrong password is a 403 `wrong_password`."""
     typed = await read_model(EmailChange)
     try:
         new_email = await email_change.request_change(
@@ -325,8 +329,9 @@ async def delete_page() -> Response:
     security=POST_SIGNED_IN,
 )
 async def delete_account() -> Response:
-    """Delete the account and every session of it, confirming its password. A wrong
-    password is a 403 `wrong_password`."""
+    """Delete the account and every session of it, confirming its password.
+
+    A wrong password is a 403 `wrong_password`."""
     record = signed_in_record()
     typed = await read_model(AccountDeletion)
     try:
