@@ -68,6 +68,13 @@ async def test_each_route_lists_every_status_it_answers(client: QuartClient) -> 
     assert statuses("post", "/account/email") == {"202", "401", "429"} | BODY | ALWAYS
     assert statuses("post", "/account/delete") == {"200", "401", "429"} | BODY | ALWAYS
 
+    # The forms' pages at the same addresses: HTML.
+    for path in ("/account/password", "/account/delete"):
+        page = paths[path]["get"]["responses"]
+        assert set(page) == {"200", "401"} | ALWAYS
+        assert set(page["200"]["content"]) == {"text/html"}
+        assert set(page["401"]["content"]) == {"application/json"}
+
     not_found = paths["/sessions/{public_id}/revoke"]["post"]["responses"]["404"]
     assert "not_found" in not_found["description"]
     assert set(not_found["content"]["application/json"]["examples"]) == {"not_found"}
@@ -81,7 +88,7 @@ async def test_signed_in_routes_name_the_session_and_posts_the_csrf_header(
     client: QuartClient,
 ) -> None:
     paths = (await document(client))["paths"]
-    for path in ("/sessions", "/account", "/account/email"):
+    for path in ("/sessions", "/account", "/account/email", "/account/password"):
         assert paths[path]["get"]["security"] == [{"session": []}]
     for path in (
         "/sessions/{public_id}/revoke",

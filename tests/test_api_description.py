@@ -27,9 +27,11 @@ DESCRIBED = {
     ("post", "/sessions/{public_id}/revoke"),
     ("post", "/sessions/revoke-others"),
     ("get", "/account"),
+    ("get", "/account/password"),
     ("post", "/account/password"),
     ("get", "/account/email"),
     ("post", "/account/email"),
+    ("get", "/account/delete"),
     ("post", "/account/delete"),
 }
 
@@ -81,6 +83,8 @@ async def test_every_status_a_described_route_answers_is_in_the_document(
     for op in ops.values():
         for status, answer in op["responses"].items():
             assert answer["description"], status
+            if "text/html" in answer["content"]:
+                continue  # a form's page beside a described route (api.described_page)
             schema = answer["content"]["application/json"]["schema"]
             assert schema["examples"], status
             if status.startswith(("4", "5")):

@@ -21,7 +21,7 @@ from quartapp.sessions.devices import UNKNOWN_BROWSER
 from quartapp.sessions.extension import current_record, get_sessions, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
-from quartapp.web.api import POST_SIGNED_IN, SIGNED_IN, described, read_model
+from quartapp.web.api import POST_SIGNED_IN, SIGNED_IN, described, described_page, read_model
 from quartapp.web.errors import AppError
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url
 from quartapp.web.responder import Outcome, Page, Refused, respond
@@ -234,7 +234,9 @@ def password_form(**context: Any) -> Page:
 
 @bp.get("/account/password")
 @signed_in
+@described_page(errors=[401], security=SIGNED_IN)
 async def password_page() -> Response:
+    """The form that changes the password, for browsers."""
     return await respond(Outcome(page=password_form(changed=request.args.get("changed") == "1")))
 
 
@@ -316,7 +318,9 @@ def delete_form(email: str) -> Page:
 
 @bp.get("/account/delete")
 @signed_in
+@described_page(errors=[401], security=SIGNED_IN)
 async def delete_page() -> Response:
+    """The form that deletes the account, for browsers."""
     return await respond(Outcome(page=delete_form(signed_in_record().email)))
 
 

@@ -18,6 +18,10 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
+
+A form's page at the address of a described route (GET /account/password beside its POST)
+is declared with ``described_page``: the address's ``Allow`` header names its GET, so the
+document lists it too, answering HTML.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ from quartapp.web.forms import read_fields
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
+PAGE = "api_page"
+PAGE_ANSWER = {
+    "description": "The page, in HTML, for browsers; JSON clients use this address's POST.",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 View = TypeVar("View", bound=Callable[..., Any])
@@ -101,6 +110,14 @@ class Provider(OpenAPIProvider):
             view = self._app.view_functions[rule.endpoint]
             if getattr(view, DESCRIBED, False) and rule.endpoint.endswith(f".{view.__name__}"):
                 yield rule
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        if getattr(self._app.view_functions[rule.endpoint], PAGE, False):
+            for operations in paths.values():
+                for operation in operations.values():
+                    operation["responses"] = {200: PAGE_ANSWER, **operation["responses"]}
+        return paths, components
 
     def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         # A described body is required: without one the answer is a 415 (quart-schema
@@ -197,6 +214,20 @@ def described(
         if security is not None:
             view = security_scheme(security)(view)
         setattr(view, DESCRIBED, True)
+        return view
+
+    return decorate
+
+
+def described_page(
+    *, errors: Iterable[int] = (), security: Security | None = None
+) -> Callable[[View], View]:
+    """Declare a browser's page at the address of a described route (a form's page beside
+    its POST): it answers HTML, and ``errors`` (in JSON to JSON clients, as every error)."""
+
+    def decorate(view: View) -> View:
+        view = described(answers={}, errors=errors, security=security)(view)
+        setattr(view, PAGE, True)
         return view
 
     return decorate
