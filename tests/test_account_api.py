@@ -68,7 +68,8 @@ async def test_each_route_lists_every_status_it_answers(client: QuartClient) -> 
     assert statuses("post", "/account/email") == {"202", "401", "429"} | BODY | ALWAYS
     assert statuses("post", "/account/delete") == {"200", "401", "429"} | BODY | ALWAYS
 
-    # The forms' pages at the same addresses: HTML.
+    # The forms' pages at the same addresses, in HTML: found by the contract test, the
+    # Allow header of OPTIONS /account/password named a GET the document did not have.
     for path in ("/account/password", "/account/delete"):
         page = paths[path]["get"]["responses"]
         assert set(page) == {"200", "401"} | ALWAYS
@@ -121,6 +122,40 @@ async def test_bodies_are_required_with_their_fields_and_an_example(
     assert schema["required"] == fields
     (example,) = schema["examples"]
     assert set(example) == set(fields)
+
+
+async def test_the_links_lead_from_a_sign_up_to_revoking_a_session(client: QuartClient) -> None:
+    """The document's links, as Schemathesis's stateful run follows them: each names an
+    operation of the document, and they chain csrf, sign-up, sign-in, the list, revoke."""
+    paths = (await document(client))["paths"]
+    by_id = {
+        operation["operationId"]: (method, path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    links = {
+        (method, path, status, name): link
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        for name, link in answer.get("links", {}).items()
+    }
+    for link in links.values():
+        assert link["operationId"] in by_id, link
+        assert link["description"]
+
+    def target(method: str, path: str, status: str, name: str) -> tuple[str, str]:
+        return by_id[links[(method, path, status, name)]["operationId"]]
+
+    assert target("get", "/api/v1/csrf", "200", "signUp") == ("post", "/api/v1/signup")
+    assert target("post", "/api/v1/signup", "201", "signIn") == ("post", "/api/v1/signin")
+    assert target("post", "/api/v1/signin", "200", "listSessions") == ("get", "/sessions")
+    revoke = links[("get", "/sessions", "200", "revokeSession")]
+    assert by_id[revoke["operationId"]] == ("post", "/sessions/{public_id}/revoke")
+    assert revoke["parameters"] == {"path.public_id": "$response.body#/sessions/0/id"}
+    sign_in = links[("post", "/api/v1/signup", "201", "signIn")]
+    assert sign_in["parameters"] == {"header.X-CSRF-Token": "$response.body#/csrf_token"}
+    assert set(sign_in["requestBody"]) == {"email", "password"}
 
 
 # -- the answers ----------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from quartapp.sessions.devices import UNKNOWN_BROWSER
 from quartapp.sessions.extension import current_record, get_sessions, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
-from quartapp.web.api import POST_SIGNED_IN, SIGNED_IN, described, described_page, read_model
+from quartapp.web.api import (
+    POST_SIGNED_IN,
+    SIGNED_IN,
+    Link,
+    described,
+    described_page,
+    read_model,
+)
 from quartapp.web.errors import AppError
 from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url
 from quartapp.web.responder import Outcome, Page, Refused, respond
@@ -126,9 +133,18 @@ def listed(records: list[SessionRecord], current: SessionRecord) -> SessionList:
     return SessionList(sessions=[session_detail(record, current) for record in records])
 
 
+# What a client does next with the list (the document's link): end one of the sessions.
+REVOKE_ONE = Link(
+    "revokeSession",
+    "post_revoke_session",
+    "End a session of the list (the first is this one: ending it is signing out).",
+    {"path.public_id": "$response.body#/sessions/0/id"},
+)
+
+
 @bp.get("/sessions")
 @signed_in
-@described(answers={200: SessionList}, errors=[401], security=SIGNED_IN)
+@described(answers={200: SessionList}, errors=[401], security=SIGNED_IN, links={200: [REVOKE_ONE]})
 async def sessions_page() -> Response:
     """Every live session of yours: this one first, then the most recently active."""
     current = signed_in_record()

@@ -19,6 +19,11 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
 
+What a client does next with an answer is a link (``Link``, OpenAPI's links: the sign-up's
+answer leads to a sign-in with its token, the session list to revoking one of them), named
+in ``described(links=...)`` by the answer's status; Schemathesis follows them
+(tests/test_openapi_contract.py).
+
 A form's page at the address of a described route (GET /account/password beside its POST)
 is declared with ``described_page``: the address's ``Allow`` header names its GET, so the
 document lists it too, answering HTML.
@@ -27,6 +32,7 @@ document lists it too, answering HTML.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -48,6 +54,7 @@ from quartapp.web.forms import read_fields
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
+LINKS = "api_links"
 PAGE = "api_page"
 PAGE_ANSWER = {
     "description": "The page, in HTML, for browsers; JSON clients use this address's POST.",
@@ -101,6 +108,30 @@ POST_ANYONE: Security = [{"csrfHeader": [], "session": []}, {"csrfHeader": [], "
 POST_SIGNED_IN: Security = [{"csrfHeader": [], "session": []}]
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An OpenAPI link from an answer to the operation a client calls next with it.
+
+    ``operation`` is the target's operationId: its method and its view's name
+    (``post_sign_in``). ``parameters`` are OpenAPI runtime expressions by qualified name
+    (``path.public_id``, ``header.X-CSRF-Token``); ``body`` the next request's body, whose
+    strings may be runtime expressions too."""
+
+    name: str
+    operation: str
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None
+
+    def schema(self) -> dict[str, Any]:
+        link: dict[str, Any] = {"operationId": self.operation, "description": self.description}
+        if self.parameters:
+            link["parameters"] = dict(self.parameters)
+        if self.body is not None:
+            link["requestBody"] = dict(self.body)
+        return link
+
+
 class Provider(OpenAPIProvider):
     """quart-schema's document, of the described routes' JSON addresses only, with each
     error status described and Retry-After where it is sent."""
@@ -113,10 +144,15 @@ class Provider(OpenAPIProvider):
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
-        if getattr(self._app.view_functions[rule.endpoint], PAGE, False):
-            for operations in paths.values():
-                for operation in operations.values():
+        view = self._app.view_functions[rule.endpoint]
+        links: Mapping[int, Iterable[Link]] = getattr(view, LINKS, {})
+        for operations in paths.values():
+            for operation in operations.values():
+                if getattr(view, PAGE, False):
                     operation["responses"] = {200: PAGE_ANSWER, **operation["responses"]}
+                for status, its_links in links.items():
+                    answer = operation["responses"][status]
+                    answer["links"] = {link.name: link.schema() for link in its_links}
         return paths, components
 
     def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,10 +235,13 @@ def described(
     request: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     security: Security | None = None,
+    links: Mapping[int, Iterable[Link]] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
-    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added."""
+    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added. ``links``:
+    what a client can do next with an answer, by its status."""
     error_statuses = set(errors) | set(ALWAYS) | (set(WITH_BODY) if request else set())
+    assert set(links or {}) <= set(answers), "links lead from a described answer"
 
     def decorate(view: View) -> View:
         if request is not None:
@@ -213,6 +252,8 @@ def described(
             view = document_response(ErrorBody, status)(view)
         if security is not None:
             view = security_scheme(security)(view)
+        if links:
+            setattr(view, LINKS, {status: tuple(its) for status, its in links.items()})
         setattr(view, DESCRIBED, True)
         return view
 

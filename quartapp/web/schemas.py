@@ -43,16 +43,17 @@ class Credentials(BaseModel):
     model_config = _examples({"email": "ada@example.com", "password": "correct horse battery"})
 
     # What the sign-in and sign-up checks refuse first, with their own messages (a 422
-    # naming the field): nothing but white space.
+    # naming the field): nothing but white space. Beyond that the document says what every
+    # account's email and password are (a sign-in with anything else is refused, 401).
     email: str = Field(
         description="Up to 254 characters; letter case does not matter.",
-        json_schema_extra=NOT_BLANK,
+        json_schema_extra={**NOT_BLANK, "format": "email", "maxLength": 254},
     )
     password: str = Field(
         description=(
             "Signing up: 8 characters to 72 bytes, not a common or email-derived password."
         ),
-        json_schema_extra=NOT_BLANK,
+        json_schema_extra={**NOT_BLANK, "minLength": 8, "maxLength": 72},
     )
 
 
