@@ -12,6 +12,7 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from quartapp.accounts import email_change
+from quartapp.blueprints import account
 from quartapp.web.schemas import (
     Account,
     AccountDeleted,
@@ -177,6 +178,26 @@ async def test_the_session_list_and_the_account_answer_their_shapes(
     page = await ada.get("/account/email")
     assert page.mimetype == "text/html"
     assert 'id="email-form"' in await page.get_data(as_text=True)
+
+
+async def test_the_session_list_is_made_for_json_clients_only(
+    ada: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its models cost the page about a seventh of its work (bench/instructions.py), so the
+    outcome carries a function that makes them, which the responder calls for JSON only."""
+    made: list[int] = []
+    make = account.session_list
+
+    def counted(*args: Any) -> SessionList:
+        made.append(1)
+        return make(*args)
+
+    monkeypatch.setattr(account, "session_list", counted)
+    assert (await ada.get("/sessions")).status_code == 200
+    assert (await ada.get("/sessions", **HTMX)).status_code == 200
+    assert made == []
+    shaped(SessionList, await (await ada.get("/sessions", **JSON)).get_json())
+    assert made == [1]
 
 
 async def test_ending_this_session_as_json_names_it_and_signs_out(ada: Device) -> None:

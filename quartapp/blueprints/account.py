@@ -4,6 +4,7 @@ page that leads to a new password, a new address and deleting the account. For b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -129,7 +130,7 @@ def sessions_view(
     )
 
 
-def listed(records: list[SessionRecord], current: SessionRecord) -> SessionList:
+def session_list(records: list[SessionRecord], current: SessionRecord) -> SessionList:
     return SessionList(sessions=[session_detail(record, current) for record in records])
 
 
@@ -150,7 +151,8 @@ async def sessions_page() -> Response:
     current = signed_in_record()
     records = await get_sessions().store.list_sessions(current.user_id)
     records = this_device_first(records, current)
-    return await respond(Outcome(listed(records, current), page=sessions_view(records, current)))
+    listed = functools.partial(session_list, records, current)  # made for JSON clients only
+    return await respond(Outcome(listed, page=sessions_view(records, current)))
 
 
 @bp.get("/sessions/list")
