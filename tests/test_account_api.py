@@ -300,3 +300,18 @@ async def test_deleting_the_account_as_json_answers_its_shape(ada: Device) -> No
     )
     assert response.status_code == 200
     shaped(AccountDeleted, await response.get_json())
+
+
+@pytest.mark.parametrize("path", ["/sessions/revoke-others", "/sessions/AAAAAAAAAAAA/revoke"])
+async def test_the_statuses_of_a_post_without_a_body_are_real(ada: Device, path: str) -> None:
+    """They take no body, but the CSRF token may come as a form field: a form too large to
+    look for it in is a 413, one without it a 403; with no session, a 401 comes first."""
+    headers = {**JSON, "User-Agent": ada.agent, "Content-Type": "application/x-www-form-urlencoded"}
+    large = await ada.client.post(path, data=b"x=" + b"y" * 20_000, headers=headers)
+    assert large.status_code == 413
+    assert (await large.get_json())["code"] == "too_large"
+    missing = await ada.client.post(path, data=b"x=y", headers=headers)
+    assert missing.status_code == 403
+    assert (await missing.get_json())["code"] == "csrf_failed"
+    stranger = await ada.app.test_client().post(path, headers=JSON)
+    assert stranger.status_code == 401

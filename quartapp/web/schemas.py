@@ -175,7 +175,7 @@ class PasswordChange(BaseModel):
             "8 characters to 72 bytes, not a common or email-derived password, and not the "
             "current one."
         ),
-        json_schema_extra={"minLength": 8},
+        json_schema_extra={"minLength": 8, "maxLength": 72},
     )
 
 
