@@ -5,9 +5,9 @@ what kind of client it has. The client's kind is read as everywhere
 
 - ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
   ``status``; so does everyone when the outcome names no page and no redirect. ``data`` may
-  be a function that makes the model, called only when the answer is JSON: a list of
-  models beside a page costs a page's answer several times its own work otherwise (the
-  sessions list's five rows, about 300k instructions of a 2.2M request).
+  be a function that makes the model, called only for a JSON answer, where making it would
+  cost a page more than it should pay for nothing (the sessions list's five models: about
+  300k instructions of a 2.2M request).
 - ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
 - ``Outcome(..., page=Page(...), redirect=url)``: htmx swaps the page's fragment in place,
