@@ -8,7 +8,8 @@ what kind of client it has. The client's kind is read as everywhere
   be a function that makes the model, called only for a JSON answer, where making it would
   cost a page more than it should pay for nothing (the sessions list's five models: about
   300k instructions of a 2.2M request).
-- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
+- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment, with the
+  page's status (200 unless it names another).
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
 - ``Outcome(..., page=Page(...), redirect=url)``: htmx swaps the page's fragment in place,
   and other browsers go to ``url`` (a form posted without JavaScript is answered with a
@@ -34,11 +35,13 @@ from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 @dataclass(frozen=True, slots=True)
 class Page:
     """A template for browsers, and the part of it an htmx swap gets (the whole page when
-    there is none)."""
+    there is none), with its status: a page's own, as the outcome's is its JSON answer's
+    (an address change is 202 Accepted for JSON, and its page a 200 like any page)."""
 
     template: str
     fragment: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,4 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return navigate(outcome.redirect)
     page = outcome.page
     assert page is not None, "an outcome names data, a page or a redirect"
-    return await render(
-        page.template, page.fragment or page.template, outcome.status, **page.context
-    )
+    return await render(page.template, page.fragment or page.template, page.status, **page.context)
