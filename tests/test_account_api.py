@@ -25,7 +25,7 @@ from quartapp.web.schemas import (
 )
 
 from .conftest import PASSWORD, session_cookie
-from .test_account import CHROME, HTMX, JSON, NEW_PASSWORD, Device, device
+from .test_account import CHROME, HTMX, JSON, NEW_PASSWORD, Device, device, store_of
 from .test_account import ada as ada  # the fixture: Ada, signed up from Firefox on Linux
 
 ALWAYS = {"431", "503"}
@@ -198,6 +198,32 @@ async def test_the_session_list_is_made_for_json_clients_only(
     assert made == []
     shaped(SessionList, await (await ada.get("/sessions", **JSON)).get_json())
     assert made == [1]
+
+
+async def test_ending_a_session_reads_the_list_again_for_htmx_only(
+    app: Quart, ada: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_of(app)
+    reads: list[int] = []
+    list_sessions = store.list_sessions
+
+    async def counted(user_id: int) -> Any:
+        reads.append(user_id)
+        return await list_sessions(user_id)
+
+    monkeypatch.setattr(store, "list_sessions", counted)
+    laptop, phone, tablet = [await device(app, agent=CHROME) for _ in range(3)]
+    as_json = await ada.client.post(
+        f"/sessions/{laptop.public_id}/revoke", headers=await api_headers(ada)
+    )
+    assert as_json.status_code == 200
+    # The form's token from a page that lists nothing (the sessions page would).
+    as_form = await ada.post(f"/sessions/{phone.public_id}/revoke", page="/account/delete")
+    assert (as_form.status_code, as_form.headers["Location"]) == (303, "/sessions")
+    assert reads == []
+    as_htmx = await ada.post(f"/sessions/{tablet.public_id}/revoke", page="/account/delete", **HTMX)
+    assert f"Session {tablet.public_id} ended." in await as_htmx.get_data(as_text=True)
+    assert len(reads) == 1
 
 
 async def test_ending_this_session_as_json_names_it_and_signs_out(ada: Device) -> None:

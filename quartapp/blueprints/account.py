@@ -194,10 +194,14 @@ async def revoke_session(public_id: str) -> Response:
         ended = await sessions.store.revoke_by_public_id(current.user_id, public_id)
     if ended is None:
         raise AppError(NO_SUCH_SESSION, status=404)
-    # htmx gets the list as it is now (so "Sign out everywhere else" goes with the last
-    # other session), and the news for the status region.
-    records = this_device_first(await sessions.store.list_sessions(current.user_id), current)
-    page = sessions_view(records, current, f"Session {public_id} ended.")
+
+    async def page() -> Page:
+        # htmx gets the list as it is now (so "Sign out everywhere else" goes with the last
+        # other session), and the news for the status region.
+        records = await sessions.store.list_sessions(current.user_id)
+        shown = this_device_first(records, current)
+        return sessions_view(shown, current, f"Session {public_id} ended.")
+
     answer = SessionEnded(message="session ended", id=public_id)
     return await respond(Outcome(answer, page=page, redirect=url_for("account.sessions_page")))
 

@@ -14,6 +14,8 @@ what kind of client it has. The client's kind is read as everywhere
 - ``Outcome(..., page=Page(...), redirect=url)``: htmx swaps the page's fragment in place,
   and other browsers go to ``url`` (a form posted without JavaScript is answered with a
   redirect, so that a reload does not post it again).
+- ``page`` may be a coroutine function that makes the page, awaited only when the answer is
+  the page: what only the page shows (a list htmx swaps in) is read only for it.
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
   its fields and the status of the error.
@@ -21,7 +23,7 @@ what kind of client it has. The client's kind is read as everywhere
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +52,7 @@ class Outcome:
 
     data: BaseModel | Callable[[], BaseModel] | None = None
     status: int = 200
-    page: Page | None = None
+    page: Page | Callable[[], Awaitable[Page]] | None = None
     redirect: str | None = None
 
 
@@ -83,6 +85,6 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return response
     if outcome.redirect is not None and (outcome.page is None or not htmx().request):
         return navigate(outcome.redirect)
-    page = outcome.page
-    assert page is not None, "an outcome names data, a page or a redirect"
+    assert outcome.page is not None, "an outcome names data, a page or a redirect"
+    page = outcome.page if isinstance(outcome.page, Page) else await outcome.page()
     return await render(page.template, page.fragment or page.template, page.status, **page.context)
