@@ -13,7 +13,8 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
 2. ``@described(request=..., answers={status: Model}, errors=[...], security=...)`` below
    the access decorator (``public`` or ``signed_in``): the statuses it answers beyond the
    ones every route can (``ALWAYS``, and ``WITH_BODY`` for a body); ``SIGNED_IN``,
-   ``POST_SIGNED_IN`` or ``POST_ANYONE``;
+   ``POST_SIGNED_IN`` or ``POST_ANYONE``; ``path=Model`` when its address has parameters
+   (a field of the model per parameter, with its description and schema);
 3. the body read with ``read_model(Model)``; the view returns ``respond(Outcome(data,
    status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
@@ -44,6 +45,7 @@ from quartapp.web.forms import read_fields
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
+PATH_PARAMETERS = "api_path_parameters"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 View = TypeVar("View", bound=Callable[..., Any])
@@ -53,7 +55,9 @@ ERROR_STATUSES = {
     400: "The body is not a JSON object (`bad_request`).",
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
     403: "The CSRF token is missing, wrong or expired (`csrf_failed`).",
+    404: "Nothing at this address (`not_found`): a path parameter that cannot be one.",
     409: "A conflict with the account's state (`email_taken`, `conflict`).",
+    410: "A mailed link that is unknown, used, expired or killed (`link_dead`).",
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",
     422: "Fields are missing or invalid; `fields` names each one (`validation_failed`).",
@@ -98,6 +102,21 @@ class Provider(OpenAPIProvider):
             if getattr(view, DESCRIBED, False) and rule.endpoint.endswith(f".{view.__name__}"):
                 yield rule
 
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        # quart-schema describes a path parameter by its converter only (a string); a
+        # route's ``path`` model gives each its description, pattern and example.
+        paths, components = super().build_paths(rule)
+        model = getattr(self._app.view_functions[rule.endpoint], PATH_PARAMETERS, None)
+        if model is not None:
+            properties = model.model_json_schema()["properties"]
+            for operations in paths.values():
+                for operation in operations.values():
+                    operation["parameters"] = [
+                        _path_parameter(parameter, properties.get(parameter["name"]))
+                        for parameter in operation["parameters"]
+                    ]
+        return paths, components
+
     def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         # A described body is required: without one the answer is a 415 (quart-schema
         # leaves OpenAPI's default, optional).
@@ -130,6 +149,14 @@ class Provider(OpenAPIProvider):
                             }
                         }
         return document
+
+
+def _path_parameter(parameter: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    if parameter["in"] != "path" or schema is None:
+        return parameter
+    schema = {key: value for key, value in schema.items() if key != "title"}
+    description = schema.pop("description", None)
+    return {**parameter, "schema": schema} | ({"description": description} if description else {})
 
 
 def init_app(app: Quart) -> QuartSchema:
@@ -178,9 +205,12 @@ def described(
     request: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     security: Security | None = None,
+    path: type[BaseModel] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
-    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added."""
+    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added. ``path``
+    describes the parameters in its address, a field each (documented only: the view
+    reads them as Quart passes them)."""
     error_statuses = set(errors) | set(ALWAYS) | (set(WITH_BODY) if request else set())
 
     def decorate(view: View) -> View:
@@ -192,6 +222,8 @@ def described(
             view = document_response(ErrorBody, status)(view)
         if security is not None:
             view = security_scheme(security)(view)
+        if path is not None:
+            setattr(view, PATH_PARAMETERS, path)
         setattr(view, DESCRIBED, True)
         return view
 

@@ -5,8 +5,11 @@ what kind of client it has. The client's kind is read as everywhere
 
 - ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
   ``status``; so does everyone when the outcome names no page and no redirect.
-- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
+- ``Outcome(..., page=Page(...))``: browsers get the page (with the page's own status, a
+  200 unless it says otherwise), htmx its fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
+- both a page and a redirect: an htmx swap gets the page's fragment in place, every other
+  browser goes to the redirect (a form posted without JavaScript, then a GET).
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
   its fields and the status of the error.
@@ -22,7 +25,7 @@ from pydantic import BaseModel
 from quart import Response, jsonify
 
 from quartapp.web.errors import AppError
-from quartapp.web.hypermedia import navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class Page:
     template: str
     fragment: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,8 @@ async def respond(outcome: Outcome | Refused) -> Response:
         response = jsonify(outcome.data.model_dump(mode="json"))
         response.status_code = outcome.status
         return response
-    if outcome.redirect is not None:
-        return navigate(outcome.redirect)
     page = outcome.page
+    if outcome.redirect is not None and (page is None or not htmx().wants_fragment):
+        return navigate(outcome.redirect)
     assert page is not None, "an outcome names data, a page or a redirect"
-    return await render(
-        page.template, page.fragment or page.template, outcome.status, **page.context
-    )
+    return await render(page.template, page.fragment or page.template, page.status, **page.context)

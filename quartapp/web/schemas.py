@@ -91,3 +91,184 @@ class Account(BaseModel):
     email_verified: bool
     created_at: str = Field(description="ISO 8601, in UTC, to the second.")
     session: SessionSummary
+
+
+# Mailed links: forgot, reset, verification, address change, undo
+
+LINK_EXAMPLE = "hT3o9wV1fLQm6cYb2XkR0sJpN8aZ4dGu7eIvWq5yMnB"
+
+
+class LinkToken(BaseModel):
+    """The path parameter of a mailed link's address (documented, not read through this:
+    a token of any other shape names no link, and is answered as a dead one)."""
+
+    token: str = Field(
+        description=(
+            "The token from the mailed link: 43 characters of base64url. A token that is "
+            "unknown, used, expired or killed by a change to the account is a 410 `link_dead`."
+        ),
+        pattern=r"^[A-Za-z0-9_-]{43}$",
+        examples=[LINK_EXAMPLE],
+    )
+
+
+class ForgotForm(BaseModel):
+    """What asking for a password-reset link takes (the page's form, for JSON clients)."""
+
+    model_config = _examples(
+        {
+            "message": (
+                'POST {"email"} here: if the address has an account, a link to set a new '
+                "password is mailed to it."
+            ),
+            "link_lifetime": 3600,
+        }
+    )
+
+    message: str
+    link_lifetime: int = Field(description="Seconds a mailed reset link works for.")
+
+
+class ForgotPassword(BaseModel):
+    """The address to mail a password-reset link to."""
+
+    model_config = _examples({"email": "ada@example.com"})
+
+    email: str = Field(
+        description="The account's address; letter case does not matter.",
+        json_schema_extra={**NOT_BLANK, "format": "email", "maxLength": 254},
+    )
+
+
+class ResetLinkSent(BaseModel):
+    """Asked: the same answer whether or not the address has an account."""
+
+    model_config = _examples(
+        {"message": "If an account exists for that address, we sent a link to reset its password."}
+    )
+
+    message: str
+
+
+class ResetLink(BaseModel):
+    """A live password-reset link (looking does not use it up)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The address of the account whose password it resets.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class NewPassword(BaseModel):
+    """The new password a reset link sets."""
+
+    model_config = _examples({"new_password": "a fine new passphrase"})
+
+    new_password: str = Field(
+        description="8 characters to 72 bytes, not a common or email-derived password.",
+        json_schema_extra=NOT_BLANK,
+    )
+
+
+class PasswordReset(BaseModel):
+    """The new password is set and every session of the account has ended (this client's
+    too, whichever account it was signed in to): sign in with it."""
+
+    model_config = _examples({"message": "password reset; sign in with it"})
+
+    message: str
+
+
+class VerifyLink(BaseModel):
+    """A live verification link (looking does not use it up)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The address it verifies.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class EmailVerified(BaseModel):
+    """The address the link was mailed to is verified."""
+
+    model_config = _examples({"message": "email verified", "email": "ada@example.com"})
+
+    message: str
+    email: str
+
+
+class VerificationSent(BaseModel):
+    """A new verification link (202, `sent`), or none: the address is verified already
+    (200)."""
+
+    model_config = _examples(
+        {"message": "We sent a new link to ada@example.com.", "sent": True},
+        {"message": "Your email address is verified already.", "sent": False},
+    )
+
+    message: str
+    sent: bool = Field(description="Whether a link was put in the mail.")
+
+
+class ChangeLink(BaseModel):
+    """A live address-change link (looking does not use it up, nor change anything)."""
+
+    model_config = _examples({"new_email": "ada@new.example.com", "valid": True})
+
+    new_email: str = Field(description="The address the account gets when the link is used.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class EmailChanged(BaseModel):
+    """The account's address is the link's. Every other session has ended; a client
+    signed in to the account goes on in a new session (its cookie is set) with a new CSRF
+    token, and any other client is not signed in."""
+
+    model_config = _examples(
+        {
+            "message": "email changed",
+            "email": "ada@new.example.com",
+            "signed_in": True,
+            "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 600},
+            "csrf_token": "Qx3vN0aZ8kLm...1700000000.Zm9v...",
+        },
+        {
+            "message": "email changed",
+            "email": "ada@new.example.com",
+            "signed_in": False,
+            "session": None,
+            "csrf_token": None,
+        },
+    )
+
+    message: str
+    email: str = Field(description="The account's address now.")
+    signed_in: bool = Field(description="Whether this client is signed in to the account.")
+    session: SessionSummary | None = Field(description="The new session, when signed in.")
+    csrf_token: str | None = Field(description="The new session's CSRF token, when signed in.")
+
+
+class UndoLink(BaseModel):
+    """A live undo link (looking does not use it up, nor change anything)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The earlier address it puts back.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class ChangeUndone(BaseModel):
+    """The earlier address is the account's again; every session has ended and the
+    password no longer works: set a new one with the reset link at `reset_path`."""
+
+    model_config = _examples(
+        {
+            "message": "address restored; set a new password",
+            "email": "ada@example.com",
+            "reset_path": f"/password/reset/{LINK_EXAMPLE}",
+        }
+    )
+
+    message: str
+    email: str = Field(description="The address put back.")
+    reset_path: str = Field(description="The path of a password-reset link for it.")
