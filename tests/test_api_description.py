@@ -23,6 +23,18 @@ DESCRIBED = {
     ("get", "/api/v1/account"),
     ("post", "/api/v1/signup"),
     ("post", "/api/v1/signin"),
+    # Mailed links (tests/test_api_mail_links.py)
+    ("get", "/password/forgot"),
+    ("post", "/password/forgot"),
+    ("get", "/password/reset/{token}"),
+    ("post", "/password/reset/{token}"),
+    ("get", "/email/verify/{token}"),
+    ("post", "/email/verify/{token}"),
+    ("post", "/email/verify/resend"),
+    ("get", "/email/change/{token}"),
+    ("post", "/email/change/{token}"),
+    ("get", "/email/undo/{token}"),
+    ("post", "/email/undo/{token}"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request, url_for
 from quart_auth import current_user
+from werkzeug.routing import BaseConverter
 
 from quartapp.accounts import email_change, email_undo, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, Purpose
@@ -44,6 +45,17 @@ from quartapp.web.schemas import (
 )
 
 bp = Blueprint("mail_links", __name__)
+
+
+class VerifyToken(BaseConverter):
+    """The token in a verification link's address: any path segment but ``resend``, so that
+    /email/verify/resend is only the resend route (a GET of it is a 405 naming POST, not a
+    dead link)."""
+
+    regex = r"(?!resend$)[^/]+"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("verify_token", VerifyToken))
 
 
 def signed_in_nav() -> dict[str, Any]:
@@ -243,7 +255,7 @@ async def reset(token: str) -> Response:
 # -- verifying an address ---------------------------------------------------------------
 
 
-@bp.get("/email/verify/<token>")
+@bp.get("/email/verify/<verify_token:token>")
 @public
 @session_access("read")
 @described(answers={200: VerifyLink}, errors=[404, 410], path=LinkToken)
@@ -259,7 +271,7 @@ async def verify_page(token: str) -> Response:
     return await answer(Outcome(VerifyLink(email=email, valid=True), page=page))
 
 
-@bp.post("/email/verify/<token>")
+@bp.post("/email/verify/<verify_token:token>")
 @public
 @session_access("read")
 @described(
