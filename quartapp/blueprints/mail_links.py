@@ -169,7 +169,9 @@ def forgot_form(**context: Any) -> Page:
 @session_access("read")
 @described(answers={200: ForgotForm})
 async def forgot_page() -> Response:
-    """How to ask for a password-reset link (the form, for browsers)."""
+    """How to ask for a password-reset link.
+
+    What to POST here, and how long a mailed link works. Browsers get the form."""
     form = ForgotForm(
         message=(
             'POST {"email"} here: if the address has an account, a link to set a new password '
