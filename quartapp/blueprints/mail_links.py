@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, Response, request, url_for
+from quart.blueprints import BlueprintSetupState
 from quart_auth import current_user
 from werkzeug.routing import BaseConverter
 
@@ -55,7 +56,10 @@ class VerifyToken(BaseConverter):
     regex = r"(?!resend$)[^/]+"
 
 
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("verify_token", VerifyToken))
+@bp.record_once
+def add_converters(state: BlueprintSetupState) -> None:
+    # Before the blueprint's routes are added to the app, which name it.
+    state.app.url_map.converters["verify_token"] = VerifyToken
 
 
 def signed_in_nav() -> dict[str, Any]:
