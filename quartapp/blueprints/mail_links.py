@@ -47,6 +47,9 @@ from quartapp.web.schemas import (
 
 bp = Blueprint("mail_links", __name__)
 
+# The POSTs here without a body can still answer 403 (the CSRF token) and 413: a web form
+# is read for its token when the header does not carry one.
+
 
 class VerifyToken(BaseConverter):
     """The token in a verification link's address: any path segment but ``resend``, so that
@@ -281,7 +284,7 @@ async def verify_page(token: str) -> Response:
 @public
 @session_access("read")
 @described(
-    answers={200: EmailVerified}, errors=[403, 404, 410], security=POST_ANYONE, path=LinkToken
+    answers={200: EmailVerified}, errors=[403, 404, 410, 413], security=POST_ANYONE, path=LinkToken
 )
 async def verify(token: str) -> Response:
     """Verify the address a link was mailed to (signed in or not).
@@ -300,7 +303,7 @@ async def verify(token: str) -> Response:
 @signed_in
 @described(
     answers={202: VerificationSent, 200: VerificationSent},
-    errors=[401, 403, 429],
+    errors=[401, 403, 413, 429],
     security=POST_SIGNED_IN,
 )
 async def resend_verification() -> Response:
@@ -354,7 +357,7 @@ async def email_change_page(token: str) -> Response:
 @session_access("read")
 @described(
     answers={200: EmailChanged},
-    errors=[403, 404, 409, 410],
+    errors=[403, 404, 409, 410, 413],
     security=POST_ANYONE,
     path=LinkToken,
 )
@@ -417,7 +420,7 @@ async def undo_email_change_page(token: str) -> Response:
 @session_access("read")
 @described(
     answers={200: ChangeUndone},
-    errors=[403, 404, 409, 410],
+    errors=[403, 404, 409, 410, 413],
     security=POST_ANYONE,
     path=LinkToken,
 )
