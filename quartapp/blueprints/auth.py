@@ -135,11 +135,11 @@ async def sign_up() -> Response:
 async def password_strength() -> Response:
     """How strong a password being typed is, judged as sign-up and password change will.
 
-    The sign-up form sends ``email`` and ``password``; the change form sends
-    ``new_password``, and the signed-in account's email is used. The answer never
-    contains the password. Browsers get the live hint: when judging is throttled or busy
-    it says it has paused (a 200, shown in its place), and the form still judges the
-    password when it is sent."""
+    The sign-up form sends `email` and `password`; the password change form sends
+    `new_password`, and signed in, the account's email is used. The answer never
+    contains the password. Browsers get the live hint instead: when judging is throttled
+    or busy it says it has paused (a 200, shown in its place), and the form still judges
+    the password when it is sent."""
     typed = await read_model(PasswordToJudge)
     record = current_record()
     email = record.email if record is not None else typed.email
