@@ -57,6 +57,22 @@ async def test_the_countdown_answers_its_shape_signed_in_or_not(
     assert 598 <= live.expires_in <= 600
 
 
+async def test_the_countdown_says_why_another_session_ended_this_one(app: Quart) -> None:
+    ada = Auth(app.test_client())
+    await ada.sign_up()
+    laptop = Auth(app.test_client())
+    await laptop.sign_in()
+    assert (await ada.post("/sessions/revoke-others")).status_code == 303
+    ended = await json_of(await laptop.client.get("/session/countdown", headers=JSON))
+    assert Countdown.model_validate(ended) == Countdown(
+        expires_in=0, expired=True, ended="elsewhere"
+    )
+    # Its own sign-out is no news to it: no reason.
+    await ada.post("/logout")
+    signed_out = await json_of(await ada.client.get("/session/countdown", headers=JSON))
+    assert signed_out == {"expires_in": 0, "expired": True}
+
+
 async def test_extend_answers_json_htmx_and_a_form_without_javascript(
     client: QuartClient, auth: Auth
 ) -> None:

@@ -179,13 +179,19 @@ async def countdown() -> Response:
     """The time left in this session, read without extending it.
 
     A page left open must not keep its session alive. Without a session this answers the
-    expired state (the widget's stops its polling, and says why when something else than
-    time ended the session)."""
+    expired state (the widget's stops its polling), and says why when something else than
+    time or its own sign-out ended the session not long ago (`ended`)."""
     # The common case, a live session's poll from htmx, is answered before Quart
     # (CountdownPoll, below): what this answers, that must answer alike.
     record = current_record()
-    answer = Countdown(expires_in=record.seconds_left if record else 0, expired=record is None)
-    page = Page(TEMPLATE, context=widget_context(record, ended=request_session().ended))
+    ended = request_session().ended
+    if record is not None:
+        answer = Countdown(expires_in=record.seconds_left, expired=False)
+    elif ended in WHY_ENDED:
+        answer = Countdown(expires_in=0, expired=True, ended=ended)
+    else:  # never signed in, signed out, or timed out
+        answer = Countdown(expires_in=0, expired=True)
+    page = Page(TEMPLATE, context=widget_context(record, ended=ended))
     return await respond(Outcome(answer, page=page))
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from quartapp.sessions.store import SessionRecord
+from quartapp.sessions.store import WHY_ENDED, SessionRecord
 
 
 def _examples(*examples: JsonDict) -> ConfigDict:
@@ -103,24 +103,33 @@ class Account(BaseModel):
 Absent = SkipJsonSchema[None]
 
 
-def _no_default(schema: JsonDict) -> None:
-    schema.pop("default", None)
+def absent(description: str, *, enum: list[str] | None = None) -> Any:
+    def finish(schema: JsonDict) -> None:
+        del schema["default"]  # null, which the schema does not allow
+        if enum is not None:
+            schema["enum"] = list(enum)
 
-
-def absent(description: str) -> Any:
-    return Field(default=None, description=description, json_schema_extra=_no_default)
+    return Field(default=None, description=description, json_schema_extra=finish)
 
 
 class Countdown(BaseModel):
     """The time left in this request's session. Reading it never extends it."""
 
     model_config = _examples(
-        {"expires_in": 540, "expired": False}, {"expires_in": 0, "expired": True}
+        {"expires_in": 540, "expired": False},
+        {"expires_in": 0, "expired": True},
+        {"expires_in": 0, "expired": True, "ended": "elsewhere"},
     )
 
     expires_in: int = Field(ge=0, description="Seconds until the session ends unless used.")
     expired: bool = Field(
         description="No live session: never signed in, signed out, ended or timed out."
+    )
+    ended: str | Absent = absent(
+        "Why the session ended, when something other than time or its own sign-out ended "
+        "it not long ago: `elsewhere` (from another session), `account` (the password or "
+        "the email address changed), `deleted` (the account was deleted).",
+        enum=list(WHY_ENDED),
     )
 
 
