@@ -3,13 +3,18 @@ client from it (a full page, an htmx fragment, a redirect, or JSON), so that no 
 what kind of client it has. The client's kind is read as everywhere
 (``hypermedia.wants_json``, ``hypermedia.htmx``).
 
-- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
-  ``status``; so does everyone when the outcome names no page and no redirect.
+- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model, without
+  the fields the view left unset) with ``status``; so does everyone when the outcome names
+  no page and no redirect.
 - ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
+- ``Outcome(..., page=Page(...), redirect=url)``: htmx gets the page's fragment in place,
+  and a browser without JavaScript goes to ``url`` (a form that updates its part of the
+  page, and without htmx goes back to the page it was on).
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
-  its fields and the status of the error.
+  its fields and the status of the error (or ``page_status``: a live hint that says it
+  has paused is a 200, which it shows in its place).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pydantic import BaseModel
 from quart import Response, jsonify
 
 from quartapp.web.errors import AppError
-from quartapp.web.hypermedia import navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class Refused:
 
     error: AppError
     page: Page
+    page_status: int | None = None
 
 
 async def respond(outcome: Outcome | Refused) -> Response:
@@ -62,16 +68,16 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return await render(
             refused.template,
             refused.fragment or refused.template,
-            outcome.error.status,
+            outcome.error.status if outcome.page_status is None else outcome.page_status,
             error=outcome.error,
             **refused.context,
         )
     browser_answer = outcome.page is not None or outcome.redirect is not None
     if outcome.data is not None and (not browser_answer or wants_json()):
-        response = jsonify(outcome.data.model_dump(mode="json"))
+        response = jsonify(outcome.data.model_dump(mode="json", exclude_unset=True))
         response.status_code = outcome.status
         return response
-    if outcome.redirect is not None:
+    if outcome.redirect is not None and (outcome.page is None or not htmx().request):
         return navigate(outcome.redirect)
     page = outcome.page
     assert page is not None, "an outcome names data, a page or a redirect"
