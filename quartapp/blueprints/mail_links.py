@@ -373,17 +373,17 @@ async def change_email(token: str) -> Response:
         return await answer(await link_dead("email"))
     except AppError as error:  # 409: another account has the address now
         return await answer(Refused(error, change_form()))
-    changed = EmailChanged(
-        message="email changed",
-        email=user.email,
-        signed_in=record is not None,
-        session=SessionSummary.of(record) if record is not None else None,
-        csrf_token=csrf_token() if record is not None else None,
-    )
+    changed = EmailChanged(message="email changed", email=user.email, signed_in=False)
+    target = url_for("auth.sign_in_page", email_changed=1)
     if record is not None:
+        changed = EmailChanged(
+            message="email changed",
+            email=user.email,
+            signed_in=True,
+            session=SessionSummary.of(record),
+            csrf_token=csrf_token(),
+        )
         target = url_for("account.email_page", changed=1)
-    else:
-        target = url_for("auth.sign_in_page", email_changed=1)
     return await answer(Outcome(changed, redirect=target))
 
 

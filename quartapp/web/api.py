@@ -12,11 +12,14 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    with an example;
 2. ``@described(request=..., answers={status: Model}, errors=[...], security=...)`` below
    the access decorator (``public`` or ``signed_in``): the statuses it answers beyond the
-   ones every route can (``ALWAYS``, and ``WITH_BODY`` for a body); ``SIGNED_IN``,
-   ``POST_SIGNED_IN`` or ``POST_ANYONE``; ``path=Model`` when its address has parameters
-   (a field of the model per parameter, with its description and schema);
+   ones every route can (``ALWAYS``, or ``always=SESSIONLESS`` for a route that never reads
+   the session; and ``WITH_BODY`` for a body), a status's own model in ``answers`` where it
+   is no error (/readyz's 503); ``SIGNED_IN``, ``POST_SIGNED_IN``, ``POST_ANYONE``, or
+   ``MAYBE_SIGNED_IN`` for a route that answers anyone; ``path=Model`` when its
+   address has parameters (a field of the model per parameter, with its description
+   and schema);
 3. the body read with ``read_model(Model)``; the view returns ``respond(Outcome(data,
-   status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
+   status, page=..., redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
 """
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Quart
 from quart_schema import (
     APIKeySecurityScheme,
+    HttpSecurityScheme,
     Info,
     OpenAPIProvider,
     QuartSchema,
@@ -69,6 +73,8 @@ RETRY_AFTER_STATUSES = (429, 503)
 # Every route can answer these: oversized cookies are refused first, and every route
 # reads the session from Redis.
 ALWAYS = (431, 503)
+# A route that never reads the session (``session_access("none")``) only the first.
+SESSIONLESS = (431,)
 # And every route with a body these.
 WITH_BODY = (400, 403, 413, 415, 422)
 
@@ -76,6 +82,7 @@ SECURITY_SCHEMES = {
     "session": APIKeySecurityScheme(name="quartapp_session", in_="cookie"),
     "csrfCookie": APIKeySecurityScheme(name="quartapp_csrf", in_="cookie"),
     "csrfHeader": APIKeySecurityScheme(name="X-CSRF-Token", in_="header"),
+    "healthToken": HttpSecurityScheme(scheme="bearer"),
 }
 SCHEME_DESCRIPTIONS = {
     "session": "The session cookie a sign-in sets (`__Host-quartapp_session` over https).",
@@ -84,17 +91,24 @@ SCHEME_DESCRIPTIONS = {
         "(`__Host-quartapp_csrf` over https)."
     ),
     "csrfHeader": "A token from GET /api/v1/csrf (or a sign-in's answer); every POST needs it.",
+    "healthToken": (
+        "`QUARTAPP_HEALTH_TOKEN`: GET /readyz tells its holder (and a request made on the "
+        "server's own machine) what each service answered."
+    ),
 }
 Security = list[dict[str, list[str]]]
 SIGNED_IN: Security = [{"session": []}]
 # A POST: the token, and what it is bound to (the session, or signed out the CSRF cookie).
 POST_ANYONE: Security = [{"csrfHeader": [], "session": []}, {"csrfHeader": [], "csrfCookie": []}]
 POST_SIGNED_IN: Security = [{"csrfHeader": [], "session": []}]
+# A route that answers anyone, and says more to a session (or the health token) it is sent.
+MAYBE_SIGNED_IN: Security = [{"session": []}, {}]
+MAYBE_HEALTH_TOKEN: Security = [{"healthToken": []}, {}]
 
 
 class Provider(OpenAPIProvider):
     """quart-schema's document, of the described routes' JSON addresses only, with each
-    error status described and Retry-After where it is sent."""
+    error answer (an ``ErrorBody``) described and Retry-After where it is sent."""
 
     def generate_rules(self) -> Iterable[Rule]:
         for rule in super().generate_rules():
@@ -132,10 +146,13 @@ class Provider(OpenAPIProvider):
                 operation["parameters"] = operation.get("parameters") or []
                 for status, answer in operation["responses"].items():
                     status = int(status)
+                    content = answer["content"]["application/json"]
+                    if content["schema"].get("title") != ErrorBody.__name__:
+                        continue  # an answer of its own, such as /readyz's 503
                     if status in ERROR_STATUSES:
                         answer["description"] = ERROR_STATUSES[status]
                         # One example per code this status can carry, not the model's.
-                        answer["content"]["application/json"]["examples"] = {
+                        content["examples"] = {
                             code: {"value": {"code": code, "message": API_MESSAGES.get(code, when)}}
                             for code, (code_status, when) in CODES.items()
                             if code_status == status
@@ -205,13 +222,15 @@ def described(
     request: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     security: Security | None = None,
+    always: Iterable[int] = ALWAYS,
     path: type[BaseModel] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
-    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added. ``path``
-    describes the parameters in its address, a field each (documented only: the view
-    reads them as Quart passes them)."""
-    error_statuses = set(errors) | set(ALWAYS) | (set(WITH_BODY) if request else set())
+    can answer (``always``, and ``WITH_BODY`` when it takes a body) are added, but for a
+    status ``answers`` gives a model of its own. ``path`` describes the parameters in its
+    address, a field each (documented only: the view reads them as Quart passes them)."""
+    error_statuses = set(errors) | set(always) | (set(WITH_BODY) if request else set())
+    error_statuses -= set(answers)
 
     def decorate(view: View) -> View:
         if request is not None:

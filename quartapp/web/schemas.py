@@ -3,10 +3,13 @@ document (``GET /openapi.json``) is made from them and from each route's ``descr
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
-from quartapp.sessions.store import SessionRecord
+from quartapp.sessions.store import WHY_ENDED, SessionRecord
 
 
 def _examples(*examples: JsonDict) -> ConfigDict:
@@ -91,6 +94,163 @@ class Account(BaseModel):
     email_verified: bool
     created_at: str = Field(description="ISO 8601, in UTC, to the second.")
     session: SessionSummary
+
+
+# Session countdown, extension, sign-out, strength, health
+
+# A field that is left out when it does not apply (the responder leaves out the fields a
+# view does not set), never sent as null: ``name: T | Absent = absent("...")``.
+Absent = SkipJsonSchema[None]
+
+
+def absent(description: str, *, enum: list[str] | None = None) -> Any:
+    def finish(schema: JsonDict) -> None:
+        del schema["default"]  # null, which the schema does not allow
+        if enum is not None:
+            schema["enum"] = list(enum)
+
+    return Field(default=None, description=description, json_schema_extra=finish)
+
+
+class Countdown(BaseModel):
+    """The time left in this request's session. Reading it never extends it."""
+
+    model_config = _examples(
+        {"expires_in": 540, "expired": False},
+        {"expires_in": 0, "expired": True},
+        {"expires_in": 0, "expired": True, "ended": "elsewhere"},
+    )
+
+    expires_in: int = Field(ge=0, description="Seconds until the session ends unless used.")
+    expired: bool = Field(
+        description="No live session: never signed in, signed out, ended or timed out."
+    )
+    ended: str | Absent = absent(
+        "Why the session ended, when something other than time or its own sign-out ended "
+        "it not long ago: `elsewhere` (from another session), `account` (the password or "
+        "the email address changed), `deleted` (the account was deleted).",
+        enum=list(WHY_ENDED),
+    )
+
+
+class Extended(BaseModel):
+    """The session's idle deadline slid forward now (never past its absolute limit)."""
+
+    model_config = _examples({"expires_in": 600})
+
+    expires_in: int = Field(ge=0, description="Seconds until the session ends unless used.")
+
+
+class SignedOut(BaseModel):
+    """The session has ended (its CSRF tokens with it) and its cookie is removed."""
+
+    model_config = _examples({"message": "signed out"})
+
+    message: str = Field(description='"signed out".')
+
+
+class PasswordToJudge(BaseModel):
+    """A password being typed: `password` (and `email`) on the sign-up form, or
+    `new_password` on the password change form."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.com", "password": "correct horse battery"},
+                {"new_password": "a brand new passphrase"},
+            ],
+            # One of the two, not empty (else a 422 naming `password`).
+            "anyOf": [
+                {"required": ["password"], "properties": {"password": {"minLength": 1}}},
+                {"required": ["new_password"], "properties": {"new_password": {"minLength": 1}}},
+            ],
+        }
+    )
+
+    email: str = Field(
+        default="",
+        description="The address it is for, signing up; signed in, the account's is used.",
+    )
+    password: str = Field(default="", description="The password typed on the sign-up form.")
+    new_password: str = Field(
+        default="", description="Or the one typed as a new password (used when no `password`)."
+    )
+
+
+class PasswordStrength(BaseModel):
+    """How strong a password is, judged as a sign-up or a password change will judge it.
+    It never contains the password."""
+
+    model_config = _examples(
+        {"score": 4, "acceptable": True, "message": None},
+        {"score": 0, "acceptable": False, "message": "This is one of the most common passwords."},
+    )
+
+    score: int = Field(ge=0, le=4, description="zxcvbn's score, from 0 (weakest) to 4.")
+    acceptable: bool = Field(description="Whether a sign-up or a password change takes it.")
+    message: str | None = Field(description="Why it is refused; null when it is acceptable.")
+
+
+class Health(BaseModel):
+    """The process is up and serving."""
+
+    model_config = _examples({"status": "ok"})
+
+    status: Literal["ok"]
+
+
+class MailQueueState(BaseModel):
+    """The mail queue: workers seen lately and jobs waiting, or why it did not answer."""
+
+    model_config = _examples({"queue": "ok", "workers": 2, "queued": 0, "waiting": 0})
+
+    queue: str = Field(description='"ok", or "unavailable: <error type>".')
+    workers: int | Absent = absent("Mail workers that reported lately.")
+    queued: int | Absent = absent("Jobs not yet taken by a worker.")
+    waiting: int | Absent = absent("Jobs not done, the running included.")
+
+
+class Readiness(BaseModel):
+    """Whether Redis and MySQL answer. Only the health token's holder, or a request made on
+    the server's own machine, gets the details (each service's answer, the mail queue, and
+    warnings); anyone else gets `status` alone."""
+
+    redis: str | Absent = absent('"ok", or "unavailable: <error type>".')
+    mysql: str | Absent = absent('"ok", or "unavailable: <error type>".')
+    mail: MailQueueState | Absent = absent("Mail does not decide readiness: it waits in the queue.")
+    warnings: list[str] | Absent = absent("Such as mail waiting with no worker to send it.")
+
+
+class Ready(Readiness):
+    """Ready: Redis and MySQL both answer."""
+
+    model_config = _examples(
+        {"status": "ok"},
+        {
+            "status": "ok",
+            "redis": "ok",
+            "mysql": "ok",
+            "mail": {"queue": "ok", "workers": 2, "queued": 0, "waiting": 0},
+        },
+    )
+
+    status: Literal["ok"]
+
+
+class NotReady(Readiness):
+    """Not ready: Redis or MySQL does not answer (take the instance out of rotation)."""
+
+    model_config = _examples(
+        {"status": "unavailable"},
+        {
+            "status": "unavailable",
+            "redis": "ok",
+            "mysql": "unavailable: TimeoutError",
+            "mail": {"queue": "ok", "workers": 2, "queued": 0, "waiting": 0},
+        },
+    )
+
+    status: Literal["unavailable"]
 
 
 # Mailed links: forgot, reset, verification, address change, undo
@@ -236,16 +396,14 @@ class EmailChanged(BaseModel):
             "message": "email changed",
             "email": "ada@new.example.com",
             "signed_in": False,
-            "session": None,
-            "csrf_token": None,
         },
     )
 
     message: str
     email: str = Field(description="The account's address now.")
     signed_in: bool = Field(description="Whether this client is signed in to the account.")
-    session: SessionSummary | None = Field(description="The new session, when signed in.")
-    csrf_token: str | None = Field(description="The new session's CSRF token, when signed in.")
+    session: SessionSummary | Absent = absent("The new session, when signed in.")
+    csrf_token: str | Absent = absent("The new session's CSRF token, when signed in.")
 
 
 class UndoLink(BaseModel):
