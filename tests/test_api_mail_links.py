@@ -5,6 +5,7 @@ their pages (tests/test_mail.py and tests/test_dead_links.py hold the flows)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -339,3 +340,17 @@ async def test_an_undo_link_used_over_json(app: Quart) -> None:
     reset = await client.get(undone["reset_path"], headers=JSON)
     assert (await reset.get_json())["email"] == "ada@example.com"
     assert (await auth.client.get("/api/v1/account", headers=JSON)).status_code == 401
+
+
+async def test_the_forgot_page_says_how_long_the_link_lasts_as_configured(
+    make_app: Callable[..., Any],
+) -> None:
+    app = await make_app(PASSWORD_RESET_TTL=1800)
+    client = app.test_client()
+    token = await csrf_from(client, "/password/forgot")
+    form = {"email": "ada@example.com", "csrf_token": token}
+    sent = await client.post("/password/forgot", form=form)
+    assert sent.status_code == 200
+    text = await sent.get_data(as_text=True)
+    assert "It is good for 30 minutes." in text
+    assert "hour" not in text

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Blueprint, Response, request, url_for
+from quart import Blueprint, Response, url_for
 from quart.blueprints import BlueprintSetupState
-from quart_auth import current_user
 from werkzeug.routing import BaseConverter
 
 from quartapp.accounts import email_change, email_undo, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, Purpose
+from quartapp.accounts.mailings import duration_in_words
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.blueprints.account import read_account
 from quartapp.engine.quart_context import current_application
@@ -168,7 +168,9 @@ async def link_dead(purpose: Purpose) -> Refused:
 
 
 def forgot_form(**context: Any) -> Page:
-    return Page("auth/forgot.html", "auth/_forgot_form.html", {**signed_in_nav(), **context})
+    lifetime = duration_in_words(int(current_application().config["PASSWORD_RESET_TTL"]))
+    context = {**signed_in_nav(), "link_lifetime": lifetime, **context}
+    return Page("auth/forgot.html", "auth/_forgot_form.html", context)
 
 
 @bp.get("/password/forgot")
@@ -456,6 +458,3 @@ async def account() -> Response:
     record = current_record()
     assert record is not None
     return await respond(Outcome(await read_account(record)))
-
-
-__all__ = ["bp", "current_user", "request"]
