@@ -27,7 +27,6 @@ from quartapp.web.api import (
     SIGNED_IN,
     Link,
     described,
-    described_page,
     read_model,
 )
 from quartapp.web.errors import AppError
@@ -45,6 +44,7 @@ from quartapp.web.schemas import (
     PasswordChanged,
     SessionDetail,
     SessionEnded,
+    SessionId,
     SessionList,
     SessionSummary,
 )
@@ -176,7 +176,12 @@ async def sessions_list() -> Response:
 
 @bp.post("/sessions/<public_id>/revoke")
 @signed_in
-@described(answers={200: SessionEnded}, errors=[401, 403, 404, 413], security=POST_SIGNED_IN)
+@described(
+    answers={200: SessionEnded},
+    errors=[401, 403, 404, 413],
+    security=POST_SIGNED_IN,
+    path=SessionId,
+)
 async def revoke_session(public_id: str) -> Response:
     """End one of your sessions now.
 
@@ -256,7 +261,6 @@ def password_form(**context: Any) -> Page:
 
 @bp.get("/account/password")
 @signed_in
-@described_page(errors=[401], security=SIGNED_IN)
 async def password_page() -> Response:
     """The form that changes the password, for browsers."""
     return await respond(Outcome(page=password_form(changed=request.args.get("changed") == "1")))
@@ -340,7 +344,6 @@ def delete_form(email: str) -> Page:
 
 @bp.get("/account/delete")
 @signed_in
-@described_page(errors=[401], security=SIGNED_IN)
 async def delete_page() -> Response:
     """The form that deletes the account, for browsers."""
     return await respond(Outcome(page=delete_form(signed_in_record().email)))

@@ -12,10 +12,14 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    with an example;
 2. ``@described(request=..., answers={status: Model}, errors=[...], security=...)`` below
    the access decorator (``public`` or ``signed_in``): the statuses it answers beyond the
-   ones every route can (``ALWAYS``, and ``WITH_BODY`` for a body); ``SIGNED_IN``,
-   ``POST_SIGNED_IN`` or ``POST_ANYONE``;
+   ones every route can (``ALWAYS``, or ``always=SESSIONLESS`` for a route that never reads
+   the session; and ``WITH_BODY`` for a body), a status's own model in ``answers`` where it
+   is no error (/readyz's 503); ``SIGNED_IN``, ``POST_SIGNED_IN``, ``POST_ANYONE``, or
+   ``MAYBE_SIGNED_IN`` for a route that answers anyone; ``path=Model`` when its
+   address has parameters (a field of the model per parameter, with its description
+   and schema);
 3. the body read with ``read_model(Model)``; the view returns ``respond(Outcome(data,
-   status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
+   status, page=..., redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
 
@@ -23,10 +27,6 @@ What a client does next with an answer is a link (``Link``, OpenAPI's links: the
 answer leads to a sign-in with its token, the session list to revoking one of them), named
 in ``described(links=...)`` by the answer's status; Schemathesis follows them
 (tests/test_openapi_contract.py).
-
-A form's page at the address of a described route (GET /account/password beside its POST)
-is declared with ``described_page``: the address's ``Allow`` header names its GET, so the
-document lists it too, answering HTML.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Quart
 from quart_schema import (
     APIKeySecurityScheme,
+    HttpSecurityScheme,
     Info,
     OpenAPIProvider,
     QuartSchema,
@@ -55,11 +56,7 @@ from quartapp.web.forms import read_fields
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
 LINKS = "api_links"
-PAGE = "api_page"
-PAGE_ANSWER = {
-    "description": "The page, in HTML, for browsers; JSON clients use this address's POST.",
-    "content": {"text/html": {"schema": {"type": "string"}}},
-}
+PATH_PARAMETERS = "api_path_parameters"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 View = TypeVar("View", bound=Callable[..., Any])
@@ -72,8 +69,12 @@ ERROR_STATUSES = {
         "The CSRF token is missing, wrong or expired (`csrf_failed`), or the password given "
         "to confirm a change is not the account's (`wrong_password`)."
     ),
-    404: "Nothing of yours at this address, such as a session that has ended (`not_found`).",
+    404: (
+        "Nothing at this address (`not_found`): a path parameter that cannot be one, or a "
+        "session that is not one of yours."
+    ),
     409: "A conflict with the account's state (`email_taken`, `conflict`).",
+    410: "A mailed link that is unknown, used, expired or killed (`link_dead`).",
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",
     422: "Fields are missing or invalid; `fields` names each one (`validation_failed`).",
@@ -85,6 +86,8 @@ RETRY_AFTER_STATUSES = (429, 503)
 # Every route can answer these: oversized cookies are refused first, and every route
 # reads the session from Redis.
 ALWAYS = (431, 503)
+# A route that never reads the session (``session_access("none")``) only the first.
+SESSIONLESS = (431,)
 # And every route with a body these.
 WITH_BODY = (400, 403, 413, 415, 422)
 
@@ -92,6 +95,7 @@ SECURITY_SCHEMES = {
     "session": APIKeySecurityScheme(name="quartapp_session", in_="cookie"),
     "csrfCookie": APIKeySecurityScheme(name="quartapp_csrf", in_="cookie"),
     "csrfHeader": APIKeySecurityScheme(name="X-CSRF-Token", in_="header"),
+    "healthToken": HttpSecurityScheme(scheme="bearer"),
 }
 SCHEME_DESCRIPTIONS = {
     "session": "The session cookie a sign-in sets (`__Host-quartapp_session` over https).",
@@ -100,12 +104,19 @@ SCHEME_DESCRIPTIONS = {
         "(`__Host-quartapp_csrf` over https)."
     ),
     "csrfHeader": "A token from GET /api/v1/csrf (or a sign-in's answer); every POST needs it.",
+    "healthToken": (
+        "`QUARTAPP_HEALTH_TOKEN`: GET /readyz tells its holder (and a request made on the "
+        "server's own machine) what each service answered."
+    ),
 }
 Security = list[dict[str, list[str]]]
 SIGNED_IN: Security = [{"session": []}]
 # A POST: the token, and what it is bound to (the session, or signed out the CSRF cookie).
 POST_ANYONE: Security = [{"csrfHeader": [], "session": []}, {"csrfHeader": [], "csrfCookie": []}]
 POST_SIGNED_IN: Security = [{"csrfHeader": [], "session": []}]
+# A route that answers anyone, and says more to a session (or the health token) it is sent.
+MAYBE_SIGNED_IN: Security = [{"session": []}, {}]
+MAYBE_HEALTH_TOKEN: Security = [{"healthToken": []}, {}]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +145,7 @@ class Link:
 
 class Provider(OpenAPIProvider):
     """quart-schema's document, of the described routes' JSON addresses only, with each
-    error status described and Retry-After where it is sent."""
+    error answer (an ``ErrorBody``) described and Retry-After where it is sent."""
 
     def generate_rules(self) -> Iterable[Rule]:
         for rule in super().generate_rules():
@@ -143,13 +154,21 @@ class Provider(OpenAPIProvider):
                 yield rule
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        # quart-schema describes a path parameter by its converter only (a string); a
+        # route's ``path`` model gives each its description, pattern and example. And the
+        # links from its answers.
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
+        model = getattr(view, PATH_PARAMETERS, None)
         links: Mapping[int, Iterable[Link]] = getattr(view, LINKS, {})
+        properties = model.model_json_schema()["properties"] if model is not None else {}
         for operations in paths.values():
             for operation in operations.values():
-                if getattr(view, PAGE, False):
-                    operation["responses"] = {200: PAGE_ANSWER, **operation["responses"]}
+                if model is not None:
+                    operation["parameters"] = [
+                        _path_parameter(parameter, properties.get(parameter["name"]))
+                        for parameter in operation["parameters"]
+                    ]
                 for status, its_links in links.items():
                     answer = operation["responses"][status]
                     answer["links"] = {link.name: link.schema() for link in its_links}
@@ -170,10 +189,13 @@ class Provider(OpenAPIProvider):
                 operation["parameters"] = operation.get("parameters") or []
                 for status, answer in operation["responses"].items():
                     status = int(status)
+                    content = answer["content"]["application/json"]
+                    if content["schema"].get("title") != ErrorBody.__name__:
+                        continue  # an answer of its own, such as /readyz's 503
                     if status in ERROR_STATUSES:
                         answer["description"] = ERROR_STATUSES[status]
                         # One example per code this status can carry, not the model's.
-                        answer["content"]["application/json"]["examples"] = {
+                        content["examples"] = {
                             code: {"value": {"code": code, "message": API_MESSAGES.get(code, when)}}
                             for code, (code_status, when) in CODES.items()
                             if code_status == status
@@ -187,6 +209,14 @@ class Provider(OpenAPIProvider):
                             }
                         }
         return document
+
+
+def _path_parameter(parameter: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    if parameter["in"] != "path" or schema is None:
+        return parameter
+    schema = {key: value for key, value in schema.items() if key != "title"}
+    description = schema.pop("description", None)
+    return {**parameter, "schema": schema} | ({"description": description} if description else {})
 
 
 def init_app(app: Quart) -> QuartSchema:
@@ -235,12 +265,17 @@ def described(
     request: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     security: Security | None = None,
+    always: Iterable[int] = ALWAYS,
+    path: type[BaseModel] | None = None,
     links: Mapping[int, Iterable[Link]] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
-    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added. ``links``:
-    what a client can do next with an answer, by its status."""
-    error_statuses = set(errors) | set(ALWAYS) | (set(WITH_BODY) if request else set())
+    can answer (``always``, and ``WITH_BODY`` when it takes a body) are added, but for a
+    status ``answers`` gives a model of its own. ``path`` describes the parameters in its
+    address, a field each (documented only: the view reads them as Quart passes them).
+    ``links``: what a client can do next with an answer, by its status."""
+    error_statuses = set(errors) | set(always) | (set(WITH_BODY) if request else set())
+    error_statuses -= set(answers)
     assert set(links or {}) <= set(answers), "links lead from a described answer"
 
     def decorate(view: View) -> View:
@@ -252,23 +287,11 @@ def described(
             view = document_response(ErrorBody, status)(view)
         if security is not None:
             view = security_scheme(security)(view)
+        if path is not None:
+            setattr(view, PATH_PARAMETERS, path)
         if links:
             setattr(view, LINKS, {status: tuple(its) for status, its in links.items()})
         setattr(view, DESCRIBED, True)
-        return view
-
-    return decorate
-
-
-def described_page(
-    *, errors: Iterable[int] = (), security: Security | None = None
-) -> Callable[[View], View]:
-    """Declare a browser's page at the address of a described route (a form's page beside
-    its POST): it answers HTML, and ``errors`` (in JSON to JSON clients, as every error)."""
-
-    def decorate(view: View) -> View:
-        view = described(answers={}, errors=errors, security=security)(view)
-        setattr(view, PAGE, True)
         return view
 
     return decorate

@@ -3,22 +3,25 @@ client from it (a full page, an htmx fragment, a redirect, or JSON), so that no 
 what kind of client it has. The client's kind is read as everywhere
 (``hypermedia.wants_json``, ``hypermedia.htmx``).
 
-- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
-  ``status``; so does everyone when the outcome names no page and no redirect. ``data`` may
-  be a function that makes the model, called only for a JSON answer, where making it would
-  cost a page more than it should pay for nothing (the sessions list's five models: about
-  300k instructions of a 2.2M request).
-- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment, with the
-  page's status (200 unless it names another).
+- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model, without
+  the fields the view left unset) with ``status``; so does everyone when the outcome names
+  no page and no redirect. ``data`` may be a function that makes the model, called only
+  for a JSON answer, where making it would cost a page more than it should pay for
+  nothing (the sessions list's five models: about 300k instructions of a 2.2M request).
+- ``Outcome(..., page=Page(...))``: browsers get the page (with the page's own status, a
+  200 unless it says otherwise: a 202 for JSON clients is a page like any other), htmx its
+  fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
-- ``Outcome(..., page=Page(...), redirect=url)``: htmx swaps the page's fragment in place,
-  and other browsers go to ``url`` (a form posted without JavaScript is answered with a
-  redirect, so that a reload does not post it again).
+- ``Outcome(..., page=Page(...), redirect=url)``: an htmx swap gets the page's fragment in
+  place, and a browser without JavaScript (or a boosted htmx navigation) goes to ``url``
+  (a form that updates its part of the page, and without htmx goes back to the page it
+  was on).
 - ``page`` may be a coroutine function that makes the page, awaited only when the answer is
   the page: what only the page shows (a list htmx swaps in) is read only for it.
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
-  its fields and the status of the error.
+  its fields and the status of the error (or ``page_status``: a live hint that says it
+  has paused is a 200, which it shows in its place).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Refused:
 
     error: AppError
     page: Page
+    page_status: int | None = None
 
 
 async def respond(outcome: Outcome | Refused) -> Response:
@@ -73,17 +77,17 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return await render(
             refused.template,
             refused.fragment or refused.template,
-            outcome.error.status,
+            outcome.error.status if outcome.page_status is None else outcome.page_status,
             error=outcome.error,
             **refused.context,
         )
     browser_answer = outcome.page is not None or outcome.redirect is not None
     if outcome.data is not None and (not browser_answer or wants_json()):
         data = outcome.data if isinstance(outcome.data, BaseModel) else outcome.data()
-        response = jsonify(data.model_dump(mode="json"))
+        response = jsonify(data.model_dump(mode="json", exclude_unset=True))
         response.status_code = outcome.status
         return response
-    if outcome.redirect is not None and (outcome.page is None or not htmx().request):
+    if outcome.redirect is not None and (outcome.page is None or not htmx().wants_fragment):
         return navigate(outcome.redirect)
     assert outcome.page is not None, "an outcome names data, a page or a redirect"
     page = outcome.page if isinstance(outcome.page, Page) else await outcome.page()
