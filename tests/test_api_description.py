@@ -23,6 +23,13 @@ DESCRIBED = {
     ("get", "/api/v1/account"),
     ("post", "/api/v1/signup"),
     ("post", "/api/v1/signin"),
+    ("get", "/api/v1/passkeys"),
+    ("post", "/api/v1/passkeys/registration/options"),
+    ("post", "/api/v1/passkeys/registration"),
+    ("post", "/api/v1/passkeys/{passkey_id}/rename"),
+    ("post", "/api/v1/passkeys/{passkey_id}/remove"),
+    ("post", "/api/v1/passkeys/authentication/options"),
+    ("post", "/api/v1/signin/passkey"),
 }
 
 
@@ -287,5 +294,6 @@ async def test_the_account_route_answers_its_described_shape(
     assert (await anonymous.get_json())["code"] == "unauthenticated"
     await auth.sign_up()
     account = await (await client.get("/api/v1/account")).get_json()
-    assert set(account) == {"email", "email_verified", "created_at", "session"}
+    assert set(account) == {"email", "email_verified", "created_at", "passkeys", "session"}
+    assert account["passkeys"] == 0
     assert set(account["session"]) == {"id", "expires_in"}

@@ -13,7 +13,7 @@ from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
-from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.queries import count_passkeys, find_user_by_id
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -195,6 +195,7 @@ async def read_account(record: SessionRecord) -> Account:
         email=user.email,
         email_verified=user.email_verified,
         created_at=iso_time(int(user.created_at.timestamp() * 1000)),
+        passkeys=await count_passkeys(user.id),
         session=SessionSummary.of(record),
     )
 
