@@ -14,6 +14,7 @@ from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
 from quartapp.accounts.queries import count_passkeys, find_user_by_id
+from quartapp.accounts.sign_in_flow import way_of
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -108,6 +109,7 @@ async def render_sessions(
         status_message=status,
         focus_heading=htmx().request if focus_heading is None else focus_heading,
         version=list_version(records, current),
+        way_of=way_of,
     )
 
 

@@ -97,7 +97,7 @@ async def passkeys_page_of(user_id: int, **context: Any) -> Page:
 @bp.get("/api/v1/passkeys")
 @bp.get("/account/passkeys", endpoint="passkeys_page")
 @signed_in
-@described(answers={200: PasskeyList}, security=SIGNED_IN)
+@described(answers={200: PasskeyList}, errors=[401], security=SIGNED_IN)
 async def list_passkeys() -> Response:
     """The account's passkeys, the oldest first (the passkeys page for browsers)."""
     record = signed_in_record()

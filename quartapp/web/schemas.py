@@ -105,7 +105,9 @@ class PasskeyReauthentication(BaseModel):
 
     model_config = _examples({"current_password": "correct horse battery"})
 
-    current_password: str = Field(description="The account's password.")
+    current_password: str = Field(
+        description="The account's password.", json_schema_extra=NOT_BLANK
+    )
 
 
 class CeremonyOptions(BaseModel):
@@ -213,7 +215,7 @@ class PasskeyName(BaseModel):
 
     model_config = _examples({"name": "Phone"})
 
-    name: str = Field(description="1 to 64 characters.", json_schema_extra=NOT_BLANK)
+    name: str = Field(description="1 to 64 characters.", max_length=64, json_schema_extra=NOT_BLANK)
 
 
 class PasskeyChanged(BaseModel):

@@ -65,7 +65,7 @@ def sign_in_error(setup: Setup) -> Page:
     account = setup.make_account(server)
     page.goto("/")
     fill_credentials(page, account.email, "not the password")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator(".form-error")).to_be_visible()
     return page
 
