@@ -212,7 +212,43 @@ function setUpManage() {
   }
 }
 
+// --- the offer after a password sign-in ------------------------------------------------
+// Where the browser can (Chrome and Safari's conditional create), a passkey is added
+// without a dialog right after a password sign-in, when the browser's password manager
+// filled the password; the server gives such options only in the first minutes of a
+// session signed in with a password, to an account without passkeys. Once per session.
+
+async function offerPasskey(box) {
+  const tried = `quartapp-passkey-offer-${box.dataset.session}`;
+  try {
+    if (window.sessionStorage.getItem(tried)) return;
+    window.sessionStorage.setItem(tried, "1");
+  } catch {
+    return; // no storage: no way to ask only once
+  }
+  if (typeof PublicKeyCredential.getClientCapabilities !== "function") return;
+  const capabilities = await PublicKeyCredential.getClientCapabilities();
+  if (!capabilities.conditionalCreate) return;
+  const asked = await post(box.dataset.optionsUrl, { mediation: "conditional" });
+  if (!asked.ok) return; // the account has passkeys, or the sign-in is not fresh
+  let credential;
+  try {
+    credential = await navigator.credentials.create({
+      publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(asked.data.public_key),
+      mediation: "conditional",
+    });
+  } catch {
+    return; // the browser chose not to: nothing to say
+  }
+  const added = await post(box.dataset.registerUrl, { credential: credential.toJSON() });
+  if (!added.ok) return;
+  box.textContent = "A passkey was added to your account: next time, sign in with it.";
+  box.hidden = false;
+}
+
 if (supported) {
+  const offer = document.getElementById("passkey-offer");
+  if (offer) offerPasskey(offer).catch(() => {});
   const signInBox = document.getElementById("passkey-sign-in");
   if (signInBox) setUpSignIn(signInBox);
   if (document.querySelector("[data-passkeys=manage]")) setUpManage();

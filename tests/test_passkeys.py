@@ -502,6 +502,68 @@ async def test_the_sign_in_page_offers_passkeys_where_the_browser_can(client: Qu
     assert "/static/passkeys.js" in html
 
 
+# --- the browser's offer after a password sign-in (a conditional create) ------------------
+
+
+async def conditional_options(client: QuartClient) -> Any:
+    return await post_json(
+        client,
+        "/api/v1/passkeys/registration/options",
+        {"mediation": "conditional"},
+        await token_of(client),
+    )
+
+
+async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unasked(
+    app: Quart, ada: Auth
+) -> None:
+    browser = Auth(app.test_client())
+    assert (await browser.sign_in()).status_code == 303
+    answer = await conditional_options(browser.client)
+    assert answer.status_code == 200
+    options = (await answer.get_json())["public_key"]
+    # A conditional create may come without presence or verification: the password was
+    # just typed.
+    credential = authenticator().create(options, present=False, verified=False)
+    added = await post_json(
+        browser.client,
+        "/api/v1/passkeys/registration",
+        {"credential": credential},
+        await token_of(browser.client),
+    )
+    assert added.status_code == 201, await added.get_data(as_text=True)
+    # Once the account has a passkey, no more offers.
+    assert (await conditional_options(browser.client)).status_code == 409
+    # The page carries the offer after a password sign-in only.
+    home = await (await browser.client.get("/home")).get_data(as_text=True)
+    assert 'id="passkey-offer"' in home
+    assert 'id="passkey-offer"' not in await (await ada.client.get("/home")).get_data(as_text=True)
+
+
+async def test_the_offer_needs_a_fresh_password_sign_in(
+    app: Quart, ada: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Signed up, not signed in with a password: refused.
+    refused = await conditional_options(ada.client)
+    assert refused.status_code == 403
+    # A password sign-in, but longer ago than a challenge lives.
+    browser = Auth(app.test_client())
+    assert (await browser.sign_in()).status_code == 303
+    monkeypatch.setattr("quartapp.accounts.passkeys.CHALLENGE_SECONDS", -1)
+    assert (await conditional_options(browser.client)).status_code == 403
+    monkeypatch.undo()
+    # Without the conditional options, presence and verification are required.
+    _answer, options = await registration_options(browser.client)
+    credential = authenticator().create(options, present=False, verified=False)
+    unverified = await post_json(
+        browser.client,
+        "/api/v1/passkeys/registration",
+        {"credential": credential},
+        await token_of(browser.client),
+    )
+    assert unverified.status_code == 400
+
+
 # --- the notices by mail -----------------------------------------------------------------
 
 

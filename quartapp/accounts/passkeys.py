@@ -64,8 +64,13 @@ from webauthn.helpers.structs import (
 from quartapp.accounts import queries
 from quartapp.accounts.models import Passkey, User
 from quartapp.accounts.queries import find_user_by_id
-from quartapp.accounts.service import confirm_password, given_back_unless_wrong, queue_notice
-from quartapp.accounts.sign_in_flow import Way, start_session
+from quartapp.accounts.service import (
+    SignedOut,
+    confirm_password,
+    given_back_unless_wrong,
+    queue_notice,
+)
+from quartapp.accounts.sign_in_flow import Way, start_session, way_of
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
@@ -89,6 +94,8 @@ EXPIRED = "This passkey request has expired or was used already. Try again."
 TAKEN = "This passkey is registered already."
 NO_SUCH_PASSKEY = "There is no such passkey."
 TOO_MANY = f"An account can have at most {MAX_PASSKEYS} passkeys. Remove one first."
+NOT_FRESH = "Type your password to add a passkey."
+HAS_PASSKEYS = "The account has a passkey already."
 LAST_WAY_IN = "This is your last way to sign in: add a passkey or keep a password first."
 
 
@@ -220,19 +227,45 @@ async def remove_passkey(user_id: int, passkey_id: int) -> tuple[Passkey, list[P
 # --- adding a passkey ----------------------------------------------------------------------
 
 
-async def registration_options(record: SessionRecord, password: str) -> dict[str, Any]:
+def fresh_password_sign_in(record: SessionRecord) -> bool:
+    """Whether ``record``'s session was signed in with a password moments ago (as long as
+    a challenge lives): the password has just been typed, so it need not be asked again
+    for the browser's offer to add a passkey."""
+    return (
+        way_of(record) is Way.PASSWORD
+        and record.read_at - record.created_at <= CHALLENGE_SECONDS * 1000
+    )
+
+
+async def registration_options(
+    record: SessionRecord, password: str, *, conditional: bool = False
+) -> dict[str, Any]:
     """The options for ``navigator.credentials.create()``, once the signed-in user has
-    typed their password again (ASVS 6.4: a new authenticator needs the current factor).
+    typed their password again (ASVS 6.4: a new authenticator needs the current factor;
+    a second factor's code will do as well once accounts have one).
+
+    ``conditional``: for the browser's own offer right after a password sign-in (a
+    conditional create, ``mediation: "conditional"``), which needs no password typed again
+    but a session signed in with one moments ago, and an account without passkeys.
 
     Raises SignedOut (``service``) when the account has gone; a wrong password is a 403
     ``wrong_password`` naming ``current_password``."""
+    if conditional:
+        if not fresh_password_sign_in(record):
+            raise AppError(NOT_FRESH, status=403)
+        user = await find_user_by_id(record.user_id)
+        if user is None:
+            raise SignedOut()
+        if await queries.count_passkeys(user.id):
+            raise AppError(HAS_PASSKEYS, status=409)
+        return await _registration_options(user, conditional=True)
     if not password:
         raise InvalidFields({"current_password": "Enter your current password."})
     user = await confirm_password(record, password, "current_password")
     return await _registration_options(user)
 
 
-async def _registration_options(user: User) -> dict[str, Any]:
+async def _registration_options(user: User, *, conditional: bool = False) -> dict[str, Any]:
     existing = await queries.list_passkeys(user.id)
     if len(existing) >= MAX_PASSKEYS:
         raise AppError(TOO_MANY, status=409)
@@ -251,7 +284,13 @@ async def _registration_options(user: User) -> dict[str, Any]:
         ),
         exclude_credentials=descriptors(existing),
     )
-    await _keep_challenge(options.challenge, Purpose.REGISTER, user_id=user.id, handle=handle)
+    await _keep_challenge(
+        options.challenge,
+        Purpose.REGISTER,
+        user_id=user.id,
+        handle=handle,
+        conditional=conditional,
+    )
     return options_to_json_dict(options)
 
 
@@ -277,7 +316,11 @@ async def add_passkey(record: SessionRecord, credential: Mapping[str, Any], name
             expected_challenge=_client_challenge(parsed.response) or b"",
             expected_rp_id=party.id,
             expected_origin=party.origin,
-            require_user_verification=True,
+            # A conditional create (the browser's offer after a password sign-in) may
+            # come without the user's presence or verification: the password was just
+            # typed. Every sign-in with the passkey requires its user verification.
+            require_user_presence=not details.get("conditional"),
+            require_user_verification=not details.get("conditional"),
         )
     except (WebAuthnException, ValueError, TypeError, KeyError, IndexError):
         raise AppError(INVALID, status=400, code="passkey_invalid") from None

@@ -122,7 +122,11 @@ async def registration_options() -> Response:
     challenge is good once, for five minutes. A 409 when the account has 20 passkeys."""
     typed = await read_model(PasskeyReauthentication)
     try:
-        options = await passkeys.registration_options(signed_in_record(), typed.current_password)
+        options = await passkeys.registration_options(
+            signed_in_record(),
+            typed.current_password,
+            conditional=typed.mediation == "conditional",
+        )
     except service.SignedOut:
         raise Unauthorized() from None
     return await respond(Outcome(CeremonyOptions(public_key=options)))

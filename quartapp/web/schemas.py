@@ -101,12 +101,19 @@ class Account(BaseModel):
 
 
 class PasskeyReauthentication(BaseModel):
-    """The account's current password, typed again before a passkey is added."""
+    """The account's current password, typed again before a passkey is added; or, for the
+    browser's own offer right after a password sign-in, ``mediation`` "conditional"."""
 
     model_config = _examples({"current_password": "correct horse battery"})
 
-    current_password: str = Field(
-        description="The account's password.", json_schema_extra=NOT_BLANK
+    current_password: str = Field(default="", description="The account's password.")
+    mediation: str = Field(
+        default="",
+        description=(
+            '"conditional": options for a conditional create, without the password, in a '
+            "session signed in with one in the last five minutes, for an account without "
+            "passkeys (else a 403, or a 409)."
+        ),
     )
 
 

@@ -211,6 +211,14 @@ def delete_page(setup: Setup) -> Page:
     return page
 
 
+def passkeys_page(setup: Setup) -> Page:
+    page = setup.signed_in()
+    page.goto("/account/passkeys")
+    expect(page.get_by_role("heading", name="Passkeys", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Add a passkey")).to_be_visible()  # the script's
+    return page
+
+
 def not_found(setup: Setup) -> Page:
     page, _ = setup.page()
     response = page.goto("/no-such-page")
@@ -242,6 +250,7 @@ STATES = {
     "delete-account": delete_page,
     "delete-account-error": delete_account_error,
     "account-deleted": account_deleted,
+    "passkeys": passkeys_page,
     "not-found": not_found,
 }
 # The pages the docs show, at every width and in both schemes.

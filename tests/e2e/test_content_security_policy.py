@@ -123,7 +123,7 @@ def test_the_api_reference_renders_under_the_same_policy(browse: Browse, server:
     ]
     assert policies == [page.request.get("/").headers["content-security-policy"]]
     operations = page.locator(".opblock")
-    expect(operations).to_have_count(4)
+    expect(operations).to_have_count(11)
     operations.nth(1).locator(".opblock-summary").click()
     expect(page.get_by_text("Example Value").first).to_be_visible()
     for asset in page.evaluate(

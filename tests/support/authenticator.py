@@ -82,6 +82,7 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         challenge: str | None = None,
         verified: bool = True,
+        present: bool = True,
         flags: int = 0,
         copy_of: Credential | None = None,
     ) -> dict[str, Any]:
@@ -97,7 +98,9 @@ class SoftAuthenticator:
             user_handle=unb64url(options["user"]["id"]),
         )
         self.credentials.append(credential)
-        data_flags = USER_PRESENT | ATTESTED | (USER_VERIFIED if verified else 0) | flags
+        data_flags = (
+            (USER_PRESENT if present else 0) | ATTESTED | (USER_VERIFIED if verified else 0) | flags
+        )
         attested = (
             bytes(16)  # AAGUID
             + struct.pack(">H", len(credential.id))
