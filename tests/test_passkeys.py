@@ -17,6 +17,8 @@ from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
 
+from quartapp.accounts.email_undo import offer_undo
+from quartapp.accounts.mail_tokens import get_mail_tokens
 from quartapp.accounts.models import Passkey, User
 from quartapp.accounts.sign_in_flow import Way, way_of
 from quartapp.sessions.store import SessionStore
@@ -500,6 +502,26 @@ async def test_the_sign_in_page_offers_passkeys_where_the_browser_can(client: Qu
     assert 'id="passkey-sign-in" class="passkey-sign-in" hidden' in html
     assert "Sign in with a passkey" in html
     assert "/static/passkeys.js" in html
+
+
+async def test_undoing_a_takeover_removes_the_passkeys_added_meanwhile(
+    app: Quart, ada: Auth
+) -> None:
+    """Whoever moved the account to their own address may have added a passkey too: the
+    undo link mailed to the old address removes every passkey with the password."""
+    thiefs = authenticator()
+    assert (await register(ada.client, thiefs)).status_code == 201
+    user = await User.get(email="ada@example.com")
+    await User.filter(id=user.id).update(email="thief@example.com")
+    async with app.app_context():
+        token = get_mail_tokens().token("undo", await offer_undo(user.id, "ada@example.com"))
+    owner = app.test_client()
+    done = await owner.post(
+        f"/email/undo/{token}", form={"csrf_token": await csrf_from(owner, "/password/forgot")}
+    )
+    assert done.status_code == 303
+    assert await Passkey.filter(user_id=user.id).count() == 0
+    assert (await passkey_sign_in(app, thiefs)).status_code == 401
 
 
 # --- the browser's offer after a password sign-in (a conditional create) ------------------

@@ -171,6 +171,11 @@ async def delete_passkey(passkey_id: int) -> bool:
     return bool(await _database(Passkey.filter(id=passkey_id).delete()))
 
 
+async def delete_passkeys(user_id: int) -> int:
+    """Remove every passkey of the account; how many there were."""
+    return int(await _database(Passkey.filter(user_id=user_id).delete()))
+
+
 async def passkey_used(passkey: Passkey, sign_count: int, backed_up: bool) -> bool:
     """Move the passkey's counter on to ``sign_count``, only from the value ``passkey``
     was read with: of two answers racing with one counter value (a cloned authenticator's),

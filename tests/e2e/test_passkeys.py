@@ -97,6 +97,15 @@ def add_passkey(page: Page, account: Account, name: str = "") -> None:
     expect(page.get_by_text("Your passkey has been added.")).to_be_visible()
 
 
+def tab_to(page: Page, selector: str) -> None:
+    """Press Tab until the element ``selector`` names has the focus."""
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector} on {page.url}")
+
+
 def sign_out(page: Page) -> None:
     page.get_by_role("button", name="Sign out").first.click()
     page.wait_for_url("**/?signed_out=1")
@@ -147,6 +156,27 @@ def test_add_a_passkey_sign_out_and_sign_in_with_it(
     expect(page.locator("tr[aria-current] .device")).to_contain_text("(signed in: passkey)")
     page.goto(PASSKEYS)
     expect(page.locator(".passkey-times")).to_contain_text("Last used")
+
+
+def test_with_the_keyboard_alone(passkey_server: Server, browse: Browse, ada: Account) -> None:
+    page, _ = open_with_authenticator(browse, passkey_server)
+    sign_in(page, ada)
+    page.goto("/account")
+    tab_to(page, "a[href='/account/passkeys']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/account/passkeys")
+    tab_to(page, "#current_password")
+    page.keyboard.type(ada.password)
+    tab_to(page, "#passkey-new-name")
+    page.keyboard.type("Keyboard")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/account/passkeys?added=1")
+    assert passkey_names(page) == ["Keyboard"]
+    sign_out(page)
+    tab_to(page, "#passkey-sign-in button")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/home")
+    expect(page.locator("h1 .email")).to_have_text(ada.email)
 
 
 def test_the_password_is_asked_again_before_a_passkey_is_added(
