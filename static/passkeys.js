@@ -7,6 +7,15 @@
 const supported = typeof window.PublicKeyCredential === "function"
   && typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function";
 
+// Passkeys are for the site's public address (its host is the relying party id): on a page
+// opened under another name, an IP address say, the browser would refuse every call, so
+// nothing is offered there.
+function atRelyingParty(element) {
+  const rpId = element.dataset.rpId;
+  const host = window.location.hostname;
+  return Boolean(rpId) && (host === rpId || host.endsWith(`.${rpId}`));
+}
+
 function csrfToken() {
   try {
     return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
@@ -120,8 +129,9 @@ function setUpSignIn(box) {
     try {
       await signIn("conditional");
     } catch (error) {
-      if (error && error.name === "AbortError") return; // the button took over
-      problem.textContent = error instanceof DOMException ? browserProblem(error, false) : error.message;
+      // The browser's own refusals (the button took over, nothing picked) say nothing;
+      // the server's answer to a passkey that was picked does.
+      if (!(error instanceof DOMException)) problem.textContent = error.message;
     }
   }
 
@@ -142,6 +152,7 @@ function setUpManage() {
   }
 
   const form = document.getElementById("passkey-add-form");
+  if (!atRelyingParty(form)) return;
   const problem = document.getElementById("passkey-add-error");
   const button = form.querySelector("button[type=submit]");
   const password = form.elements.current_password;
@@ -248,8 +259,8 @@ async function offerPasskey(box) {
 
 if (supported) {
   const offer = document.getElementById("passkey-offer");
-  if (offer) offerPasskey(offer).catch(() => {});
+  if (offer && atRelyingParty(offer)) offerPasskey(offer).catch(() => {});
   const signInBox = document.getElementById("passkey-sign-in");
-  if (signInBox) setUpSignIn(signInBox);
+  if (signInBox && atRelyingParty(signInBox)) setUpSignIn(signInBox);
   if (document.querySelector("[data-passkeys=manage]")) setUpManage();
 }

@@ -499,7 +499,7 @@ async def test_the_passkey_endpoints_are_well_known(client: QuartClient) -> None
 async def test_the_sign_in_page_offers_passkeys_where_the_browser_can(client: QuartClient) -> None:
     html = await (await client.get("/")).get_data(as_text=True)
     assert 'autocomplete="username webauthn"' in html
-    assert 'id="passkey-sign-in" class="passkey-sign-in" hidden' in html
+    assert 'id="passkey-sign-in" class="passkey-sign-in" hidden data-rp-id="quartapp.test"' in html
     assert "Sign in with a passkey" in html
     assert "/static/passkeys.js" in html
 

@@ -8,8 +8,10 @@ lists, renames and removes passkeys with plain forms, and sign-in is by password
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, current_app, jsonify, url_for
+from quart.blueprints import BlueprintSetupState
 from quart_auth import Unauthorized
 
 from quartapp.accounts import passkeys, queries, service
@@ -46,6 +48,15 @@ from quartapp.web.schemas import (
 from quartapp.web.templating import iso_time
 
 bp = Blueprint("passkeys", __name__)
+
+
+@bp.record_once
+def name_the_relying_party(state: BlueprintSetupState) -> None:
+    """The relying party id, for the pages (``passkey_rp_id``): static/passkeys.js offers
+    passkeys only on a page opened under that name."""
+    public_url = str(state.app.config["PUBLIC_URL"])
+    state.app.jinja_env.globals["passkey_rp_id"] = urlsplit(public_url).hostname or ""
+
 
 # Fixed messages for flags in the page's address, never text taken from it.
 NOTICES = {

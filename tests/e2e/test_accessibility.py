@@ -212,7 +212,7 @@ def delete_page(setup: Setup) -> Page:
 
 
 def passkeys_page(setup: Setup) -> Page:
-    page = setup.signed_in()
+    page = setup.signed_in("passkey_server")  # passkeys need the site's own name
     page.goto("/account/passkeys")
     expect(page.get_by_role("heading", name="Passkeys", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Add a passkey")).to_be_visible()  # the script's
@@ -229,8 +229,16 @@ def not_found(setup: Setup) -> Page:
     return page
 
 
+def passkey_sign_in_page(setup: Setup) -> Page:
+    page, _ = setup.page("passkey_server")
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
+    return page
+
+
 STATES = {
     "sign-in": sign_in_page,
+    "passkey-sign-in": passkey_sign_in_page,
     "sign-in-error": sign_in_error,
     "signed-out": signed_out,
     "sign-up": sign_up_page,

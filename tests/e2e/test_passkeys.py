@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_accessible, assert_fits, path_of, sign_in
+from .pages import assert_accessible, assert_fits, assert_focus_rings, path_of, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -319,7 +320,7 @@ def test_a_cloned_authenticator_is_refused(
 
 
 def test_the_passkeys_page_on_a_phone_and_a_desktop_in_both_schemes(
-    passkey_server: Server, browse: Browse, ada: Account
+    passkey_server: Server, browse: Browse, ada: Account, screenshot: Callable[..., Path]
 ) -> None:
     page, _ = open_with_authenticator(browse, passkey_server)
     sign_in(page, ada)
@@ -328,6 +329,9 @@ def test_the_passkeys_page_on_a_phone_and_a_desktop_in_both_schemes(
         page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
         page.set_viewport_size({"width": 1280, "height": 800})
         assert_accessible(page, f"passkeys ({scheme})")
+        assert_focus_rings(page, f"passkeys ({scheme})")
+        screenshot(page, f"passkeys-1280-{scheme}")
         for width in (390, 320):
             page.set_viewport_size({"width": width, "height": 740})
             assert_fits(page, f"passkeys at {width} px ({scheme})")
+            screenshot(page, f"passkeys-{width}-{scheme}")
