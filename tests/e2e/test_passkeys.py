@@ -92,7 +92,7 @@ def add_passkey(page: Page, account: Account, name: str = "") -> None:
     expect(form).to_be_visible()
     form.get_by_label("Current password").fill(account.password)
     if name:
-        form.get_by_label("Name").fill(name)
+        form.get_by_label("Name (optional").fill(name)
     form.get_by_role("button", name="Add a passkey").click()
     page.wait_for_url("**/account/passkeys?added=1")
     expect(page.get_by_text("Your passkey has been added.")).to_be_visible()
@@ -253,7 +253,7 @@ def test_two_passkeys_each_sign_in_and_renaming_one(
     )
     assert len(phone_key.credentials()) == 1
     # Renaming, with the keyboard alone.
-    name = phone.get_by_label("Name").first
+    name = phone.get_by_label("Name of passkey Laptop")
     name.focus()
     name.fill("Work laptop")
     phone.keyboard.press("Tab")
@@ -335,3 +335,27 @@ def test_the_passkeys_page_on_a_phone_and_a_desktop_in_both_schemes(
             page.set_viewport_size({"width": width, "height": 740})
             assert_fits(page, f"passkeys at {width} px ({scheme})")
             screenshot(page, f"passkeys-{width}-{scheme}")
+
+
+def test_without_javascript_passwords_work_and_passkeys_are_listed_renamed_and_removed(
+    passkey_server: Server, browse: Browse, ada: Account
+) -> None:
+    # A passkey added where JavaScript runs...
+    page, _ = open_with_authenticator(browse, passkey_server)
+    sign_in(page, ada)
+    add_passkey(page, ada, "Laptop")
+    # ...is looked after from a browser without it, with plain forms.
+    plain = browse(passkey_server, javascript=False)
+    plain.goto("/")
+    expect(plain.get_by_role("button", name="Sign in with a passkey")).to_be_hidden()
+    sign_in(plain, ada)
+    plain.goto(PASSKEYS)
+    expect(plain.get_by_text("Adding a passkey needs JavaScript")).to_be_visible()
+    expect(plain.get_by_role("button", name="Add a passkey")).to_be_hidden()
+    plain.get_by_label("Name of passkey Laptop").fill("Old laptop")
+    plain.get_by_role("button", name="Rename passkey Laptop").click()
+    plain.wait_for_url("**/account/passkeys?renamed=1")
+    assert passkey_names(plain) == ["Old laptop"]
+    plain.get_by_role("button", name="Remove passkey Old laptop").click()
+    plain.wait_for_url("**/account/passkeys?removed=1")
+    expect(plain.get_by_text("You have no passkeys yet.")).to_be_visible()
