@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 from redis.asyncio import Redis
@@ -473,6 +476,17 @@ async def test_deleting_the_account_deletes_its_passkeys(app: Quart, ada: Auth) 
     assert (await passkey_sign_in(app, device)).status_code == 401
 
 
+async def test_an_account_has_a_bounded_number_of_passkeys(
+    ada: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("quartapp.accounts.passkeys.MAX_PASSKEYS", 2)
+    for _ in range(2):
+        assert (await register(ada.client, authenticator())).status_code == 201
+    full, body = await registration_options(ada.client)
+    assert full.status_code == 409
+    assert body["code"] == "passkey_limit"
+
+
 async def test_passkeys_are_only_their_owners(app: Quart, ada: Auth) -> None:
     assert (await register(ada.client, authenticator())).status_code == 201
     (passkey,) = await Passkey.all()
@@ -584,6 +598,81 @@ async def test_the_offer_needs_a_fresh_password_sign_in(
         await token_of(browser.client),
     )
     assert unverified.status_code == 400
+
+
+# --- any answer at all is a 4xx --------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=80) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+def mangled(field: str) -> st.SearchStrategy[Any]:
+    """What may stand in a credential's field: anything JSON holds, base64url of random
+    bytes, of JSON, of CBOR, or of a client data object with the wrong types."""
+    return st.one_of(
+        json_values,
+        st.binary(max_size=300).map(b64url),
+        json_values.map(lambda value: b64url(json.dumps(value).encode())),
+        cbor_values.map(lambda value: b64url(cbor2.dumps(value))),
+        st.fixed_dictionaries(
+            {"type": json_values, "challenge": json_values, "origin": json_values}
+        ).map(lambda value: b64url(json.dumps(value).encode())),
+    )
+
+
+# The fields each answer is checked by (a field that is not read can hold anything).
+REGISTRATION_FIELDS = ("id", "rawId", "type", "clientDataJSON", "attestationObject")
+ASSERTION_FIELDS = ("id", "rawId", "type", "clientDataJSON", "authenticatorData", "signature",
+                    "userHandle")  # fmt: skip
+
+
+@pytest.fixture
+async def registered(ada: Auth) -> SoftAuthenticator:
+    """An authenticator holding a passkey of Ada's."""
+    device = authenticator()
+    assert (await register(ada.client, device)).status_code == 201
+    return device
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_any_credential_is_answered_with_a_4xx(
+    app: Quart, ada: Auth, registered: SoftAuthenticator, data: Any
+) -> None:
+    registering = data.draw(st.booleans(), label="registering")
+    if registering:
+        answer, options = await registration_options(ada.client)
+        assert answer.status_code == 200, options
+        credential = authenticator().create(options)
+    else:
+        credential = registered.get(await sign_in_options(app.test_client()))
+    fields = REGISTRATION_FIELDS if registering else ASSERTION_FIELDS
+    for name in data.draw(st.sets(st.sampled_from(fields), min_size=1), label="fields"):
+        target = credential if name in ("id", "rawId", "type") else credential["response"]
+        target[name] = data.draw(mangled(name), label=name)
+    path = "/api/v1/passkeys/registration" if registering else "/api/v1/signin/passkey"
+    client = ada.client if registering else app.test_client()
+    answer = await post_json(
+        client, path, {"credential": credential}, await token_of(client, registering)
+    )
+    assert 400 <= answer.status_code < 500, await answer.get_data(as_text=True)
+    assert (await answer.get_json())["code"]
 
 
 # --- the notices by mail -----------------------------------------------------------------

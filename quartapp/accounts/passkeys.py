@@ -217,7 +217,7 @@ async def remove_passkey(user_id: int, passkey_id: int) -> tuple[Passkey, list[P
     passkey = await find_passkey(user_id, passkey_id)
     remaining = [other for other in await queries.list_passkeys(user_id) if other.id != passkey.id]
     if not user.password_hash and not remaining:
-        raise AppError(LAST_WAY_IN, status=409)
+        raise AppError(LAST_WAY_IN, status=409, code="last_way_in")
     if not await queries.delete_passkey(passkey.id):
         raise AppError(NO_SUCH_PASSKEY, status=404)  # removed by another request meanwhile
     await queue_notice("passkey_notice", user_id, change="removed", passkey=passkey.name)
@@ -257,7 +257,7 @@ async def registration_options(
         if user is None:
             raise SignedOut()
         if await queries.count_passkeys(user.id):
-            raise AppError(HAS_PASSKEYS, status=409)
+            raise AppError(HAS_PASSKEYS, status=409, code="passkey_exists")
         return await _registration_options(user, conditional=True)
     if not password:
         raise InvalidFields({"current_password": "Enter your current password."})
@@ -268,7 +268,7 @@ async def registration_options(
 async def _registration_options(user: User, *, conditional: bool = False) -> dict[str, Any]:
     existing = await queries.list_passkeys(user.id)
     if len(existing) >= MAX_PASSKEYS:
-        raise AppError(TOO_MANY, status=409)
+        raise AppError(TOO_MANY, status=409, code="passkey_limit")
     handle = existing[0].user_handle if existing else b64url(secrets.token_bytes(32))
     party = RelyingParty.of_app()
     options = generate_registration_options(
@@ -325,7 +325,7 @@ async def add_passkey(record: SessionRecord, credential: Mapping[str, Any], name
     except (WebAuthnException, ValueError, TypeError, KeyError, IndexError):
         raise AppError(INVALID, status=400, code="passkey_invalid") from None
     if await queries.count_passkeys(record.user_id) >= MAX_PASSKEYS:
-        raise AppError(TOO_MANY, status=409)
+        raise AppError(TOO_MANY, status=409, code="passkey_limit")
     transports = [str(t.value) for t in (parsed.response.transports or [])]
     try:
         passkey = await queries.create_passkey(

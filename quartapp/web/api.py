@@ -57,7 +57,10 @@ ERROR_STATUSES = {
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
     403: "The CSRF token is missing, wrong or expired (`csrf_failed`).",
     404: "No such thing of yours (`not_found`).",
-    409: "A conflict with the account's state (`email_taken`, `passkey_taken`, `conflict`).",
+    409: (
+        "A conflict with the account's state (`email_taken`, `passkey_taken`, `passkey_limit`, "
+        "`passkey_exists`, `last_way_in`, `conflict`)."
+    ),
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",
     422: "Fields are missing or invalid; `fields` names each one (`validation_failed`).",

@@ -44,6 +44,12 @@ CODES = {
     "conflict": (409, "another request changed the account at the same moment: read it and retry"),
     "email_taken": (409, "another account has this address (in any letter case)"),
     "passkey_taken": (409, "the passkey is registered already"),
+    "passkey_limit": (409, "the account has as many passkeys as it may have (20)"),
+    "passkey_exists": (
+        409,
+        "the account has a passkey already: the browser's offer is for accounts without one",
+    ),
+    "last_way_in": (409, "the account's last way to sign in cannot be removed"),
     "gone": (410, "the thing asked for has gone"),
     "link_dead": (
         410,
