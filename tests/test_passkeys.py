@@ -125,9 +125,13 @@ async def test_add_list_rename_and_remove_a_passkey_as_json(app: Quart, ada: Aut
     assert renamed.status_code == 200
     assert (await renamed.get_json())["passkey"]["name"] == "Phone"
     blank = await post_json(
-        ada.client, f"/api/v1/passkeys/{passkey['id']}/rename", {"name": "   "}, token
+        ada.client, f"/api/v1/passkeys/{passkey['id']}/rename", {"name": " \x1b\x07 "}, token
     )
     assert blank.status_code == 422
+    noisy = await post_json(
+        ada.client, f"/api/v1/passkeys/{passkey['id']}/rename", {"name": "Ph\x1bone\n2"}, token
+    )
+    assert (await noisy.get_json())["passkey"]["name"] == "Ph one 2"
     assert "name" in (await blank.get_json())["fields"]
 
     removed = await post_json(ada.client, f"/api/v1/passkeys/{passkey['id']}/remove", {}, token)

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import secrets
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,8 +190,10 @@ async def find_passkey(user_id: int, passkey_id: int) -> Passkey:
 
 
 def clean_name(name: str) -> str:
-    """A passkey's name as stored: trimmed, one line, 1 to ``NAME_MAX`` characters."""
-    cleaned = " ".join(name.split())
+    """A passkey's name as stored: trimmed, on one line, without control characters (it
+    goes into mails), 1 to ``NAME_MAX`` characters."""
+    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
+    cleaned = " ".join(printable.split())
     if not cleaned:
         raise InvalidFields({"name": "Give the passkey a name."})
     if len(cleaned) > NAME_MAX:
