@@ -75,7 +75,7 @@ async def undo_change(token: str) -> tuple[str, str]:
     tokens = get_mail_tokens()
     grant = await tokens.peek("undo", token)
     if holder is not None and grant is not None and holder.id != grant.user_id:
-        raise AppError(TAKEN, status=409)  # the link stays live: nothing changed
+        raise AppError(TAKEN, status=409, code="email_taken")  # the link stays live
     grant = await tokens.use("undo", token)
     user = await live_undo(grant)
     assert grant is not None

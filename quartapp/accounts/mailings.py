@@ -70,7 +70,8 @@ def _link(path: str) -> str:
     return f"{current_app.config['PUBLIC_URL']}{path}"
 
 
-def _minutes(seconds: int) -> str:
+def duration_in_words(seconds: int) -> str:
+    """A link's lifetime as mails and pages say it: "45 minutes", "1 hour", "7 days"."""
     minutes = max(1, seconds // 60)
     if minutes >= 2 * 24 * 60:
         return f"{round(minutes / (24 * 60))} days"
@@ -102,7 +103,7 @@ async def _link_mail(
         grant.email,
         subject,
         link=_link(f"{path}{token}"),
-        valid_for=_minutes(seconds_left),
+        valid_for=duration_in_words(seconds_left),
     )
 
 
@@ -200,7 +201,7 @@ async def email_changed_notice(
     async def build() -> EmailMessage | None:
         found = await get_mail_tokens().to_send("undo", undo) if undo else None
         undo_link = _link(f"/email/undo/{found[0]}") if found else ""
-        undo_for = _minutes(found[2]) if found else ""
+        undo_for = duration_in_words(found[2]) if found else ""
         return await _notice(
             "email_changed", old_email, "Your quartapp email address was changed",
             device=device, ip=ip, new_email=new_email, undo_link=undo_link, undo_for=undo_for,

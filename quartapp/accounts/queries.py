@@ -128,7 +128,7 @@ async def restore_email(user_id: int, email: str, password_hash: str) -> int:
             )
         )
     except IntegrityError as error:
-        raise AppError(EMAIL_TAKEN, status=409) from error
+        raise AppError(EMAIL_TAKEN, status=409, code="email_taken") from error
     user = await find_user_by_id(user_id) if updated else None
     if user is None:
         raise AppError("This account no longer exists.", status=410)
