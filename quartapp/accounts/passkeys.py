@@ -100,6 +100,10 @@ HAS_PASSKEYS = "The account has a passkey already."
 LAST_WAY_IN = "This is your last way to sign in: add a passkey or keep a password first."
 
 
+# The sign-ins that typed the account's password.
+PASSWORD_WAYS = frozenset({Way.PASSWORD, Way.PASSWORD_AND_CODE})
+
+
 class Purpose:
     REGISTER = "register"
     SIGN_IN = "sign_in"
@@ -235,7 +239,7 @@ def fresh_password_sign_in(record: SessionRecord) -> bool:
     a challenge lives): the password has just been typed, so it need not be asked again
     for the browser's offer to add a passkey."""
     return (
-        way_of(record) is Way.PASSWORD
+        way_of(record) in PASSWORD_WAYS
         and record.read_at - record.created_at <= CHALLENGE_SECONDS * 1000
     )
 
