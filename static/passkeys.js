@@ -99,7 +99,9 @@ function setUpSignIn(box) {
     const answer = await post(box.dataset.signInUrl, { credential: credential.toJSON() });
     if (!answer.ok) {
       if (answer.data.code === "passkey_unknown") signalUnknown(options.rpId, credential.id);
-      throw new Error(answer.data.message);
+      const refused = new Error(answer.data.message);
+      refused.picked = true; // the user chose a passkey, and the server said no
+      throw refused;
     }
     signalAccepted(answer.data.accepted);
     const next = document.querySelector("#sign-in-form input[name=next]");
@@ -129,9 +131,10 @@ function setUpSignIn(box) {
     try {
       await signIn("conditional");
     } catch (error) {
-      // The browser's own refusals (the button took over, nothing picked) say nothing;
-      // the server's answer to a passkey that was picked does.
-      if (!(error instanceof DOMException)) problem.textContent = error.message;
+      // Only the server's answer to a passkey the user picked is news to them; the
+      // browser's refusals (the button took over) and a request made on their behalf as
+      // the page loaded (no challenge now, the network away) are not.
+      if (error && error.picked) problem.textContent = error.message;
     }
   }
 

@@ -154,6 +154,13 @@ async def test_add_list_rename_and_remove_a_passkey_as_json(app: Quart, ada: Aut
     assert (await refused.get_json())["code"] == "passkey_unknown"
 
 
+async def test_a_passkey_without_a_printable_name_is_named_for_its_device(ada: Auth) -> None:
+    added = await register(ada.client, authenticator(), name="\x1c\x95 ")
+    assert added.status_code == 201
+    # The test client's device, as the sessions list names it.
+    assert (await added.get_json())["passkey"]["name"] == "Unknown browser"
+
+
 async def test_the_page_adds_through_its_script_and_renames_and_removes_with_plain_forms(
     ada: Auth,
 ) -> None:

@@ -193,11 +193,16 @@ async def find_passkey(user_id: int, passkey_id: int) -> Passkey:
     return passkey
 
 
+def printable_name(name: str) -> str:
+    """``name`` without control characters, its white space collapsed (maybe empty)."""
+    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
+    return " ".join(printable.split())
+
+
 def clean_name(name: str) -> str:
     """A passkey's name as stored: trimmed, on one line, without control characters (it
     goes into mails), 1 to ``NAME_MAX`` characters."""
-    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
-    cleaned = " ".join(printable.split())
+    cleaned = printable_name(name)
     if not cleaned:
         raise InvalidFields({"name": "Give the passkey a name."})
     if len(cleaned) > NAME_MAX:
@@ -311,7 +316,8 @@ def _parse_registration(credential: Mapping[str, Any]) -> RegistrationCredential
 async def add_passkey(record: SessionRecord, credential: Mapping[str, Any], name: str) -> Passkey:
     """Store the passkey the browser created with the options of ``registration_options``
     (its challenge is used up here, whatever the answer)."""
-    cleaned = clean_name(name) if name.strip() else None
+    # No name, or nothing printable: the device's, until its owner renames it.
+    cleaned = clean_name(name) if printable_name(name) else None
     parsed = _parse_registration(credential)
     details = await _take_challenge(_client_challenge(parsed.response), Purpose.REGISTER)
     if details is None or details.get("user_id") != record.user_id:

@@ -498,6 +498,7 @@ class PasskeyRegistration(BaseModel):
     credential: dict[str, Any] = Field(description=CREDENTIAL)
     name: str = Field(
         default="",
+        max_length=64,
         description="What to call it (up to 64 characters); empty: the device it was made on.",
     )
 
