@@ -42,6 +42,14 @@ DESCRIBED = {
     ("post", "/email/change/{token}"),
     ("get", "/email/undo/{token}"),
     ("post", "/email/undo/{token}"),
+    # Passkeys (tests/test_passkeys.py)
+    ("get", "/api/v1/passkeys"),
+    ("post", "/api/v1/passkeys/registration/options"),
+    ("post", "/api/v1/passkeys/registration"),
+    ("post", "/api/v1/passkeys/{passkey_id}/rename"),
+    ("post", "/api/v1/passkeys/{passkey_id}/remove"),
+    ("post", "/api/v1/passkeys/authentication/options"),
+    ("post", "/api/v1/signin/passkey"),
     # Sessions and account changes (tests/test_account_api.py)
     ("get", "/sessions"),
     ("post", "/sessions/{public_id}/revoke"),
@@ -339,5 +347,6 @@ async def test_the_account_route_answers_its_described_shape(
     assert (await anonymous.get_json())["code"] == "unauthenticated"
     await auth.sign_up()
     account = await (await client.get("/api/v1/account")).get_json()
-    assert set(account) == {"email", "email_verified", "created_at", "session"}
+    assert set(account) == {"email", "email_verified", "created_at", "passkeys", "session"}
+    assert account["passkeys"] == 0
     assert set(account["session"]) == {"id", "expires_in"}

@@ -152,6 +152,7 @@ async def _notice(
         ip=ip or "unknown",
         when=mail_time(),
         sessions_link=_link("/sessions"),
+        passkeys_link=_link("/account/passkeys"),
         forgot_link=_link("/password/forgot"),
         **extra,
     )
@@ -223,6 +224,30 @@ async def new_device_notice(ctx: Context, *, user_id: int, device: str, ip: str)
     return await _send(ctx, build)
 
 
+async def passkey_notice(
+    ctx: Context, *, user_id: int, change: str, passkey: str, device: str, ip: str
+) -> str:
+    """Tell the owner a passkey was added to their account or removed from it."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None:
+            return None
+        added = change == "added"
+        subject = "A passkey was " + ("added to" if added else "removed from") + " your account"
+        return await _notice(
+            "passkey_changed",
+            user.email,
+            subject,
+            device=device,
+            ip=ip,
+            added=added,
+            passkey=passkey,
+        )
+
+    return await _send(ctx, build)
+
+
 JOBS = [
     password_reset_mail,
     verification_mail,
@@ -230,4 +255,5 @@ JOBS = [
     email_change_mail,
     email_changed_notice,
     new_device_notice,
+    passkey_notice,
 ]

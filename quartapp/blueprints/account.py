@@ -14,7 +14,8 @@ from quart import Blueprint, Response, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
-from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.queries import count_passkeys, find_user_by_id
+from quartapp.accounts.sign_in_flow import way_of
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -126,6 +127,7 @@ def sessions_view(
             "status_message": status,
             "focus_heading": htmx().request if focus_heading is None else focus_heading,
             "version": list_version(records, current),
+            "way_of": way_of,
         },
     )
 
@@ -236,6 +238,7 @@ async def read_account(record: SessionRecord) -> Account:
         email=user.email,
         email_verified=user.email_verified,
         created_at=iso_time(int(user.created_at.timestamp() * 1000)),
+        passkeys=await count_passkeys(user.id),
         session=SessionSummary.of(record),
     )
 

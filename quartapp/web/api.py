@@ -51,7 +51,7 @@ from werkzeug.routing import Rule
 
 from quartapp.web.error_body import API_MESSAGES, CODES, ErrorBody
 from quartapp.web.errors import InvalidFields
-from quartapp.web.forms import read_fields
+from quartapp.web.forms import read_fields, read_json_object
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
@@ -63,7 +63,10 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 # What each error status means on a described route (the answers' descriptions).
 ERROR_STATUSES = {
-    400: "The body is not a JSON object (`bad_request`).",
+    400: (
+        "The body is not a JSON object (`bad_request`), or a passkey to add did not check "
+        "out (`passkey_invalid`)."
+    ),
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
     403: (
         "The CSRF token is missing, wrong or expired (`csrf_failed`), or the password given "
@@ -71,9 +74,12 @@ ERROR_STATUSES = {
     ),
     404: (
         "Nothing at this address (`not_found`): a path parameter that cannot be one, or a "
-        "session that is not one of yours."
+        "session or a passkey that is not one of yours."
     ),
-    409: "A conflict with the account's state (`email_taken`, `conflict`).",
+    409: (
+        "A conflict with the account's state (`email_taken`, `passkey_taken`, `passkey_limit`, "
+        "`passkey_exists`, `last_way_in`, `conflict`)."
+    ),
     410: "A mailed link that is unknown, used, expired or killed (`link_dead`).",
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",
@@ -303,6 +309,19 @@ async def read_model(model: type[ModelT]) -> ModelT:
     fields = await read_fields(*model.model_fields)
     try:
         return model.model_validate(fields)
+    except ValidationError as error:
+        raise InvalidFields(
+            {".".join(map(str, problem["loc"])): problem["msg"] for problem in error.errors()}
+        ) from None
+
+
+async def read_json_model(model: type[ModelT]) -> ModelT:
+    """The request's body as ``model``, for bodies a web form cannot carry (a WebAuthn
+    credential is a nested object): JSON only (anything else a 415), an object (else a
+    400), and a value the model refuses is a 422 naming it."""
+    data = await read_json_object()
+    try:
+        return model.model_validate(data)
     except ValidationError as error:
         raise InvalidFields(
             {".".join(map(str, problem["loc"])): problem["msg"] for problem in error.errors()}
