@@ -39,6 +39,10 @@ class HtmxDetails:
         return self.request and not self.boosted and not self.history_restore
 
 
+# What a request without htmx headers has.
+NOT_HTMX = HtmxDetails(request=False, boosted=False, history_restore=False, target=None)
+
+
 def htmx() -> HtmxDetails:
     """This request's htmx headers, read once per request."""
     context = request_context()
@@ -51,7 +55,10 @@ def htmx() -> HtmxDetails:
         for name, value in this.scope["headers"]:
             if name[:3] == b"hx-":
                 found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        details = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        if found:
+            details = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        else:
+            details = NOT_HTMX  # most requests: a browser's navigation
         this.__dict__["_htmx"] = details
     return details
 
