@@ -33,7 +33,7 @@ from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
-from quartapp.web.templating import clock_time, render_template, templates
+from quartapp.web.templating import clock_time, render_remembered, render_template, templates
 from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
@@ -155,6 +155,11 @@ async def countdown_fragment(
     return AppResponse(await render_template(TEMPLATE, **context))
 
 
+# What /home shows that differs from one request to the next: the session, and the
+# countdown's time left and end. Everything else the page shows takes a few values.
+PER_REQUEST = frozenset({"record", "seconds_left", "ends_at"})
+
+
 @bp.get("/home")
 @signed_in
 async def home() -> Response:
@@ -169,8 +174,15 @@ async def home() -> Response:
             sent = "We sent a new link."
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
-    html = await render_template(
-        "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)
+    # Rendered once per shape (verified or not, which message, the countdown's phase);
+    # each request fills in its own session's values and CSRF token.
+    html = await render_remembered(
+        "home/home.html",
+        PER_REQUEST,
+        record=record,
+        verified=verified,
+        sent=sent,
+        **widget_context(record),
     )
     return AppResponse(html)
 

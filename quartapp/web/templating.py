@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import secrets
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from quart import Quart, current_app
 
 from quartapp.engine.jinja_pages import compile_pages
 from quartapp.engine.quart_context import current_application, request_context
+from quartapp.web.remembered_pages import RememberedPages, fillable
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -108,6 +109,7 @@ def ago(milliseconds: int, now: int) -> Markup:
 
 
 EXTENSION = "quartapp.templates"
+REMEMBERED = "quartapp.remembered_pages"
 
 
 async def render_template(name: str, **context: Any) -> str:
@@ -124,6 +126,26 @@ async def render_template(name: str, **context: Any) -> str:
     if this is not None and "url_for" not in context and isinstance(urls, RememberedUrls):
         context["url_for"] = urls.at(this.request.root_path)
     return environment.get_template(name).render(context)
+
+
+async def render_remembered(name: str, per_request: Collection[str], /, **context: Any) -> str:
+    """The template ``name`` rendered with ``context``, as ``render_template`` renders it,
+    from a rendering remembered per shape: the values named in ``per_request`` (and the
+    CSRF token) are filled in on each call, everything else in ``context`` picks which
+    remembered rendering (so it must be hashable, and take few values).
+
+    For a page asked for often whose per-request values are only written, not tested or
+    computed with, in the template (``remembered_pages`` says what they may do, and what
+    happens when they do more: the page is then rendered in full, and still right)."""
+    this = request_context()
+    if this is None:
+        return await render_template(name, **context)
+    pages: RememberedPages = this.app.extensions[REMEMBERED]
+    urls = pages.environment.globals["url_for"]
+    root_path = this.request.root_path
+    if "url_for" not in context and isinstance(urls, RememberedUrls):
+        context["url_for"] = urls.at(root_path)
+    return pages.render(name, root_path, per_request, context)
 
 
 async def render_once(name: str) -> str:
@@ -241,9 +263,13 @@ def url_for(endpoint: str, **values: Any) -> str:
 
 
 def init_app(app: Quart) -> None:
-    app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
+    # Each a filter a page's per-request values may go through (render_remembered).
+    app.jinja_env.filters.update(
+        clock=fillable(clock), timestamp=fillable(timestamp), ago=fillable(ago)
+    )
     app.jinja_env.globals["url_for"] = RememberedUrls(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
     compile_pages(environment)
     app.extensions[EXTENSION] = environment
+    app.extensions[REMEMBERED] = RememberedPages(environment)
