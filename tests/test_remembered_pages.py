@@ -26,8 +26,10 @@ from quartapp.web.templating import REMEMBERED, templates
 
 from .conftest import DATABASE_URL, Auth
 from .conftest import test_config as settings_of
+from .support.http import COUNTDOWN_HEADERS
 
 HOME = "home/home.html"
+COUNTDOWN = "home/_countdown.html"
 # Text that HTML escaping changes, and text it does not.
 UNSAFE = st.text(alphabet=st.sampled_from("<>&\"'a1 @.é\u2028"), min_size=1, max_size=12)
 TEXT = st.one_of(UNSAFE, st.text(min_size=1, max_size=30))
@@ -98,18 +100,25 @@ def home_contexts(draw: st.DrawFn) -> dict[str, Any]:
 def test_home_filled_in_is_what_jinja_renders(
     pages: Environment, requests: list[tuple[dict[str, Any], str]]
 ) -> None:
-    """Every shape of /home (verified or not, each notice, each countdown phase, whether
-    the page asked for updates), with values that need escaping, is the page Jinja's own
-    compiler renders; and each shape is filled in, none rendered in full."""
+    """Every shape of /home and of the countdown (verified or not, each notice, each
+    countdown phase, whether the page asked for updates), with values that need escaping,
+    is the page Jinja's own compiler renders; and each shape is filled in, none rendered
+    in full."""
     tokens = Tokens()
     remembered = RememberedPages(pages, token=tokens)
-    plain = plain_jinja(pages).get_template(HOME)
+    plain = plain_jinja(pages)
     for context, token in requests:
         tokens.current = token
-        expected = plain.render(context, url_for=fake_url_for, csrf_token=tokens)
-        got = remembered.render(HOME, "", PER_REQUEST, {**context, "url_for": fake_url_for})
-        assert got == expected
+        # The page, and the countdown alone (the poll's answer), without the page's own.
+        widget = {k: v for k, v in context.items() if k not in ("record", "verified", "sent")}
+        for name, values in ((HOME, context), (COUNTDOWN, widget)):
+            expected = plain.get_template(name).render(
+                values, url_for=fake_url_for, csrf_token=tokens
+            )
+            got = remembered.render(name, "", PER_REQUEST, {**values, "url_for": fake_url_for})
+            assert got == expected
     assert all(remembered.shapes(HOME))
+    assert all(remembered.shapes(COUNTDOWN))
 
 
 def test_a_shape_is_rendered_once_and_filled_in_after(pages: Environment) -> None:
@@ -266,6 +275,19 @@ async def test_home_is_served_filled_in_for_every_notice_and_user(
         page = await verified.client.get("/home")
         assert "send the link again" not in await page.get_data(as_text=True)
     remembered: RememberedPages = app.extensions[REMEMBERED]
-    assert spied == [HOME] * 8
+    assert spied.count(HOME) == 8
     # Unverified: no flag, sent, verified; the boosted page; verified.
     assert remembered.shapes(HOME) == [True] * 5
+
+
+async def test_the_countdown_poll_is_served_filled_in(
+    app: Quart, client: QuartClient, auth: Auth, spied: list[str]
+) -> None:
+    await auth.sign_up()
+    for _ in range(3):
+        poll = await client.get("/session/countdown", headers=COUNTDOWN_HEADERS)
+        assert poll.status_code == 200
+        assert 'data-phase="live"' in await poll.get_data(as_text=True)
+    remembered: RememberedPages = app.extensions[REMEMBERED]
+    assert spied.count(COUNTDOWN) == 3
+    assert remembered.shapes(COUNTDOWN) == [True]

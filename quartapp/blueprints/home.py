@@ -33,11 +33,17 @@ from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
-from quartapp.web.templating import clock_time, render_remembered, render_template, templates
+from quartapp.web.remembered_pages import RememberedPages
+from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
 from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
+# What /home and the countdown show that differs from one request to the next: the
+# session, and the time left and its end. Everything else they show (the notices, the
+# countdown's phase and its updates) takes a few values, and each combination is
+# rendered once and remembered (``render_remembered``).
+PER_REQUEST = frozenset({"record", "seconds_left", "ends_at"})
 
 
 # The header in which the polled element says which phase the page shows now. A poll
@@ -152,12 +158,7 @@ async def countdown_fragment(
     record: SessionRecord | None, *, extending: bool = False, ended: str | None = None
 ) -> Response:
     context = widget_context(record, extending=extending, ended=ended)
-    return AppResponse(await render_template(TEMPLATE, **context))
-
-
-# What /home shows that differs from one request to the next: the session, and the
-# countdown's time left and end. Everything else the page shows takes a few values.
-PER_REQUEST = frozenset({"record", "seconds_left", "ends_at"})
+    return AppResponse(await render_remembered(TEMPLATE, PER_REQUEST, **context))
 
 
 @bp.get("/home")
@@ -174,8 +175,6 @@ async def home() -> Response:
             sent = "We sent a new link."
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
-    # Rendered once per shape (verified or not, which message, the countdown's phase);
-    # each request fills in its own session's values and CSRF token.
     html = await render_remembered(
         "home/home.html",
         PER_REQUEST,
@@ -276,5 +275,7 @@ class CountdownPoll:
         )
         if context["phase"] != "live":
             return None
-        html: str = templates(self.app).get_template(TEMPLATE).render(context)
+        # As the route renders it (render_remembered), for the script root "" of its path.
+        pages: RememberedPages = self.app.extensions[REMEMBERED]
+        html = pages.render(TEMPLATE, "", PER_REQUEST, context)
         return html.encode()

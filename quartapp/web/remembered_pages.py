@@ -228,10 +228,18 @@ class RememberedPages:
     """An app's remembered renderings: shape -> its skeleton, or None where that shape is
     rendered in full."""
 
-    def __init__(self, environment: Environment, token: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        token: Callable[[], str] | None = None,
+        urls: Any = None,
+    ) -> None:
         """``token``: the request's CSRF token; by default the environment's
-        ``csrf_token`` global, as the templates call it."""
+        ``csrf_token`` global, as the templates call it. ``urls``: the templates'
+        ``url_for``, whose ``at(root_path)`` gives the one for a script root
+        (``templating.RememberedUrls``); a rendering uses it unless its context has one."""
         self.environment = environment
+        self._urls = urls
         self._skeletons: dict[tuple[Any, ...], Skeleton | None] = {}
         self._token = token
         self._unhashable: set[str] = set()
@@ -247,25 +255,20 @@ class RememberedPages:
     ) -> str:
         """The template ``name`` rendered with ``context``, from the skeleton of its shape:
         all of ``context`` but the values named in ``per_request`` (which are filled in),
-        plus the script root its URLs are built under. ``context`` already holds the
-        ``url_for`` bound to that root. Renders in full where templates reload when they
-        change."""
+        plus the script root its URLs are built under. Renders in full where templates
+        reload when they change."""
         environment = self.environment
-        token = self._token
-        if token is None:
-            token = self._token = environment.globals.get("csrf_token", _no_token)  # type: ignore[assignment]
-            assert token is not None
         if environment.auto_reload:
-            return _in_full(environment, name, context, token)
+            return self._in_full(name, root_path, context)
         # A per-request value that is false (None, "") is written as it is, not filled in.
-        shape = (
-            name,
-            root_path,
-            *[
-                (key, type(value), value) if key not in per_request or not value else key
-                for key, value in context.items()
-            ],
-        )
+        shape: tuple[Any, ...] = (name, root_path)
+        if context:
+            shape += tuple(
+                [
+                    (key, type(value), value) if key not in per_request or not value else key
+                    for key, value in context.items()
+                ]
+            )
         skeletons = self._skeletons
         try:
             skeleton = skeletons[shape]
@@ -273,34 +276,45 @@ class RememberedPages:
             if name not in self._unhashable:
                 self._unhashable.add(name)
                 logger.warning("%s: a value of its shape is not hashable; rendered in full", name)
-            return _in_full(environment, name, context, token)
+            return self._in_full(name, root_path, context)
         except KeyError:
             if len(skeletons) >= CACHE_SIZE:
                 skeletons.clear()
-            html, skeleton = _remember(environment, name, per_request, context, token)
+            whole = self._whole_context(root_path, context)
+            html, skeleton = _remember(environment, name, per_request, whole)
             skeletons[shape] = skeleton
             return html
         if skeleton is None:
-            return _in_full(environment, name, context, token)
-        return skeleton.fill(context, token)
+            return self._in_full(name, root_path, context)
+        return skeleton.fill(context, self._token or self._csrf_token())
 
+    def _csrf_token(self) -> Callable[[], str]:
+        token = self._token
+        if token is None:
+            token = self._token = self.environment.globals.get("csrf_token", _no_token)  # type: ignore[assignment]
+            assert token is not None
+        return token
 
-def _in_full(
-    environment: Environment, name: str, context: dict[str, Any], token: Callable[[], str]
-) -> str:
-    return environment.get_template(name).render(context, csrf_token=token)
+    def _whole_context(self, root_path: str, context: dict[str, Any]) -> dict[str, Any]:
+        """What a full rendering sees: the request's CSRF token and ``url_for`` as well."""
+        whole = {**context, "csrf_token": self._csrf_token()}
+        if self._urls is not None and "url_for" not in context:
+            whole["url_for"] = self._urls.at(root_path)
+        return whole
+
+    def _in_full(self, name: str, root_path: str, context: dict[str, Any]) -> str:
+        whole = self._whole_context(root_path, context)
+        return self.environment.get_template(name).render(whole)
 
 
 def _remember(
-    environment: Environment,
-    name: str,
-    per_request: Collection[str],
-    context: dict[str, Any],
-    token: Callable[[], str],
+    environment: Environment, name: str, per_request: Collection[str], context: dict[str, Any]
 ) -> tuple[str, Skeleton | None]:
-    """This request's page, and the skeleton of its shape if it fills in to that page."""
+    """This request's page, and the skeleton of its shape if it fills in to that page.
+    ``context`` is the whole context, its CSRF token function included."""
     template = environment.get_template(name)
-    html = template.render(context, csrf_token=token)
+    html = template.render(context)
+    token = context["csrf_token"]
     recording = _Recording()
     stand_ins: dict[str, Any] = {
         global_name: _Unavailable(global_name)
