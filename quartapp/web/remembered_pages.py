@@ -40,6 +40,7 @@ and ``csrf_token()`` is always the request's token (``RememberedPages``' ``token
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 import secrets
@@ -156,17 +157,40 @@ class _Unavailable:
 
 def fillable(function: F) -> F:
     """A filter that a per-request value may go through: applied when the value is filled
-    in. For filters of one value that depend on nothing but their arguments."""
+    in. For filters of one value that depend on nothing but their arguments.
 
-    def through(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if type(value) is Hole:
-            return value.through(function, *args, **kwargs)
-        return function(value, *args, **kwargs)
+    Every rendering calls the filter through this, so a filter of one or two positional
+    parameters gets a wrapper of exactly that shape: one taking ``*args, **kwargs`` costs
+    about four times as much per call on Python 3.11 (a /sessions page calls its filters
+    fifteen times)."""
+    parameters = list(inspect.signature(function).parameters.values())
+    positional = all(
+        parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.default is parameter.empty
+        for parameter in parameters
+    )
+    through: Callable[..., Any]
+    if positional and len(parameters) == 1:
 
-    through.__name__ = getattr(function, "__name__", "filter")
-    through.__doc__ = function.__doc__
-    through.__wrapped__ = function  # type: ignore[attr-defined]
-    return through  # type: ignore[return-value]
+        def through(value: Any) -> Any:
+            if type(value) is Hole:
+                return value.through(function)
+            return function(value)
+
+    elif positional and len(parameters) == 2:
+
+        def through(value: Any, argument: Any) -> Any:
+            if type(value) is Hole:
+                return value.through(function, argument)
+            return function(value, argument)
+
+    else:
+
+        def through(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if type(value) is Hole:
+                return value.through(function, *args, **kwargs)
+            return function(value, *args, **kwargs)
+
+    return functools.update_wrapper(through, function)  # type: ignore[return-value]
 
 
 class Skeleton:
