@@ -84,7 +84,6 @@ def home_contexts(draw: st.DrawFn) -> dict[str, Any]:
     widget = countdown_context(
         record,
         warning_at=draw(st.sampled_from([60, 600])),
-        poll_url="/session/countdown",
         shown=shown,
         extending=draw(st.booleans()),
         ended=draw(st.sampled_from([None, *WHY_ENDED])),

@@ -35,7 +35,6 @@ from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
 from quartapp.web.remembered_pages import RememberedPages
 from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
-from quartapp.web.templating import url_for as remembered_url_for
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
@@ -92,7 +91,6 @@ def countdown_context(
     record: SessionRecord | None,
     *,
     warning_at: int,
-    poll_url: str,
     shown: str | None = None,
     extending: bool = False,
     ended: str | None = None,
@@ -121,7 +119,6 @@ def countdown_context(
         "seconds_left": seconds_left,
         "warning": warning,
         "can_extend": can_extend,
-        "poll_url": poll_url,
         "phase": phase,
         "message": message,
         "ended": ended,
@@ -147,7 +144,6 @@ def widget_context(
     return countdown_context(
         record,
         warning_at=int(context.app.config["SESSION_WARNING_AT"]),
-        poll_url=remembered_url_for("home.countdown"),
         shown=shown,
         extending=extending,
         ended=ended,
@@ -223,7 +219,8 @@ class CountdownPoll:
         self.app = app
         self.sessions = sessions
         self.next = app.asgi_app
-        self.path = app.url_map.bind("").build("home.countdown")
+        self.urls = app.url_map.bind("")  # the poll's own path is built under no script root
+        self.path = self.urls.build("home.countdown")
         self.warning_at = int(app.config["SESSION_WARNING_AT"])
         self.cookie_name = str(sessions.auth.cookie_name)
         self.headers = {
@@ -234,6 +231,10 @@ class CountdownPoll:
             for https in (False, True)
         }
         app.asgi_app = self  # type: ignore[method-assign]
+
+    def url_for(self, endpoint: str, **values: Any) -> str:
+        """The templates' ``url_for`` for the poll's answer (its page's URLs)."""
+        return self.urls.build(endpoint, values)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -270,12 +271,10 @@ class CountdownPoll:
             return None  # the Quart route answers it (a 503 when Redis is unavailable)
         if record is None:
             return None
-        context = countdown_context(
-            record, warning_at=self.warning_at, poll_url=self.path, shown="live"
-        )
+        context = countdown_context(record, warning_at=self.warning_at, shown="live")
         if context["phase"] != "live":
             return None
         # As the route renders it (render_remembered), for the script root "" of its path.
         pages: RememberedPages = self.app.extensions[REMEMBERED]
-        html = pages.render(TEMPLATE, "", PER_REQUEST, context)
+        html = pages.render(TEMPLATE, "", PER_REQUEST, {**context, "url_for": self.url_for})
         return html.encode()
