@@ -3,7 +3,7 @@
 A signed-in page such as ``/home`` is the same for every request but for a few values: the
 user's email, the session's id and times, the seconds left, the CSRF token. The rest (the
 layout, the navigation, which notice and which countdown phase shows) depends on a few
-flags that take a handful of combinations. ``render`` renders the template once per
+flags that take a handful of combinations. ``RememberedPages.render`` renders it once per
 combination of those flags (its *shape*), with a stand-in (``Hole``) for each per-request
 value, and remembers the text cut where the values go. Each later request with the same
 shape joins the pieces with its own values, escaped as the template would have escaped
@@ -15,7 +15,8 @@ every compiled template does; where templates reload when they change, every req
 rendered in full). What a per-request value may do in a template:
 
 - be written (``{{ value }}``, autoescaped), also inside an attribute;
-- have its attributes written (``{{ record.email }}``);
+- have its attributes written (``{{ record.email }}``; but not one named ``through``,
+  which is the stand-in's own method);
 - go through a filter made with ``fillable`` (``{{ seconds | clock }}``);
 - be tested for truth (``{% if value %}``): a value that is false (None, 0, "") is part
   of the shape, and so rendered in, not filled in.
