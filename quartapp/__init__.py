@@ -8,7 +8,7 @@ from typing import Any
 
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
-from quartapp.blueprints import account, api_docs, auth, health, home, mail_links
+from quartapp.blueprints import account, api_docs, auth, health, home, mail_links, two_factor
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
@@ -54,6 +54,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     app.register_blueprint(home.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(mail_links.bp)
+    app.register_blueprint(two_factor.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     described_api.init_app(app)

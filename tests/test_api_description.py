@@ -23,6 +23,13 @@ DESCRIBED = {
     ("get", "/api/v1/account"),
     ("post", "/api/v1/signup"),
     ("post", "/api/v1/signin"),
+    # The second factor.
+    ("post", "/api/v1/signin/two-factor"),
+    ("get", "/account/two-factor"),
+    ("post", "/account/two-factor"),
+    ("post", "/account/two-factor/confirm"),
+    ("post", "/account/two-factor/recovery-codes"),
+    ("post", "/account/two-factor/off"),
 }
 
 
@@ -287,5 +294,7 @@ async def test_the_account_route_answers_its_described_shape(
     assert (await anonymous.get_json())["code"] == "unauthenticated"
     await auth.sign_up()
     account = await (await client.get("/api/v1/account")).get_json()
-    assert set(account) == {"email", "email_verified", "created_at", "session"}
+    assert set(account) == {
+        "email", "email_verified", "two_factor_enabled", "created_at", "session"
+    }  # fmt: skip
     assert set(account["session"]) == {"id", "expires_in"}

@@ -194,6 +194,7 @@ async def read_account(record: SessionRecord) -> Account:
     return Account(
         email=user.email,
         email_verified=user.email_verified,
+        two_factor_enabled=user.two_factor_enabled,
         created_at=iso_time(int(user.created_at.timestamp() * 1000)),
         session=SessionSummary.of(record),
     )
