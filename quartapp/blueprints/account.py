@@ -14,6 +14,7 @@ from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
 from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.sign_in_flow import way_of
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -68,7 +69,15 @@ def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any
         "started_at": iso_time(record.created_at),
         "last_active_at": iso_time(record.last_active),
         "expires_in": record.seconds_left,
+        "signed_in_with": way.value if (way := way_of(record)) else None,
     }
+
+
+@bp.app_template_filter("signed_in_with")
+def signed_in_with(record: SessionRecord) -> str | None:
+    """How a session was signed in, as the sessions page says it (None: not kept then)."""
+    way = way_of(record)
+    return way.label if way is not None else None
 
 
 def list_version(records: list[SessionRecord], current: SessionRecord) -> str:

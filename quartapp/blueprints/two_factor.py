@@ -226,7 +226,7 @@ async def download_recovery_codes() -> Response:
     """The recovery codes the page just showed, as a text file to keep (the page posts them
     back: the server keeps only their hashes, so it could not send them otherwise)."""
     fields = await read_fields("codes")
-    lines = [line.strip() for line in fields["codes"].splitlines() if line.strip()]
+    lines = fields["codes"].split()  # the page sends them separated by spaces
     if not 1 <= len(lines) <= two_factor.RECOVERY_CODE_COUNT or not all(
         two_factor.typed_recovery_code(line) for line in lines
     ):
