@@ -81,6 +81,21 @@ MAILS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {**NOTICE, "how": "reset"},
     ),
     "new device": ("new_device", "New sign-in to your quartapp account", NOTICE),
+    "second factor on": (
+        "two_factor",
+        "A second factor now protects your quartapp account",
+        {**NOTICE, "what": "on", "left": None, "account_link": f"{PUBLIC_URL}/account/two-factor"},
+    ),
+    "recovery code used": (
+        "two_factor",
+        "A recovery code was used to sign in to your quartapp account",
+        {
+            **NOTICE,
+            "what": "recovery_code_used",
+            "left": 1,
+            "account_link": f"{PUBLIC_URL}/account/two-factor",
+        },
+    ),
 }
 # Phrasing that was read again and replaced.
 RETIRED = ("we hope you", "was signed in to from", "Every session of it")
