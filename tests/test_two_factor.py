@@ -6,7 +6,10 @@ tests (``two_factor.now``), so no test depends on when it runs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,7 @@ from quartapp.accounts.models import RecoveryCode, User
 from quartapp.accounts.secret_box import SecretBox, Unreadable
 
 from .conftest import PASSWORD, Auth, csrf_from, session_cookie
+from .support.app_servers import app_environment
 
 JSON = {"Accept": "application/json"}
 HTMX = {"HX-Request": "true"}
@@ -737,3 +741,51 @@ async def test_a_secret_key_rotation_keeps_the_factor_working(
     only_new = await make_app(SECRET_KEY="the second secret key of this test, long")
     browser, _ = await fresh_sign_in(only_new)
     assert (await code_form(browser, enrolled.code(clock))).headers["Location"] == "/home"
+
+
+async def test_reseal_secrets_seals_every_secret_again_under_the_current_key(
+    make_app: Callable[..., Any], clock: Clock, database: str, redis_prefix: str
+) -> None:
+    first_key = "the first secret key of this test, long enough"
+    second_key = "the second secret key of this test, long enough"
+    first = await make_app(SECRET_KEY=first_key)
+    client = first.test_client()
+    auth = Auth(client)
+    enrolled = await signed_up_and_enrolled(client, auth, clock)
+    # The command, as an operator runs it after moving the old key into the fallbacks.
+    env = app_environment(
+        database,
+        secret_key=second_key,
+        redis_prefix=redis_prefix,
+        settings={"SECRET_KEY_FALLBACKS": [first_key]},
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "quartapp", "reseal-secrets"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sealed 1 second-factor secret(s) again" in done.stdout
+    # The old key can go now.
+    only_new = await make_app(SECRET_KEY=second_key)
+    browser, _ = await fresh_sign_in(only_new)
+    assert (await code_form(browser, enrolled.code(clock))).headers["Location"] == "/home"
+    async with only_new.app_context():
+        assert await two_factor.reseal_all() == (0, 0)
+    # Under a key that opens nothing, the command says so and fails.
+    lost = app_environment(
+        database, secret_key="a secret key nobody ever used, long enough", redis_prefix=redis_prefix
+    )
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "quartapp", "reseal-secrets"],
+        env=lost,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "1 secret(s) open with no key" in refused.stderr

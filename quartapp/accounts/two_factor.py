@@ -357,3 +357,24 @@ async def turn_off(user: User) -> None:
     except (BaseORMException, OSError, TimeoutError) as error:
         raise ServiceUnavailable("The account database") from error
     user.two_factor_enabled, user.totp_secret, user.totp_last_step = False, None, None
+
+
+async def reseal_all() -> tuple[int, int]:
+    """Seal again under the current secret key every TOTP secret sealed under a fallback
+    key (after a rotation, docs/deployment.md). Returns how many were sealed again, and how
+    many no key opens."""
+    box = get_secret_box()
+    resealed = unreadable = 0
+    rows = await _stored(User.filter(totp_secret__isnull=False).values_list("id", "totp_secret"))
+    for user_id, sealed in rows:
+        try:
+            secret, earlier = box.open(str(sealed), _context(int(user_id)))
+        except Unreadable:
+            unreadable += 1
+            log.error("the TOTP secret of user %s opens with no secret key", user_id)
+            continue
+        if earlier:
+            new = box.seal(secret, _context(int(user_id)))
+            await _stored(User.filter(id=user_id, totp_secret=sealed).update(totp_secret=new))
+            resealed += 1
+    return resealed, unreadable
