@@ -789,3 +789,99 @@ async def test_reseal_secrets_seals_every_secret_again_under_the_current_key(
     )
     assert refused.returncode == 1
     assert "1 secret(s) open with no key" in refused.stderr
+
+
+async def test_enrolment_with_htmx_swaps_the_part_and_keeps_the_page(
+    client: QuartClient, auth: Auth, clock: Clock
+) -> None:
+    await auth.sign_up()
+    token = await auth.page_token()
+    begun = await client.post(
+        "/account/two-factor", form={"password": PASSWORD, "csrf_token": token}, headers=HTMX
+    )
+    assert begun.status_code == 200
+    fragment = await begun.get_data(as_text=True)
+    assert "<html" not in fragment
+    assert 'id="two-factor"' in fragment
+    secret = SECRET_ELEMENT.search(fragment).group(1)  # type: ignore[union-attr]
+    wrong = await client.post(
+        "/account/two-factor/confirm", form={"code": "12", "csrf_token": token}, headers=HTMX
+    )
+    assert wrong.status_code == 403
+    assert 'id="confirm-code-error"' in await wrong.get_data(as_text=True)
+    confirmed = await client.post(
+        "/account/two-factor/confirm",
+        form={"code": pyotp.TOTP(secret).at(clock.now), "csrf_token": token},
+        headers=HTMX,
+    )
+    body = await confirmed.get_data(as_text=True)
+    assert "<html" not in body
+    assert len(RECOVERY_ELEMENT.findall(body)) == 10
+    # Turning it off by htmx lands on the settings page.
+    clock.step(1)
+    off = await client.post(
+        "/account/two-factor/off",
+        form={"password": PASSWORD, "code": pyotp.TOTP(secret).at(clock.now), "csrf_token": token},
+        headers=HTMX,
+    )
+    assert off.headers["HX-Redirect"] == "/account/two-factor?done=off"
+
+
+async def test_code_checks_while_signed_in_are_throttled_per_session(
+    make_app: Callable[..., Any], clock: Clock
+) -> None:
+    app = await make_app(THROTTLE_PASSWORD_CHECK_PER_SESSION=[3, 900])
+    client = app.test_client()
+    auth = Auth(client)
+    await auth.sign_up()
+    await auth.post("/account/two-factor", {"password": PASSWORD})
+    # The right password above was given back; three wrong codes fill the rule.
+    for _ in range(3):
+        wrong = await auth.post("/account/two-factor/confirm", {"code": "000000"})
+        assert wrong.status_code == 403
+    refused = await auth.post("/account/two-factor/confirm", {"code": "000000"}, headers=JSON)
+    assert refused.status_code == 429
+    assert (await refused.get_json())["code"] == "throttled"
+
+
+async def test_over_https_the_pending_cookie_is_a_host_cookie(
+    make_app: Callable[..., Any], clock: Clock
+) -> None:
+    app = await make_app(COOKIE_SECURE=True)
+    client = app.test_client()
+    token = (await (await client.get("/api/v1/csrf", scheme="https")).get_json())["csrf_token"]
+    await client.post(
+        "/api/v1/signup",
+        json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"X-CSRF-Token": token},
+        scheme="https",
+    )
+    user = await User.get(email="ada@example.com")
+    async with app.app_context():
+        enrolment = await two_factor.begin_enrolment(user)
+        user = await User.get(id=user.id)
+        await two_factor.confirm_enrolment(user, pyotp.TOTP(enrolment.secret).at(clock.now))
+    api = app.test_client()
+    token = (await (await api.get("/api/v1/csrf", scheme="https")).get_json())["csrf_token"]
+    first = await api.post(
+        "/api/v1/signin",
+        json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"X-CSRF-Token": token},
+        scheme="https",
+    )
+    assert await first.get_json() == {"two_factor_required": True}
+    set_cookie = first.headers["Set-Cookie"]
+    assert set_cookie.startswith("__Host-quartapp_signin2=")
+    assert "Secure" in set_cookie
+    assert "Path=/" in set_cookie
+    assert "Domain" not in set_cookie
+    clock.step(1)
+    done = await api.post(
+        "/api/v1/signin/two-factor",
+        json={"code": pyotp.TOTP(enrolment.secret).at(clock.now)},
+        headers={"X-CSRF-Token": token},
+        scheme="https",
+    )
+    assert done.status_code == 200
+    cleared = done.headers.get_all("Set-Cookie")
+    assert any(cookie.startswith("__Host-quartapp_signin2=;") for cookie in cleared)
