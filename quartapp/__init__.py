@@ -8,7 +8,16 @@ from typing import Any
 
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
-from quartapp.blueprints import account, api_docs, auth, health, home, mail_links, two_factor
+from quartapp.blueprints import (
+    account,
+    api_docs,
+    auth,
+    health,
+    home,
+    mail_links,
+    passkeys,
+    two_factor,
+)
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
@@ -53,6 +62,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(passkeys.bp)
     app.register_blueprint(mail_links.bp)
     app.register_blueprint(two_factor.bp)
     app.register_blueprint(health.bp)

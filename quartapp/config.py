@@ -200,7 +200,8 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
 
 
 # What development uses when mail is not configured: maildev, which script/server starts.
-DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:4300"
+# A name, not 127.0.0.1: WebAuthn refuses IP addresses, so passkeys need one.
+DEVELOPMENT_PUBLIC_URL = "http://localhost:4300"
 DEVELOPMENT_MAIL_URL = "smtp://127.0.0.1:1025"
 
 

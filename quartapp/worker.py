@@ -35,7 +35,7 @@ async def run_worker(app: Application) -> None:
     from quartapp.engine.saq_queue import MailQueue
     from quartapp.engine.saq_worker import MailWorker
     from quartapp.mail.job_logs import log_job_outcome
-    from quartapp.mail.queue import WORKER_INFO_TTL, connect, job_timeout
+    from quartapp.mail.queue import WORKER_INFO_EVERY, connect, job_timeout
 
     config = app.config
     async with app.app_context():
@@ -44,7 +44,7 @@ async def run_worker(app: Application) -> None:
         queue = MailQueue(redis, str(config["REDIS_PREFIX"]))
         timers: PartialTimersDict = {
             "sweep": SWEEP_EVERY,
-            "worker_info": WORKER_INFO_TTL // 3,
+            "worker_info": WORKER_INFO_EVERY,
             "schedule": 1,
             "abort": 1,
         }

@@ -42,6 +42,7 @@ THROTTLE_RULES = (
     "THROTTLE_EMAIL_CHANGE_PER_ACCOUNT",
     "THROTTLE_EMAIL_CHANGE_PER_ADDRESS",
     "THROTTLE_MAIL_PER_RECIPIENT",
+    "THROTTLE_PASSKEY_OPTIONS_PER_IP",
 )
 
 
@@ -57,17 +58,24 @@ async def _mysql(url: str, *, select_db: bool = True) -> aiomysql.Connection:
     )
 
 
-@pytest.fixture(scope="session")
-async def database() -> str:
-    """A test database built from scratch by the committed migrations."""
-    conn = await _mysql(DATABASE_URL, select_db=False)
+async def drop_database(url: str) -> None:
+    conn = await _mysql(url, select_db=False)
     async with conn.cursor() as cursor:
         with warnings.catch_warnings():  # MariaDB notes that the database did not exist
             warnings.simplefilter("ignore")
-            await cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(DATABASE_URL)}`")
+            await cursor.execute(f"DROP DATABASE IF EXISTS `{database_name(url)}`")
     conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[str]:
+    """A test database built from scratch by the committed migrations, and dropped at the
+    end of the run (its name is the run's own unless QUARTAPP_TEST_DATABASE_URL names one:
+    tests/support/settings.py)."""
+    await drop_database(DATABASE_URL)
     await migrate(DATABASE_URL)
-    return DATABASE_URL
+    yield DATABASE_URL
+    await drop_database(DATABASE_URL)
 
 
 @pytest.fixture

@@ -23,6 +23,33 @@ DESCRIBED = {
     ("get", "/api/v1/account"),
     ("post", "/api/v1/signup"),
     ("post", "/api/v1/signin"),
+    # Session countdown, extension, sign-out, strength, health
+    ("get", "/session/countdown"),
+    ("post", "/session/extend"),
+    ("post", "/logout"),
+    ("post", "/api/v1/password-strength"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    # Mailed links (tests/test_api_mail_links.py)
+    ("get", "/password/forgot"),
+    ("post", "/password/forgot"),
+    ("get", "/password/reset/{token}"),
+    ("post", "/password/reset/{token}"),
+    ("get", "/email/verify/{token}"),
+    ("post", "/email/verify/{token}"),
+    ("post", "/email/verify/resend"),
+    ("get", "/email/change/{token}"),
+    ("post", "/email/change/{token}"),
+    ("get", "/email/undo/{token}"),
+    ("post", "/email/undo/{token}"),
+    # Passkeys (tests/test_passkeys.py)
+    ("get", "/api/v1/passkeys"),
+    ("post", "/api/v1/passkeys/registration/options"),
+    ("post", "/api/v1/passkeys/registration"),
+    ("post", "/api/v1/passkeys/{passkey_id}/rename"),
+    ("post", "/api/v1/passkeys/{passkey_id}/remove"),
+    ("post", "/api/v1/passkeys/authentication/options"),
+    ("post", "/api/v1/signin/passkey"),
     # The second factor.
     ("post", "/api/v1/signin/two-factor"),
     ("get", "/account/two-factor"),
@@ -77,11 +104,25 @@ async def test_every_status_a_described_route_answers_is_in_the_document(
     body_errors = {"400", "403", "413", "415", "422", "429", "431", "503"}
     assert statuses[("post", "/api/v1/signup")] == {"201", "409"} | body_errors
     assert statuses[("post", "/api/v1/signin")] == {"200", "401"} | body_errors
+    assert statuses[("get", "/session/countdown")] == {"200", "431", "503"}
+    # A POST without a body of its own still has its CSRF token read from a web form's.
+    bodiless_post = {"401", "403", "413", "431", "503"}
+    assert statuses[("post", "/session/extend")] == {"200"} | bodiless_post
+    assert statuses[("post", "/logout")] == {"200"} | bodiless_post
+    assert statuses[("post", "/api/v1/password-strength")] == {"200"} | body_errors
+    # They never read the session: only oversized cookies are refused before them.
+    assert statuses[("get", "/healthz")] == {"200", "431"}
+    assert statuses[("get", "/readyz")] == {"200", "431", "503"}
     for op in ops.values():
         for status, answer in op["responses"].items():
             assert answer["description"], status
             schema = answer["content"]["application/json"]["schema"]
             assert schema["examples"], status
+            if op is ops[("get", "/readyz")] and status == "503":
+                # Not an error but an answer: take this instance out of rotation.
+                assert schema["title"] == "NotReady"
+                assert "headers" not in answer
+                continue
             if status.startswith(("4", "5")):
                 assert schema["title"] == "ErrorBody"
             if status.startswith("4") and status != "422":
@@ -119,6 +160,16 @@ async def test_the_session_cookie_and_the_csrf_header_are_security_schemes(
     for path in ("/api/v1/signup", "/api/v1/signin"):
         assert {"csrfHeader": [], "csrfCookie": []} in ops[("post", path)]["security"]
     assert "security" not in ops[("get", "/api/v1/csrf")]
+    for key in (("post", "/session/extend"), ("post", "/logout")):
+        assert ops[key]["security"] == [{"csrfHeader": [], "session": []}]
+    assert {"csrfHeader": [], "csrfCookie": []} in ops[("post", "/api/v1/password-strength")][
+        "security"
+    ]
+    # Answered to anyone; a session, or the health token, is told more.
+    assert ops[("get", "/session/countdown")]["security"] == [{"session": []}, {}]
+    assert ops[("get", "/readyz")]["security"] == [{"healthToken": []}, {}]
+    assert (schemes["healthToken"]["type"], schemes["healthToken"]["scheme"]) == ("http", "bearer")
+    assert "security" not in ops[("get", "/healthz")]
 
 
 async def test_requests_are_described_with_their_fields(client: QuartClient) -> None:
@@ -295,6 +346,8 @@ async def test_the_account_route_answers_its_described_shape(
     await auth.sign_up()
     account = await (await client.get("/api/v1/account")).get_json()
     assert set(account) == {
-        "email", "email_verified", "two_factor_enabled", "created_at", "session"
+        "email", "email_verified", "two_factor_enabled", "created_at", "passkeys", "session"
     }  # fmt: skip
+    assert account["passkeys"] == 0
+    assert account["two_factor_enabled"] is False
     assert set(account["session"]) == {"id", "expires_in"}

@@ -162,6 +162,6 @@ def test_development_mails_to_the_local_catcher(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(f"QUARTAPP_{name}", raising=False)
     config = create_app({"ENV": "development"}).config
     assert (config["PUBLIC_URL"], config["MAIL_URL"]) == (
-        "http://127.0.0.1:4300",
+        "http://localhost:4300",
         "smtp://127.0.0.1:1025",
     )

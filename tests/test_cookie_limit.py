@@ -46,8 +46,9 @@ async def test_json_clients_get_the_431_as_json(client: QuartClient) -> None:
     assert response.status_code == 431
     assert (await response.get_json()) == {
         "code": "cookies_too_large",
-        "message": cookie_limit.MESSAGE.format(limit=LIMIT),
+        "message": cookie_limit.API_MESSAGE.format(limit=LIMIT),
     }
+    assert "browser" not in cookie_limit.API_MESSAGE  # API wording, not the page's
 
 
 async def test_the_limit_counts_every_cookie_header_and_spares_what_fits(

@@ -44,7 +44,7 @@ STEPS: dict[Purpose, tuple[list[str], list[str]]] = {
         ["Ask for a new password link", "Back home"],
     ),
 }
-# The step in words, for JSON clients.
+# The step in words on the page, signed out and signed in.
 SAID: dict[Purpose, tuple[str, str]] = {
     "reset": ("Ask for a new password link.", "Ask for a new password link."),
     "verify": ("Sign in to send yourself a new one.", "Send yourself a new one."),
@@ -53,6 +53,22 @@ SAID: dict[Purpose, tuple[str, str]] = {
         "Ask for a new address change on your account page.",
     ),
     "undo": ("contact the people who run this site.", "contact the people who run this site."),
+}
+# And for JSON clients, naming the API's routes instead of the pages.
+SAID_TO_PROGRAMS: dict[Purpose, tuple[str, str]] = {
+    "reset": (
+        "Ask for a new one: POST /password/forgot.",
+        "Ask for a new one: POST /password/forgot.",
+    ),
+    "verify": (
+        "Sign in, then POST /email/verify/resend for a new one.",
+        "POST /email/verify/resend for a new one.",
+    ),
+    "email": (
+        "Sign in, then ask for a new address change: POST /account/email.",
+        "Ask for a new address change: POST /account/email.",
+    ),
+    "undo": SAID["undo"],
 }
 NAMED = {
     "reset": "password reset link",
@@ -111,6 +127,7 @@ async def test_a_dead_link_offers_the_step_that_fits_it(
             assert dead.headers["Referrer-Policy"] == "no-referrer"
             body = await dead.get_data(as_text=True)
             assert NAMED[purpose] in body
+            assert SAID[purpose][signed_in] in body
             steps = steps_in(body)
             assert [label for label, _ in steps] == expected, (method, headers)
             if headers:
@@ -130,7 +147,8 @@ async def test_a_dead_link_offers_the_step_that_fits_it(
         assert body["code"] == "link_dead"
         message = body["message"]
         assert NAMED[purpose] in message
-        assert message.endswith(SAID[purpose][signed_in])
+        assert message.endswith(SAID_TO_PROGRAMS[purpose][signed_in])
+        assert "page" not in message
 
 
 async def test_the_dead_verification_link_sends_a_new_one_for_the_signed_in(app: Quart) -> None:

@@ -361,6 +361,7 @@ EXTENSION_POINTS = {
     "quart.sessions.SessionInterface": "Quart's way to plug in a session store",
     "quart.sessions.SessionMixin": "what Quart's session interface returns",
     "werkzeug.datastructures.CallbackDict": "a session dict, as Quart's own session is",
+    "werkzeug.routing.BaseConverter": "werkzeug's way to add a kind of URL part (a converter)",
     "quart_auth.AuthUser": "quart-auth's user_class",
     "tortoise.models.Model": "a Tortoise model",
     "tortoise.migrations.Migration": "a Tortoise migration",

@@ -638,7 +638,11 @@ async def test_an_address_change_over_json(
     csrf = (await (await stranger.get("/api/v1/csrf")).get_json())["csrf_token"]
     done = await stranger.post(path, json={}, headers={**JSON, "X-CSRF-Token": csrf})
     assert done.status_code == 200
-    assert await done.get_json() == {"message": "email changed", "signed_in": False}
+    assert await done.get_json() == {
+        "message": "email changed",
+        "email": "json@example.com",
+        "signed_in": False,
+    }
     # The browser that asked was signed out with every session.
     assert (await client.get("/api/v1/account", headers=JSON)).status_code == 401
 

@@ -13,8 +13,13 @@ STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def routes(app: Quart) -> list[tuple[str, str, set[str]]]:
+    """Each route's path (a whole number where it takes one), endpoint and methods."""
     return [
-        (rule.rule, rule.endpoint, set(rule.methods or ()) - {"HEAD", "OPTIONS"})
+        (
+            re.sub(r"<int:\w+>", "1", rule.rule),
+            rule.endpoint,
+            set(rule.methods or ()) - {"HEAD", "OPTIONS"},
+        )
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
     ]

@@ -5,10 +5,11 @@ When an account moves from a verified address, the notice to that address carrie
 (``EMAIL_CHANGE_UNDO_TTL``, 7 days by default) that needs no password: the attacker has it
 by then, and may have changed it. Following it (GET shows one button and changes nothing;
 POST acts) puts the old address back (verified), replaces the password with one nobody
-knows, raises the credentials version and floor (so every reset and change link out dies,
-and no sign-in with the attacker's password starts a session), ends every session, and
-hands the browser a fresh reset link for the restored address, so the owner sets a new
-password at once. The link works once.
+knows, removes every passkey (the attacker may have added one), raises the credentials
+version and floor (so every reset and change link out dies, and no sign-in with the
+attacker's password starts a session), ends every session, and hands the browser a fresh
+reset link for the restored address, so the owner sets a new password at once. The link
+works once.
 
 A chain of changes (owner → a1 → a2) gives one link per step, each to the address it left.
 Using one kills every undo link the account was given from its issue on
@@ -27,7 +28,7 @@ from quart import current_app
 from quartapp.accounts.hashing import get_hasher
 from quartapp.accounts.mail_tokens import LinkDead, LinkGrant, get_mail_tokens
 from quartapp.accounts.models import User
-from quartapp.accounts.queries import find_user, find_user_by_id, restore_email
+from quartapp.accounts.queries import delete_passkeys, find_user, find_user_by_id, restore_email
 from quartapp.sessions.extension import get_sessions
 from quartapp.web.errors import AppError
 
@@ -74,13 +75,14 @@ async def undo_change(token: str) -> tuple[str, str]:
     tokens = get_mail_tokens()
     grant = await tokens.peek("undo", token)
     if holder is not None and grant is not None and holder.id != grant.user_id:
-        raise AppError(TAKEN, status=409)  # the link stays live: nothing changed
+        raise AppError(TAKEN, status=409, code="email_taken")  # the link stays live
     grant = await tokens.use("undo", token)
     user = await live_undo(grant)
     assert grant is not None
     await tokens.cancel_from("undo", grant, _ttl())
     nobody_knows = await get_hasher().hash(secrets.token_urlsafe(32))
     version = await restore_email(user.id, grant.email, nobody_knows)
+    await delete_passkeys(user.id)  # the owner adds theirs again
     store = get_sessions().store
     await store.retire_credentials(user.id, version)
     await store.revoke_all(user.id)

@@ -70,7 +70,8 @@ def _link(path: str) -> str:
     return f"{current_app.config['PUBLIC_URL']}{path}"
 
 
-def _minutes(seconds: int) -> str:
+def duration_in_words(seconds: int) -> str:
+    """A link's lifetime as mails and pages say it: "45 minutes", "1 hour", "7 days"."""
     minutes = max(1, seconds // 60)
     if minutes >= 2 * 24 * 60:
         return f"{round(minutes / (24 * 60))} days"
@@ -102,7 +103,7 @@ async def _link_mail(
         grant.email,
         subject,
         link=_link(f"{path}{token}"),
-        valid_for=_minutes(seconds_left),
+        valid_for=duration_in_words(seconds_left),
     )
 
 
@@ -151,6 +152,7 @@ async def _notice(
         ip=ip or "unknown",
         when=mail_time(),
         sessions_link=_link("/sessions"),
+        passkeys_link=_link("/account/passkeys"),
         forgot_link=_link("/password/forgot"),
         **extra,
     )
@@ -199,7 +201,7 @@ async def email_changed_notice(
     async def build() -> EmailMessage | None:
         found = await get_mail_tokens().to_send("undo", undo) if undo else None
         undo_link = _link(f"/email/undo/{found[0]}") if found else ""
-        undo_for = _minutes(found[2]) if found else ""
+        undo_for = duration_in_words(found[2]) if found else ""
         return await _notice(
             "email_changed", old_email, "Your quartapp email address was changed",
             device=device, ip=ip, new_email=new_email, undo_link=undo_link, undo_for=undo_for,
@@ -248,6 +250,30 @@ async def two_factor_notice(
     return await _send(ctx, build)
 
 
+async def passkey_notice(
+    ctx: Context, *, user_id: int, change: str, passkey: str, device: str, ip: str
+) -> str:
+    """Tell the owner a passkey was added to their account or removed from it."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None:
+            return None
+        added = change == "added"
+        subject = "A passkey was " + ("added to" if added else "removed from") + " your account"
+        return await _notice(
+            "passkey_changed",
+            user.email,
+            subject,
+            device=device,
+            ip=ip,
+            added=added,
+            passkey=passkey,
+        )
+
+    return await _send(ctx, build)
+
+
 JOBS = [
     password_reset_mail,
     verification_mail,
@@ -256,4 +282,5 @@ JOBS = [
     email_changed_notice,
     new_device_notice,
     two_factor_notice,
+    passkey_notice,
 ]

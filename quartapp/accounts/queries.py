@@ -4,12 +4,13 @@ an email taken twice is a 409."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from tortoise.exceptions import BaseORMException, IntegrityError
 from tortoise.expressions import F
 
-from quartapp.accounts.models import User
+from quartapp.accounts.models import Passkey, User
 from quartapp.web.errors import AppError, ServiceUnavailable
 
 T = TypeVar("T")
@@ -127,8 +128,61 @@ async def restore_email(user_id: int, email: str, password_hash: str) -> int:
             )
         )
     except IntegrityError as error:
-        raise AppError(EMAIL_TAKEN, status=409) from error
+        raise AppError(EMAIL_TAKEN, status=409, code="email_taken") from error
     user = await find_user_by_id(user_id) if updated else None
     if user is None:
         raise AppError("This account no longer exists.", status=410)
     return user.credentials_version
+
+
+# --- passkeys (accounts/passkeys.py decides what goes in and what comes out) ---------------
+
+
+async def list_passkeys(user_id: int) -> list[Passkey]:
+    """The account's passkeys, the oldest first."""
+    return await _database(Passkey.filter(user_id=user_id).order_by("created_at", "id"))
+
+
+async def count_passkeys(user_id: int) -> int:
+    return await _database(Passkey.filter(user_id=user_id).count())
+
+
+async def find_passkey(user_id: int, passkey_id: int) -> Passkey | None:
+    """One of the account's passkeys (another account's is None)."""
+    return await _database(Passkey.get_or_none(id=passkey_id, user_id=user_id))
+
+
+async def find_passkey_by_key(key: str) -> Passkey | None:
+    """A passkey by the SHA-256 of its credential id, with its account."""
+    return await _database(Passkey.get_or_none(credential_key=key).select_related("user"))
+
+
+async def create_passkey(**values: Any) -> Passkey:
+    """Insert a passkey; a credential registered already (to any account) is an
+    IntegrityError (the unique index on its key)."""
+    return await _database(Passkey.create(**values))
+
+
+async def rename_passkey(passkey_id: int, name: str) -> None:
+    await _database(Passkey.filter(id=passkey_id).update(name=name))
+
+
+async def delete_passkey(passkey_id: int) -> bool:
+    return bool(await _database(Passkey.filter(id=passkey_id).delete()))
+
+
+async def delete_passkeys(user_id: int) -> int:
+    """Remove every passkey of the account; how many there were."""
+    return int(await _database(Passkey.filter(user_id=user_id).delete()))
+
+
+async def passkey_used(passkey: Passkey, sign_count: int, backed_up: bool) -> bool:
+    """Move the passkey's counter on to ``sign_count``, only from the value ``passkey``
+    was read with: of two answers racing with one counter value (a cloned authenticator's),
+    one moves it and the other gets False."""
+    moved = await _database(
+        Passkey.filter(id=passkey.id, sign_count=passkey.sign_count).update(
+            sign_count=sign_count, backed_up=backed_up, last_used_at=datetime.now(UTC)
+        )
+    )
+    return bool(moved)

@@ -205,6 +205,9 @@ class ThrottleRules:
     email_change_per_account: Limit | None = Limit(3, HOUR)
     email_change_per_address: Limit | None = Limit(3, HOUR)
     mail_per_recipient: Limit | None = Limit(20, HOUR)
+    # Passkey sign-in challenges asked for: each is a key in Redis for five minutes, and a
+    # sign-in page asks for one as it loads (the browser's passkey autofill).
+    passkey_options_per_ip: Limit | None = Limit(100, 5 * MINUTE)
     # Seconds after its last successful sign-in that a client stays remembered; 0: never.
     remember_clients_for: float = 30 * DAY
     # How many clients each account remembers (the most recent ones); 0: none.
@@ -260,6 +263,7 @@ _LIMIT_FIELDS = frozenset(
         "email_change_per_account",
         "email_change_per_address",
         "mail_per_recipient",
+        "passkey_options_per_ip",
     }
 )
 
@@ -499,6 +503,23 @@ class Throttle:
                 self.rules.remember_clients,
             ],
         )
+
+    async def reserve_passkey_sign_in(self, ip: str) -> Reservation:
+        """Count a passkey sign-in from this client in the sign-in rule per client
+        (``sign_in_per_ip``, the log password sign-ins from it count in too), before its
+        answer is checked; the account is not known until then. On success ``release``
+        it; a refused passkey stays counted."""
+        limit = self.rules.sign_in_per_ip
+        key = self.key("sign_in_per_ip", self.client_name(ip))
+        logs = [_Log("sign_in_per_ip", key, limit)] if limit else []
+        return await self._run("attempt", logs, None)
+
+    async def attempt_passkey_options(self, ip: str) -> Decision:
+        """Count a passkey sign-in challenge asked for by this client, if it is allowed."""
+        limit = self.rules.passkey_options_per_ip
+        key = self.key("passkey_options_per_ip", self.client_name(ip))
+        logs = [_Log("passkey_options_per_ip", key, limit)] if limit else []
+        return (await self._run("attempt", logs, None)).only()
 
     # -- sign-up --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from quart import Blueprint, Response, jsonify, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
-from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.queries import count_passkeys, find_user_by_id
 from quartapp.accounts.sign_in_flow import way_of
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
@@ -73,13 +73,6 @@ def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any
     }
 
 
-@bp.app_template_filter("signed_in_with")
-def signed_in_with(record: SessionRecord) -> str | None:
-    """How a session was signed in, as the sessions page says it (None: not kept then)."""
-    way = way_of(record)
-    return way.label if way is not None else None
-
-
 def list_version(records: list[SessionRecord], current: SessionRecord) -> str:
     """A short digest of what the list shows: its rows, their times as the page words them
     and the minutes they have left. The page's poll sends it back, so the list is swapped
@@ -117,6 +110,7 @@ async def render_sessions(
         status_message=status,
         focus_heading=htmx().request if focus_heading is None else focus_heading,
         version=list_version(records, current),
+        way_of=way_of,
     )
 
 
@@ -205,6 +199,7 @@ async def read_account(record: SessionRecord) -> Account:
         email_verified=user.email_verified,
         two_factor_enabled=user.two_factor_enabled,
         created_at=iso_time(int(user.created_at.timestamp() * 1000)),
+        passkeys=await count_passkeys(user.id),
         session=SessionSummary.of(record),
     )
 

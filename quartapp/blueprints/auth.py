@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, url_for
+from quart import Blueprint, Response, url_for
 
 from quartapp.accounts import service
 from quartapp.accounts.sign_in_flow import ENDED as SECOND_STEP_ENDED
@@ -21,17 +21,28 @@ from quartapp.sessions.extension import (
 )
 from quartapp.sessions.store import WHY_ENDED
 from quartapp.web.access import public, signed_in
-from quartapp.web.api import POST_ANYONE, described, read_model
+from quartapp.web.api import POST_ANYONE, POST_SIGNED_IN, described, read_model
 from quartapp.web.errors import AppError, InvalidFields
-from quartapp.web.forms import FORM_TYPES, read_fields
-from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url, wants_json
+from quartapp.web.forms import FORM_TYPES
+from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url
 from quartapp.web.next_page import FIELD as NEXT_FIELD
 from quartapp.web.next_page import safe_next
 from quartapp.web.responder import Outcome, Page, Refused, respond
-from quartapp.web.schemas import Credentials, CsrfToken, SessionSummary, SignedIn, SignInAnswer
+from quartapp.web.schemas import (
+    Credentials,
+    CsrfToken,
+    PasswordStrength,
+    PasswordToJudge,
+    SessionSummary,
+    SignedIn,
+    SignedOut,
+    SignInAnswer,
+)
 from quartapp.web.templating import render_template
 
 bp = Blueprint("auth", __name__)
+# The live strength hint under a new password field, in place of the last.
+STRENGTH_HINT = "auth/_password_strength.html"
 
 
 async def render_form(page: str, status: int = 200, **context: Any) -> Response:
@@ -124,36 +135,34 @@ async def sign_up() -> Response:
 @bp.post("/api/v1/password-strength")
 @public
 @session_access("read")
+@described(
+    request=PasswordToJudge, answers={200: PasswordStrength}, errors=[429], security=POST_ANYONE
+)
 async def password_strength() -> Response:
     """How strong a password being typed is, judged as sign-up and password change will.
 
-    The sign-up form sends ``email`` and ``password``; the change form sends
-    ``new_password``, and the signed-in account's email is used. The answer never
-    contains the password."""
-    fields = await read_fields("email", "password", "new_password")
+    The sign-up form sends `email` and `password`; the password change form sends
+    `new_password`, and signed in, the account's email is used. The answer never
+    contains the password. Browsers get the live hint instead: when judging is throttled
+    or busy it says it has paused (a 200, shown in its place), and the form still judges
+    the password when it is sent."""
+    typed = await read_model(PasswordToJudge)
     record = current_record()
-    email = record.email if record is not None else fields["email"]
-    password = fields["password"] or fields["new_password"]
-    if wants_json():
-        if not password:
-            raise InvalidFields({"password": "Enter a password."})
-        judged = await service.judge_new_password(password, email, hint=True)
-        return jsonify(
-            {
-                "score": judged.score,
-                "acceptable": judged.acceptable,
-                "message": judged.message,
-            }
-        )
+    email = record.email if record is not None else typed.email
+    password = typed.password or typed.new_password
+    hint = Page(STRENGTH_HINT)
+    if not password:
+        refused = InvalidFields({"password": "Enter a password."})
+        return await respond(Refused(refused, hint, page_status=200))  # no hint yet
     try:
-        strength = (
-            await service.judge_new_password(password, email, hint=True) if password else None
-        )
-    except AppError as error:  # throttled or busy: the hint pauses, the form judges on submit
-        html = await render_template("auth/_password_strength.html", paused=error.message)
-        return AppResponse(html)
-    html = await render_template("auth/_password_strength.html", strength=strength)
-    return AppResponse(html)
+        judged = await service.judge_new_password(password, email, hint=True)
+    except AppError as error:
+        paused = Page(STRENGTH_HINT, context={"paused": error.message})
+        return await respond(Refused(error, paused, page_status=200))
+    answer = PasswordStrength(
+        score=judged.score, acceptable=judged.acceptable, message=judged.message
+    )
+    return await respond(Outcome(answer, page=Page(STRENGTH_HINT, context={"strength": judged})))
 
 
 @bp.post("/api/v1/signin")
@@ -209,8 +218,11 @@ async def sign_out_page() -> Response:
 
 @bp.post("/logout")
 @signed_in
+@described(answers={200: SignedOut}, errors=[401, 403, 413], security=POST_SIGNED_IN)
 async def sign_out() -> Response:
+    """End this session: its cookie is removed, and its CSRF tokens no longer work.
+
+    Browsers go to the sign-in page, which says they are signed out (GET /logout is the
+    page with the button that posts here)."""
     await get_sessions().sign_out()
-    if wants_json():
-        return jsonify({"message": "signed out"})
-    return navigate(signed_out_url())
+    return await respond(Outcome(SignedOut(message="signed out"), redirect=signed_out_url()))

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from flask.sansio.blueprints import BlueprintSetupState
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, current_app, request
 
 from quartapp.config import ConfigError
 from quartapp.infra.database import EXTENSION as DATABASE
@@ -24,9 +24,14 @@ from quartapp.infra.redis_client import get_redis, ping
 from quartapp.mail.queue import get_mailer
 from quartapp.sessions.extension import session_access
 from quartapp.web.access import public
+from quartapp.web.api import MAYBE_HEALTH_TOKEN, SESSIONLESS, described
 from quartapp.web.client_address import parse_address
+from quartapp.web.responder import Outcome, respond
+from quartapp.web.schemas import Health, MailQueueState, NotReady, Ready
 
 bp = Blueprint("health", __name__)
+# The same answer every time: made once.
+UP = Outcome(Health(status="ok"))
 
 # Characters of HEALTH_TOKEN at least: 32 random characters are about 190 bits.
 MIN_HEALTH_TOKEN_LENGTH = 32
@@ -69,9 +74,10 @@ def may_see_details() -> bool:
 @bp.get("/healthz")
 @public
 @session_access("none")
+@described(answers={200: Health}, always=SESSIONLESS)
 async def healthz() -> Response:
     """The process is up and serving."""
-    return jsonify({"status": "ok"})
+    return await respond(UP)
 
 
 async def _check(name: str, probe: Awaitable[object]) -> tuple[str, str]:
@@ -82,12 +88,12 @@ async def _check(name: str, probe: Awaitable[object]) -> tuple[str, str]:
     return name, "ok"
 
 
-async def mail_state() -> tuple[dict[str, Any], list[str]]:
+async def mail_state() -> tuple[MailQueueState, list[str]]:
     """The mail queue's state, and a warning when mail waits and no worker runs."""
     try:
         health = await asyncio.wait_for(get_mailer().health(), timeout=3)
     except Exception as error:  # the queue's Redis may be another server
-        return {"queue": f"unavailable: {type(error).__name__}"}, []
+        return MailQueueState(queue=f"unavailable: {type(error).__name__}"), []
     warnings = []
     # SAQ's "incomplete" jobs (``waiting``) include the queued and the running ones.
     pending = max(int(health["queued"]), int(health["waiting"]))
@@ -97,20 +103,21 @@ async def mail_state() -> tuple[dict[str, Any], list[str]]:
             "lately: nothing sends it. Run mail workers (QUARTAPP_MAIL_WORKERS of serve, "
             "or python -m quartapp mail-worker)"
         )
-    return {"queue": "ok", **health}, warnings
+    return MailQueueState(queue="ok", **health), warnings
 
 
 @bp.get("/readyz")
 @public
 @session_access("none")
+@described(answers={200: Ready, 503: NotReady}, always=SESSIONLESS, security=MAYBE_HEALTH_TOKEN)
 async def readyz() -> Response:
-    """Ready (200) when Redis and MySQL both answer, so a load balancer can take us out
-    (503) when they do not.
+    """Whether the instance is ready: 200 when Redis and MySQL both answer, else 503.
 
-    The details (each service's answer, the mail queue's workers and jobs, warnings) go
-    only to requests that may see them (``may_see_details``). Mail does not decide
-    readiness: sign-in works without a worker, and mail waits in the queue; a warning
-    says so when mail waits and no worker was seen."""
+    A load balancer takes an instance that answers 503 out of rotation. The details
+    (each service's answer, the mail queue's workers and jobs, warnings) go only to a
+    request with the health token, or one made on the server's own machine.
+    Mail does not decide readiness: sign-in works without a mail worker, and mail waits
+    in the queue; a warning says so when mail waits and no worker was seen."""
     results = dict(
         await asyncio.gather(
             _check("redis", ping(get_redis())),
@@ -118,13 +125,12 @@ async def readyz() -> Response:
         )
     )
     ready = all(value == "ok" for value in results.values())
-    body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
-    if may_see_details():
+    details: dict[str, Any] = {}
+    if may_see_details():  # only these may (see the module's docstring)
         mail, warnings = await mail_state()
-        body.update(results, mail=mail)
+        details.update(results, mail=mail)
         if warnings:
-            body["warnings"] = warnings
-    response = jsonify(body)
-    response.status_code = 200 if ready else 503
-    response.headers["Cache-Control"] = "no-store"
-    return response
+            details["warnings"] = warnings
+    if ready:
+        return await respond(Outcome(Ready(status="ok", **details)))
+    return await respond(Outcome(NotReady(status="unavailable", **details), status=503))

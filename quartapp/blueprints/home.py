@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, jsonify, url_for
+from quart import Blueprint, Quart, Response, url_for
 from werkzeug.http import parse_cookie
 
 from quartapp.accounts.verification import UNVERIFIED
@@ -31,8 +31,11 @@ from quartapp.sessions.extension import (
 )
 from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
+from quartapp.web.api import MAYBE_SIGNED_IN, POST_SIGNED_IN, described
 from quartapp.web.headers import encoded_headers
-from quartapp.web.hypermedia import HtmxDetails, htmx, navigate, wants_json
+from quartapp.web.hypermedia import HtmxDetails, htmx
+from quartapp.web.responder import Outcome, Page, respond
+from quartapp.web.schemas import Countdown, Extended
 from quartapp.web.templating import clock_time, render_template, templates
 from quartapp.web.templating import url_for as remembered_url_for
 
@@ -148,13 +151,6 @@ def widget_context(
     )
 
 
-async def countdown_fragment(
-    record: SessionRecord | None, *, extending: bool = False, ended: str | None = None
-) -> Response:
-    context = widget_context(record, extending=extending, ended=ended)
-    return AppResponse(await render_template(TEMPLATE, **context))
-
-
 @bp.get("/home")
 @signed_in
 async def home() -> Response:
@@ -178,31 +174,41 @@ async def home() -> Response:
 @bp.get("/session/countdown")
 @public
 @session_access("read")
+@described(answers={200: Countdown}, security=MAYBE_SIGNED_IN)
 async def countdown() -> Response:
-    """Time left in this session. Reading it never extends it: a page left open must not
-    keep its session alive. Without a session it answers the expired state, which stops
-    the widget's polling, and says why when something else than time ended the session.
-    (The common case is answered before Quart: CountdownPoll.)"""
+    """The time left in this session, read without extending it.
+
+    A page left open must not keep its session alive. Without a session this answers the
+    expired state (the widget's stops its polling), and says why when something else than
+    time or its own sign-out ended the session not long ago (`ended`)."""
+    # The common case, a live session's poll from htmx, is answered before Quart
+    # (CountdownPoll, below): what this answers, that must answer alike.
     record = current_record()
-    if wants_json():
-        seconds = widget_context(record)["seconds_left"]
-        return jsonify({"expires_in": seconds, "expired": record is None})
-    return await countdown_fragment(record, ended=request_session().ended)
+    ended = request_session().ended
+    if record is not None:
+        answer = Countdown(expires_in=record.seconds_left, expired=False)
+    elif ended in WHY_ENDED:
+        answer = Countdown(expires_in=0, expired=True, ended=ended)
+    else:  # never signed in, signed out, or timed out
+        answer = Countdown(expires_in=0, expired=True)
+    page = Page(TEMPLATE, context=widget_context(record, ended=ended))
+    return await respond(Outcome(answer, page=page))
 
 
 @bp.post("/session/extend")
 @signed_in
+@described(answers={200: Extended}, errors=[401, 403, 413], security=POST_SIGNED_IN)
 async def extend() -> Response:
-    """Slide the idle deadline now, on purpose (never past the absolute limit).
+    """Extend this session: its idle deadline slides now (never past its absolute limit).
 
-    Loading the session for this request already did the sliding."""
+    The widget's "Stay signed in" gets the widget again, saying so; without JavaScript
+    its form goes back to /home."""
+    # Loading the session for this request already did the sliding.
     record = current_record()
-    if wants_json():
-        assert record is not None
-        return jsonify({"expires_in": record.seconds_left})
-    if htmx().request:
-        return await countdown_fragment(record, extending=True)
-    return navigate(url_for("home.home"))
+    assert record is not None
+    page = Page(TEMPLATE, context=widget_context(record, extending=True))
+    answer = Extended(expires_in=record.seconds_left)
+    return await respond(Outcome(answer, page=page, redirect=url_for("home.home")))
 
 
 class CountdownPoll:

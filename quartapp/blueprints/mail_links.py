@@ -10,29 +10,59 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request, url_for
-from quart_auth import current_user
+from quart import Blueprint, Response, url_for
+from quart.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from quartapp.accounts import email_change, email_undo, recovery, verification
 from quartapp.accounts.mail_tokens import LinkDead, Purpose
+from quartapp.accounts.mailings import duration_in_words
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.blueprints.account import read_account
+from quartapp.engine.quart_context import current_application
 from quartapp.sessions.csrf import csrf_token
-from quartapp.sessions.extension import (
-    current_record,
-    get_sessions,
-    session_access,
-    session_summary,
-)
+from quartapp.sessions.extension import current_record, get_sessions, session_access
 from quartapp.web.access import public, signed_in
-from quartapp.web.api import SIGNED_IN, described
+from quartapp.web.api import POST_ANYONE, POST_SIGNED_IN, SIGNED_IN, described, read_model
 from quartapp.web.errors import AppError
-from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import htmx, navigate, render, wants_json
-from quartapp.web.responder import Outcome, respond
-from quartapp.web.schemas import Account
+from quartapp.web.responder import Outcome, Page, Refused, respond
+from quartapp.web.schemas import (
+    Account,
+    ChangeLink,
+    ChangeUndone,
+    EmailChanged,
+    EmailVerified,
+    ForgotForm,
+    ForgotPassword,
+    LinkToken,
+    NewPassword,
+    PasswordReset,
+    ResetLink,
+    ResetLinkSent,
+    SessionSummary,
+    UndoLink,
+    VerificationSent,
+    VerifyLink,
+)
 
 bp = Blueprint("mail_links", __name__)
+
+# The POSTs here without a body can still answer 403 (the CSRF token) and 413: a web form
+# is read for its token when the header does not carry one.
+
+
+class VerifyToken(BaseConverter):
+    """The token in a verification link's address: any path segment but ``resend``, so that
+    /email/verify/resend is only the resend route (a GET of it is a 405 naming POST, not a
+    dead link)."""
+
+    regex = r"(?!resend$)[^/]+"
+
+
+@bp.record_once
+def add_converters(state: BlueprintSetupState) -> None:
+    # Before the blueprint's routes are added to the app, which name it.
+    state.app.url_map.converters["verify_token"] = VerifyToken
 
 
 def signed_in_nav() -> dict[str, Any]:
@@ -46,6 +76,11 @@ def no_referrer(response: Response) -> Response:
     return response
 
 
+async def answer(outcome: Outcome | Refused) -> Response:
+    """``respond`` for a page reached by a token in its address."""
+    return no_referrer(await respond(outcome))
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """A way on from a dead link: a link, or (``post``) a button that posts a form."""
@@ -55,264 +90,303 @@ class Step:
     post: bool = False
 
 
-async def dead_link_steps(purpose: Purpose) -> tuple[str, list[Step]]:
-    """What to do about a dead link of ``purpose``, for this visitor: a sentence (what JSON
-    clients are told) and the ways on. Only a visitor who is not signed in is offered to
-    sign in; a signed-in one is offered the way back home."""
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """What to do about a dead link: in words for the page (``said``) and for JSON clients
+    (``api``, naming the API's routes), and the page's ways on."""
+
+    said: str
+    api: str
+    steps: list[Step]
+
+
+async def dead_link_steps(purpose: Purpose) -> NextStep:
+    """What to do about a dead link of ``purpose``, for this visitor. Only a visitor who is
+    not signed in is offered to sign in; a signed-in one is offered the way back home."""
     record = current_record()
     home = Step("Back home", url_for("home.home"))
     sign_in = url_for("auth.sign_in_page")
     if purpose == "verify":
+        resend = url_for("mail_links.resend_verification")
         if record is None:
-            return "Sign in to send yourself a new one.", [
-                Step("Sign in to send a new verification link", sign_in)
-            ]
+            return NextStep(
+                "Sign in to send yourself a new one.",
+                f"Sign in, then POST {resend} for a new one.",
+                [Step("Sign in to send a new verification link", sign_in)],
+            )
         user = await find_user_by_id(record.user_id)
         if user is None or user.email_verified:
-            return "Your email address is verified already.", [home]
-        resend = Step("Send a new verification link", url_for("mail_links.resend_verification"))
-        return "Send yourself a new one.", [Step(resend.label, resend.href, post=True), home]
+            verified = "Your email address is verified already."
+            return NextStep(verified, verified, [home])
+        return NextStep(
+            "Send yourself a new one.",
+            f"POST {resend} for a new one.",
+            [Step("Send a new verification link", resend, post=True), home],
+        )
     if purpose == "email":
+        change = url_for("account.email_page")
         if record is None:
-            return "Sign in to ask for a new address change.", [
-                Step("Sign in to ask for a new address change", sign_in)
-            ]
-        change = Step("Ask for a new address change", url_for("account.email_page"))
-        return "Ask for a new address change on your account page.", [change, home]
+            return NextStep(
+                "Sign in to ask for a new address change.",
+                f"Sign in, then ask for a new address change: POST {change}.",
+                [Step("Sign in to ask for a new address change", sign_in)],
+            )
+        return NextStep(
+            "Ask for a new address change on your account page.",
+            f"Ask for a new address change: POST {change}.",
+            [Step("Ask for a new address change", change), home],
+        )
     last = home if record is not None else Step("Sign in", sign_in)
-    forgot = Step("Ask for a new password link", url_for("mail_links.forgot_page"))
+    forgot_path = url_for("mail_links.forgot")
+    steps = [Step("Ask for a new password link", forgot_path), last]
     if purpose == "undo":
-        return UNDO_DEAD_HINT, [forgot, last]
-    return "Ask for a new password link.", [forgot, last]
+        return NextStep(UNDO_DEAD_HINT, UNDO_DEAD_HINT, steps)
+    return NextStep(
+        "Ask for a new password link.", f"Ask for a new one: POST {forgot_path}.", steps
+    )
 
 
-async def link_dead(purpose: Purpose) -> Response:
+async def link_dead(purpose: Purpose) -> Refused:
     """The 410 for a dead link of ``purpose``: what it was, and the step that fits it for
     this visitor (JSON clients get that step in words)."""
-    next_step, steps = await dead_link_steps(purpose)
-    error = LinkDead(purpose, next_step)
-    if wants_json():
-        raise error
-    page = await render(
+    next_step = await dead_link_steps(purpose)
+    error = LinkDead(purpose, next_step.api)
+    page = Page(
         "auth/link_dead.html",
         "auth/_link_dead.html",
-        error.status,
-        error=error,
-        reason=error.reason,
-        next_step=next_step,
-        steps=steps,
-        **signed_in_nav(),
+        {
+            "reason": error.reason,
+            "next_step": next_step.said,
+            "steps": next_step.steps,
+            **signed_in_nav(),
+        },
     )
-    return no_referrer(page)
+    return Refused(error, page)
 
 
 # -- forgot ---------------------------------------------------------------------------
 
 
-async def render_forgot(status: int = 200, **context: Any) -> Response:
-    return await render(
-        "auth/forgot.html", "auth/_forgot_form.html", status, **signed_in_nav(), **context
-    )
+def forgot_form(**context: Any) -> Page:
+    lifetime = duration_in_words(int(current_application().config["PASSWORD_RESET_TTL"]))
+    context = {**signed_in_nav(), "link_lifetime": lifetime, **context}
+    return Page("auth/forgot.html", "auth/_forgot_form.html", context)
 
 
 @bp.get("/password/forgot")
 @public
 @session_access("read")
+@described(answers={200: ForgotForm})
 async def forgot_page() -> Response:
-    return await render_forgot()
+    """How to ask for a password-reset link.
+
+    What to POST here, and how long a mailed link works. Browsers get the form."""
+    form = ForgotForm(
+        message=(
+            'POST {"email"} here: if the address has an account, a link to set a new password '
+            "is mailed to it."
+        ),
+        link_lifetime=int(current_application().config["PASSWORD_RESET_TTL"]),
+    )
+    return await respond(Outcome(form, page=forgot_form()))
 
 
 @bp.post("/password/forgot")
 @public
 @session_access("read")
+@described(request=ForgotPassword, answers={202: ResetLinkSent}, errors=[429], security=POST_ANYONE)
 async def forgot() -> Response:
-    """The same answer whether or not the address has an account (the worker finds out)."""
-    fields = await read_fields("email")
+    """Ask for a password-reset link by mail.
+
+    The same answer whether or not the address has an account (the mail worker finds out),
+    in the same time. Throttled per client and per address."""
+    typed = await read_model(ForgotPassword)
     try:
-        await recovery.request_password_reset(fields["email"])
+        await recovery.request_password_reset(typed.email)
     except AppError as error:
-        if wants_json():
-            raise
-        return await render_forgot(error.status, error=error, email=fields["email"].strip())
-    if wants_json():
-        response = jsonify({"message": recovery.SENT})
-        response.status_code = 202
-        return response
-    return await render_forgot(sent=recovery.SENT)
+        return await respond(Refused(error, forgot_form(email=typed.email.strip())))
+    sent = ResetLinkSent(message=recovery.SENT)
+    return await respond(Outcome(sent, status=202, page=forgot_form(sent=recovery.SENT)))
 
 
 # -- reset ----------------------------------------------------------------------------
 
 
-async def render_reset(token: str, email: str, status: int = 200, **context: Any) -> Response:
-    page = await render(
-        "auth/reset.html",
-        "auth/_reset_form.html",
-        status,
-        token=token,
-        email=email,
-        **signed_in_nav(),
-        **context,
-    )
-    return no_referrer(page)
+def reset_form(token: str, email: str) -> Page:
+    context = {"token": token, "email": email, **signed_in_nav()}
+    return Page("auth/reset.html", "auth/_reset_form.html", context)
 
 
 @bp.get("/password/reset/<token>")
 @public
 @session_access("read")
+@described(answers={200: ResetLink}, errors=[404, 410], path=LinkToken)
 async def reset_page(token: str) -> Response:
-    """The new-password form; showing it never uses the link up."""
+    """Look at a password-reset link: whose it is. Looking never uses the link up."""
     try:
         user = await recovery.check_reset_link(token)
     except LinkDead:
-        return await link_dead("reset")
-    if wants_json():
-        return no_referrer(jsonify({"email": user.email, "valid": True}))
-    return await render_reset(token, user.email)
+        return await answer(await link_dead("reset"))
+    link = ResetLink(email=user.email, valid=True)
+    return await answer(Outcome(link, page=reset_form(token, user.email)))
 
 
 @bp.post("/password/reset/<token>")
 @public
 @session_access("read")
+@described(
+    request=NewPassword,
+    answers={200: PasswordReset},
+    errors=[404, 410, 429],
+    security=POST_ANYONE,
+    path=LinkToken,
+)
 async def reset(token: str) -> Response:
-    """Set the new password, end every session of the account, and send the browser to
-    sign in (it is not signed in: a session it had, of any account, ends)."""
-    fields = await read_fields("new_password")
+    """Set a new password with a reset link.
+
+    Every session of the account ends, and so does this client's, whichever account it was
+    signed in to: sign in with the new password. A password the policy refuses is a 422 and
+    leaves the link live. Browsers are sent to sign in."""
+    typed = await read_model(NewPassword)
     try:
-        user = await recovery.reset_password(token, fields["new_password"])
+        await recovery.reset_password(token, typed.new_password)
     except LinkDead:
-        return await link_dead("reset")
+        return await answer(await link_dead("reset"))
     except AppError as error:
-        if wants_json():
-            raise
         try:
             user = await recovery.check_reset_link(token)
         except LinkDead:
-            return await link_dead("reset")
-        return await render_reset(token, user.email, error.status, error=error)
+            return await answer(await link_dead("reset"))
+        return await answer(Refused(error, reset_form(token, user.email)))
     await get_sessions().sign_out()  # a session of another account ends on the server too
-    if wants_json():
-        return no_referrer(jsonify({"message": "password reset; sign in with it"}))
-    return no_referrer(navigate(url_for("auth.sign_in_page", reset=1)))
+    done = PasswordReset(message="password reset; sign in with it")
+    return await answer(Outcome(done, redirect=url_for("auth.sign_in_page", reset=1)))
 
 
 # -- verifying an address ---------------------------------------------------------------
 
 
-@bp.get("/email/verify/<token>")
+@bp.get("/email/verify/<verify_token:token>")
 @public
 @session_access("read")
+@described(answers={200: VerifyLink}, errors=[404, 410], path=LinkToken)
 async def verify_page(token: str) -> Response:
-    """One button; only its POST changes anything (mail scanners follow links)."""
+    """Look at a verification link: the address it verifies. Only its POST changes anything
+    (mail scanners follow links)."""
     try:
         email = await verification.check_verify_link(token)
     except LinkDead:
-        return await link_dead("verify")
-    if wants_json():
-        return no_referrer(jsonify({"email": email, "valid": True}))
-    page = await render(
-        "auth/verify.html", "auth/_verify_form.html", token=token, email=email, **signed_in_nav()
-    )
-    return no_referrer(page)
+        return await answer(await link_dead("verify"))
+    context = {"token": token, "email": email, **signed_in_nav()}
+    page = Page("auth/verify.html", "auth/_verify_form.html", context)
+    return await answer(Outcome(VerifyLink(email=email, valid=True), page=page))
 
 
-@bp.post("/email/verify/<token>")
+@bp.post("/email/verify/<verify_token:token>")
 @public
 @session_access("read")
+@described(
+    answers={200: EmailVerified}, errors=[403, 404, 410, 413], security=POST_ANYONE, path=LinkToken
+)
 async def verify(token: str) -> Response:
+    """Verify the address a link was mailed to (signed in or not).
+
+    Browsers go home when signed in, else to sign in."""
     try:
         email = await verification.verify_email(token)
     except LinkDead:
-        return await link_dead("verify")
-    if wants_json():
-        return no_referrer(jsonify({"message": "email verified", "email": email}))
+        return await answer(await link_dead("verify"))
     target = "home.home" if current_record() is not None else "auth.sign_in_page"
-    return no_referrer(navigate(url_for(target, verified=1)))
+    done = EmailVerified(message="email verified", email=email)
+    return await answer(Outcome(done, redirect=url_for(target, verified=1)))
 
 
 @bp.post("/email/verify/resend")
 @signed_in
+@described(
+    answers={202: VerificationSent, 200: VerificationSent},
+    errors=[401, 403, 413, 429],
+    security=POST_SIGNED_IN,
+)
 async def resend_verification() -> Response:
+    """Mail the signed-in account a new verification link.
+
+    A 202 when one is sent; a 200, sending nothing, when the address is verified already.
+    Throttled per account. Links sent before stay live."""
     record = current_record()
     assert record is not None
     if await verification.resend(record):
-        message = f"We sent a new link to {record.email}."
+        said = VerificationSent(message=f"We sent a new link to {record.email}.", sent=True)
+        status, home = 202, url_for("home.home", sent=1)
     else:
-        message = "Your email address is verified already."
-    if wants_json():
-        response = jsonify({"message": message})
-        response.status_code = 202
-        return response
-    if htmx().request:
-        return await render(
-            "home/home.html", "home/_verify_notice.html", sent=message, verified=True
-        )
-    return navigate(url_for("home.home", sent=1))
+        said = VerificationSent(message="Your email address is verified already.", sent=False)
+        status, home = 200, url_for("home.home", verified=1)
+    # htmx swaps the notice in place; a form posted without JavaScript goes home.
+    notice = Page(
+        "home/home.html", "home/_verify_notice.html", {"sent": said.message, "verified": True}
+    )
+    return await respond(Outcome(said, status=status, page=notice, redirect=home))
 
 
 # -- changing an address -----------------------------------------------------------------
 
 
-async def render_change(token: str, email: str, status: int = 200, **context: Any) -> Response:
-    page = await render(
+def change_form(**context: Any) -> Page:
+    return Page(
         "auth/email_change.html",
         "auth/_email_change_form.html",
-        status,
-        token=token,
-        new_email=email,
-        **signed_in_nav(),
-        **context,
+        {**signed_in_nav(), **context},
     )
-    return no_referrer(page)
 
 
 @bp.get("/email/change/<token>")
 @public
 @session_access("read")
+@described(answers={200: ChangeLink}, errors=[404, 410], path=LinkToken)
 async def email_change_page(token: str) -> Response:
-    """One button; only its POST changes the address (mail scanners follow links)."""
+    """Look at an address-change link: the address it gives the account. Only its POST
+    changes the address (mail scanners follow links)."""
     try:
         _, new_email = await email_change.check_change_link(token)
     except LinkDead:
-        return await link_dead("email")
-    if wants_json():
-        return no_referrer(jsonify({"new_email": new_email, "valid": True}))
-    return await render_change(token, new_email)
+        return await answer(await link_dead("email"))
+    link = ChangeLink(new_email=new_email, valid=True)
+    return await answer(Outcome(link, page=change_form(token=token, new_email=new_email)))
 
 
 @bp.post("/email/change/<token>")
 @public
 @session_access("read")
+@described(
+    answers={200: EmailChanged},
+    errors=[403, 404, 409, 410, 413],
+    security=POST_ANYONE,
+    path=LinkToken,
+)
 async def change_email(token: str) -> Response:
-    """Make the link's address the account's. This browser goes on signed in if it was
-    signed in to the account; every other session ends."""
+    """Use an address-change link: the account's address becomes the link's.
+
+    A client signed in to the account goes on signed in, in a new session (its cookie is
+    set, and the answer carries its CSRF token); every other session ends. A 409
+    `email_taken` when another account has the address now (the link stays live)."""
     try:
-        _, _, record = await email_change.apply_change(token)
+        user, _, record = await email_change.apply_change(token)
     except LinkDead:
-        return await link_dead("email")
+        return await answer(await link_dead("email"))
     except AppError as error:  # 409: another account has the address now
-        if wants_json():
-            raise
-        page = await render(
-            "auth/email_change.html",
-            "auth/_email_change_form.html",
-            error.status,
-            error=error,
-            **signed_in_nav(),
-        )
-        return no_referrer(page)
-    if wants_json():
-        body: dict[str, Any] = {"message": "email changed", "signed_in": record is not None}
-        if record is not None:
-            body |= {
-                "email": record.email,
-                "session": session_summary(record),
-                "csrf_token": csrf_token(),
-            }
-        return no_referrer(jsonify(body))
+        return await answer(Refused(error, change_form()))
+    changed = EmailChanged(message="email changed", email=user.email, signed_in=False)
+    target = url_for("auth.sign_in_page", email_changed=1)
     if record is not None:
-        return no_referrer(navigate(url_for("account.email_page", changed=1)))
-    return no_referrer(navigate(url_for("auth.sign_in_page", email_changed=1)))
+        changed = EmailChanged(
+            message="email changed",
+            email=user.email,
+            signed_in=True,
+            session=SessionSummary.of(record),
+            csrf_token=csrf_token(),
+        )
+        target = url_for("account.email_page", changed=1)
+    return await answer(Outcome(changed, redirect=target))
 
 
 # -- undoing an address change, from the old address -------------------------------------
@@ -324,60 +398,52 @@ UNDO_DEAD_HINT = (
 )
 
 
-async def render_undo(token: str, email: str, status: int = 200, **context: Any) -> Response:
-    page = await render(
-        "auth/email_undo.html",
-        "auth/_email_undo_form.html",
-        status,
-        token=token,
-        email=email,
-        **signed_in_nav(),
-        **context,
-    )
-    return no_referrer(page)
+def undo_form(token: str, email: str) -> Page:
+    context = {"token": token, "email": email, **signed_in_nav()}
+    return Page("auth/email_undo.html", "auth/_email_undo_form.html", context)
 
 
 @bp.get("/email/undo/<token>")
 @public
 @session_access("read")
+@described(answers={200: UndoLink}, errors=[404, 410], path=LinkToken)
 async def undo_email_change_page(token: str) -> Response:
-    """One button; only its POST changes anything (mail scanners follow links)."""
+    """Look at an undo link (mailed to the old address after a change): the address it
+    puts back. Only its POST changes anything (mail scanners follow links)."""
     try:
         email = await email_undo.check_undo_link(token)
     except LinkDead:
-        return await link_dead("undo")
-    if wants_json():
-        return no_referrer(jsonify({"email": email, "valid": True}))
-    return await render_undo(token, email)
+        return await answer(await link_dead("undo"))
+    return await answer(Outcome(UndoLink(email=email, valid=True), page=undo_form(token, email)))
 
 
 @bp.post("/email/undo/<token>")
 @public
 @session_access("read")
+@described(
+    answers={200: ChangeUndone},
+    errors=[403, 404, 409, 410, 413],
+    security=POST_ANYONE,
+    path=LinkToken,
+)
 async def undo_email_change(token: str) -> Response:
-    """Put the old address back, end every session, and send the browser on to set a new
-    password (the old one no longer works)."""
+    """Use an undo link: put the earlier address back.
+
+    Every session of the account ends, this client's too, and the password no longer works:
+    `reset_path` is a password-reset link for the restored address (browsers are sent
+    there). A 409 `email_taken` when another account has the address now."""
     try:
         email, reset_token = await email_undo.undo_change(token)
     except LinkDead:
-        return await link_dead("undo")
+        return await answer(await link_dead("undo"))
     except AppError as error:  # 409: another account has the address now
-        if wants_json():
-            raise
-        return await render_undo(token, "", error.status, error=error)
+        return await answer(Refused(error, undo_form(token, "")))
     get_sessions().forget()
     reset_path = url_for("mail_links.reset_page", token=reset_token)
-    if wants_json():
-        return no_referrer(
-            jsonify(
-                {
-                    "message": "address restored; set a new password",
-                    "email": email,
-                    "reset_path": reset_path,
-                }
-            )
-        )
-    return no_referrer(navigate(reset_path))
+    undone = ChangeUndone(
+        message="address restored; set a new password", email=email, reset_path=reset_path
+    )
+    return await answer(Outcome(undone, redirect=reset_path))
 
 
 # -- the account ------------------------------------------------------------------------
@@ -392,6 +458,3 @@ async def account() -> Response:
     record = current_record()
     assert record is not None
     return await respond(Outcome(await read_account(record)))
-
-
-__all__ = ["bp", "current_user", "request"]

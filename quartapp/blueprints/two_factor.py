@@ -296,11 +296,13 @@ async def sign_in_with_code() -> Response:
         target = url_for("two_factor.settings", done="recovery_code")
     else:
         target = passed.next_page or url_for("home.home")
+    # After a recovery code only, the answer says how many are left (unset: left out).
+    left = {"recovery_codes_left": proof.recovery_codes_left} if proof.recovery_code else {}
     answer = SignedInWithCode(
         message="signed in",
         email=passed.record.email,
         session=SessionSummary.of(passed.record),
         csrf_token=csrf_token(),
-        recovery_codes_left=proof.recovery_codes_left,
+        **left,
     )
     return keep_pending(await respond(Outcome(answer, redirect=target)), None)

@@ -39,8 +39,9 @@ from quartapp.mail.job_logs import keep_job_details_out_of_logs
 log = logging.getLogger(__name__)
 
 EXTENSION = "quartapp.mail"
-# Seconds a worker reports itself alive for; /readyz counts the workers that did lately.
-WORKER_INFO_TTL = 30
+# Seconds between a worker's reports of itself. SAQ keeps each report one second longer
+# than that, so /readyz counts a worker as seen for 11 s after its last report.
+WORKER_INFO_EVERY = 10
 # Retries while SMTP is down: 1 s, 2 s, 4 s ... then at most every 60 s (each jittered),
 # 80 attempts in all: about an hour.
 RETRIES = 80

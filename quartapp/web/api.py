@@ -12,10 +12,14 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    with an example;
 2. ``@described(request=..., answers={status: Model}, errors=[...], security=...)`` below
    the access decorator (``public`` or ``signed_in``): the statuses it answers beyond the
-   ones every route can (``ALWAYS``, and ``WITH_BODY`` for a body); ``SIGNED_IN``,
-   ``POST_SIGNED_IN`` or ``POST_ANYONE``;
+   ones every route can (``ALWAYS``, or ``always=SESSIONLESS`` for a route that never reads
+   the session; and ``WITH_BODY`` for a body), a status's own model in ``answers`` where it
+   is no error (/readyz's 503); ``SIGNED_IN``, ``POST_SIGNED_IN``, ``POST_ANYONE``, or
+   ``MAYBE_SIGNED_IN`` for a route that answers anyone; ``path=Model`` when its
+   address has parameters (a field of the model per parameter, with its description
+   and schema);
 3. the body read with ``read_model(Model)``; the view returns ``respond(Outcome(data,
-   status, page=... or redirect=...))``, and ``respond(Refused(error, page))`` where a
+   status, page=..., redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
 """
@@ -29,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Quart
 from quart_schema import (
     APIKeySecurityScheme,
+    HttpSecurityScheme,
     Info,
     OpenAPIProvider,
     QuartSchema,
@@ -40,20 +45,32 @@ from werkzeug.routing import Rule
 
 from quartapp.web.error_body import API_MESSAGES, CODES, ErrorBody
 from quartapp.web.errors import InvalidFields
-from quartapp.web.forms import read_fields
+from quartapp.web.forms import read_fields, read_json_object
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
+PATH_PARAMETERS = "api_path_parameters"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 View = TypeVar("View", bound=Callable[..., Any])
 
 # What each error status means on a described route (the answers' descriptions).
 ERROR_STATUSES = {
-    400: "The body is not a JSON object (`bad_request`).",
+    400: (
+        "The body is not a JSON object (`bad_request`), or a passkey to add did not check "
+        "out (`passkey_invalid`)."
+    ),
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
     403: "The CSRF token is missing, wrong or expired (`csrf_failed`).",
-    409: "A conflict with the account's state (`email_taken`, `conflict`).",
+    404: (
+        "Nothing at this address (`not_found`): a path parameter that cannot be one, or a "
+        "passkey that is not one of yours."
+    ),
+    409: (
+        "A conflict with the account's state (`email_taken`, `passkey_taken`, `passkey_limit`, "
+        "`passkey_exists`, `last_way_in`, `conflict`)."
+    ),
+    410: "A mailed link that is unknown, used, expired or killed (`link_dead`).",
     413: "The body is over 16 KiB (`too_large`).",
     415: "The body is neither JSON nor a web form (`unsupported_media_type`).",
     422: "Fields are missing or invalid; `fields` names each one (`validation_failed`).",
@@ -65,6 +82,8 @@ RETRY_AFTER_STATUSES = (429, 503)
 # Every route can answer these: oversized cookies are refused first, and every route
 # reads the session from Redis.
 ALWAYS = (431, 503)
+# A route that never reads the session (``session_access("none")``) only the first.
+SESSIONLESS = (431,)
 # And every route with a body these.
 WITH_BODY = (400, 403, 413, 415, 422)
 
@@ -72,6 +91,7 @@ SECURITY_SCHEMES = {
     "session": APIKeySecurityScheme(name="quartapp_session", in_="cookie"),
     "csrfCookie": APIKeySecurityScheme(name="quartapp_csrf", in_="cookie"),
     "csrfHeader": APIKeySecurityScheme(name="X-CSRF-Token", in_="header"),
+    "healthToken": HttpSecurityScheme(scheme="bearer"),
 }
 SCHEME_DESCRIPTIONS = {
     "session": "The session cookie a sign-in sets (`__Host-quartapp_session` over https).",
@@ -80,23 +100,45 @@ SCHEME_DESCRIPTIONS = {
         "(`__Host-quartapp_csrf` over https)."
     ),
     "csrfHeader": "A token from GET /api/v1/csrf (or a sign-in's answer); every POST needs it.",
+    "healthToken": (
+        "`QUARTAPP_HEALTH_TOKEN`: GET /readyz tells its holder (and a request made on the "
+        "server's own machine) what each service answered."
+    ),
 }
 Security = list[dict[str, list[str]]]
 SIGNED_IN: Security = [{"session": []}]
 # A POST: the token, and what it is bound to (the session, or signed out the CSRF cookie).
 POST_ANYONE: Security = [{"csrfHeader": [], "session": []}, {"csrfHeader": [], "csrfCookie": []}]
 POST_SIGNED_IN: Security = [{"csrfHeader": [], "session": []}]
+# A route that answers anyone, and says more to a session (or the health token) it is sent.
+MAYBE_SIGNED_IN: Security = [{"session": []}, {}]
+MAYBE_HEALTH_TOKEN: Security = [{"healthToken": []}, {}]
 
 
 class Provider(OpenAPIProvider):
     """quart-schema's document, of the described routes' JSON addresses only, with each
-    error status described and Retry-After where it is sent."""
+    error answer (an ``ErrorBody``) described and Retry-After where it is sent."""
 
     def generate_rules(self) -> Iterable[Rule]:
         for rule in super().generate_rules():
             view = self._app.view_functions[rule.endpoint]
             if getattr(view, DESCRIBED, False) and rule.endpoint.endswith(f".{view.__name__}"):
                 yield rule
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        # quart-schema describes a path parameter by its converter only (a string); a
+        # route's ``path`` model gives each its description, pattern and example.
+        paths, components = super().build_paths(rule)
+        model = getattr(self._app.view_functions[rule.endpoint], PATH_PARAMETERS, None)
+        if model is not None:
+            properties = model.model_json_schema()["properties"]
+            for operations in paths.values():
+                for operation in operations.values():
+                    operation["parameters"] = [
+                        _path_parameter(parameter, properties.get(parameter["name"]))
+                        for parameter in operation["parameters"]
+                    ]
+        return paths, components
 
     def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         # A described body is required: without one the answer is a 415 (quart-schema
@@ -113,10 +155,13 @@ class Provider(OpenAPIProvider):
                 operation["parameters"] = operation.get("parameters") or []
                 for status, answer in operation["responses"].items():
                     status = int(status)
+                    content = answer["content"]["application/json"]
+                    if content["schema"].get("title") != ErrorBody.__name__:
+                        continue  # an answer of its own, such as /readyz's 503
                     if status in ERROR_STATUSES:
                         answer["description"] = ERROR_STATUSES[status]
                         # One example per code this status can carry, not the model's.
-                        answer["content"]["application/json"]["examples"] = {
+                        content["examples"] = {
                             code: {"value": {"code": code, "message": API_MESSAGES.get(code, when)}}
                             for code, (code_status, when) in CODES.items()
                             if code_status == status
@@ -130,6 +175,14 @@ class Provider(OpenAPIProvider):
                             }
                         }
         return document
+
+
+def _path_parameter(parameter: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    if parameter["in"] != "path" or schema is None:
+        return parameter
+    schema = {key: value for key, value in schema.items() if key != "title"}
+    description = schema.pop("description", None)
+    return {**parameter, "schema": schema} | ({"description": description} if description else {})
 
 
 def init_app(app: Quart) -> QuartSchema:
@@ -178,10 +231,15 @@ def described(
     request: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     security: Security | None = None,
+    always: Iterable[int] = ALWAYS,
+    path: type[BaseModel] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
-    can answer (``ALWAYS``, and ``WITH_BODY`` when it takes a body) are added."""
-    error_statuses = set(errors) | set(ALWAYS) | (set(WITH_BODY) if request else set())
+    can answer (``always``, and ``WITH_BODY`` when it takes a body) are added, but for a
+    status ``answers`` gives a model of its own. ``path`` describes the parameters in its
+    address, a field each (documented only: the view reads them as Quart passes them)."""
+    error_statuses = set(errors) | set(always) | (set(WITH_BODY) if request else set())
+    error_statuses -= set(answers)
 
     def decorate(view: View) -> View:
         if request is not None:
@@ -192,6 +250,8 @@ def described(
             view = document_response(ErrorBody, status)(view)
         if security is not None:
             view = security_scheme(security)(view)
+        if path is not None:
+            setattr(view, PATH_PARAMETERS, path)
         setattr(view, DESCRIBED, True)
         return view
 
@@ -204,6 +264,19 @@ async def read_model(model: type[ModelT]) -> ModelT:
     fields = await read_fields(*model.model_fields)
     try:
         return model.model_validate(fields)
+    except ValidationError as error:
+        raise InvalidFields(
+            {".".join(map(str, problem["loc"])): problem["msg"] for problem in error.errors()}
+        ) from None
+
+
+async def read_json_model(model: type[ModelT]) -> ModelT:
+    """The request's body as ``model``, for bodies a web form cannot carry (a WebAuthn
+    credential is a nested object): JSON only (anything else a 415), an object (else a
+    400), and a value the model refuses is a 422 naming it."""
+    data = await read_json_object()
+    try:
+        return model.model_validate(data)
     except ValidationError as error:
         raise InvalidFields(
             {".".join(map(str, problem["loc"])): problem["msg"] for problem in error.errors()}

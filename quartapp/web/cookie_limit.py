@@ -20,6 +20,11 @@ MESSAGE = (
     "Your browser sent more cookies than this site accepts ({limit} bytes in all). "
     "Delete this site's cookies in your browser, then reload the page."
 )
+# The same for programs, which have no browser to clear (web/error_body.py's API wording).
+API_MESSAGE = (
+    "The Cookie headers are over {limit} bytes in all: send only the cookies this API "
+    "sets (they come to about 200 bytes)."
+)
 
 
 def cookie_bytes(scope: HTTPScope) -> int:
@@ -29,13 +34,13 @@ def cookie_bytes(scope: HTTPScope) -> int:
 
 async def refuse(scope: HTTPScope, send: ASGISendCallable, limit: int) -> None:
     """Answer with the 431, as JSON when JSON is asked for, else as plain text."""
-    message = MESSAGE.format(limit=limit)
     accept = b"".join(value for name, value in scope["headers"] if name == b"accept")
     if b"application/json" in accept:
+        message = API_MESSAGE.format(limit=limit)
         body = json.dumps({"code": "cookies_too_large", "message": message}).encode()
         content_type = b"application/json"
     else:
-        body = message.encode()
+        body = MESSAGE.format(limit=limit).encode()
         content_type = b"text/plain; charset=utf-8"
     headers = [
         (b"content-type", content_type),

@@ -20,11 +20,21 @@ if TYPE_CHECKING:
 # test compares them).
 CODES = {
     "bad_request": (400, "the body is not a JSON object (malformed JSON, invalid UTF-8, an array)"),
+    "passkey_invalid": (
+        400,
+        "a passkey to add did not check out, or its challenge is unknown, used or expired",
+    ),
     "unauthenticated": (401, "the route needs a session: sign in first"),
     "invalid_credentials": (
         401,
         "a sign-in refused: the same answer for every wrong email or password",
     ),
+    "passkey_refused": (
+        401,
+        "a passkey sign-in refused: its signature, challenge, origin, user handle or counter "
+        "did not check out",
+    ),
+    "passkey_unknown": (401, "a passkey sign-in with a passkey no account has (removed?)"),
     "forbidden": (403, "not allowed"),
     "csrf_failed": (403, "the CSRF token is missing, wrong, or expired"),
     "invalid_code": (
@@ -47,6 +57,13 @@ CODES = {
     "request_timeout": (408, "the body did not arrive in time"),
     "conflict": (409, "another request changed the account at the same moment: read it and retry"),
     "email_taken": (409, "another account has this address (in any letter case)"),
+    "passkey_taken": (409, "the passkey is registered already"),
+    "passkey_limit": (409, "the account has as many passkeys as it may have (20)"),
+    "passkey_exists": (
+        409,
+        "the account has a passkey already: the browser's offer is for accounts without one",
+    ),
+    "last_way_in": (409, "the account's last way to sign in cannot be removed"),
     "gone": (410, "the thing asked for has gone"),
     "link_dead": (
         410,

@@ -30,6 +30,13 @@ async def read_fields(*names: str) -> dict[str, str]:
     raise AppError("Send the form as a web form or as JSON.", status=415)
 
 
+async def read_json_object() -> dict[str, object]:
+    """The body as a JSON object; a web form or anything else is refused with a 415."""
+    if request.mimetype != "application/json":
+        raise AppError("Send the body as JSON.", status=415)
+    return _json_object(await request.get_data())
+
+
 def _json_object(raw: str | bytes) -> dict[str, object]:
     # Parsed here rather than with request.get_json(silent=True), which lets invalid UTF-8
     # and deeply nested arrays escape as 500s.

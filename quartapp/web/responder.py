@@ -3,13 +3,21 @@ client from it (a full page, an htmx fragment, a redirect, or JSON), so that no 
 what kind of client it has. The client's kind is read as everywhere
 (``hypermedia.wants_json``, ``hypermedia.htmx``).
 
-- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model) with
-  ``status``; so does everyone when the outcome names no page and no redirect.
-- ``Outcome(..., page=Page(...))``: browsers get the page, htmx its fragment.
+- ``Outcome(data=..., status=...)``: JSON clients get ``data`` (a pydantic model, without
+  the fields the view left unset) with ``status``; so does everyone when the outcome names
+  no page and no redirect.
+- ``Outcome(..., page=Page(...))``: browsers get the page (with the page's own status, a
+  200 unless it says otherwise: a 202 for JSON clients is a page like any other), htmx its
+  fragment.
 - ``Outcome(..., redirect=url)``: browsers go there (a 303; htmx an ``HX-Redirect``).
+- ``Outcome(..., page=Page(...), redirect=url)``: an htmx swap gets the page's fragment in
+  place, and a browser without JavaScript (or a boosted htmx navigation) goes to ``url``
+  (a form that updates its part of the page, and without htmx goes back to the page it
+  was on).
 - ``Refused(error, page)``: a form refused. JSON clients get the error (``error_body``,
   through the app's error handler); browsers get the form again, with the error next to
-  its fields and the status of the error.
+  its fields and the status of the error (or ``page_status``: a live hint that says it
+  has paused is a 200, which it shows in its place).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from pydantic import BaseModel
 from quart import Response, jsonify
 
 from quartapp.web.errors import AppError
-from quartapp.web.hypermedia import navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, wants_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,7 @@ class Page:
     template: str
     fragment: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class Refused:
 
     error: AppError
     page: Page
+    page_status: int | None = None
 
 
 async def respond(outcome: Outcome | Refused) -> Response:
@@ -62,19 +72,17 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return await render(
             refused.template,
             refused.fragment or refused.template,
-            outcome.error.status,
+            outcome.error.status if outcome.page_status is None else outcome.page_status,
             error=outcome.error,
             **refused.context,
         )
     browser_answer = outcome.page is not None or outcome.redirect is not None
     if outcome.data is not None and (not browser_answer or wants_json()):
-        response = jsonify(outcome.data.model_dump(mode="json"))
+        response = jsonify(outcome.data.model_dump(mode="json", exclude_unset=True))
         response.status_code = outcome.status
         return response
-    if outcome.redirect is not None:
-        return navigate(outcome.redirect)
     page = outcome.page
+    if outcome.redirect is not None and (page is None or not htmx().wants_fragment):
+        return navigate(outcome.redirect)
     assert page is not None, "an outcome names data, a page or a redirect"
-    return await render(
-        page.template, page.fragment or page.template, outcome.status, **page.context
-    )
+    return await render(page.template, page.fragment or page.template, page.status, **page.context)

@@ -3,10 +3,13 @@ document (``GET /openapi.json``) is made from them and from each route's ``descr
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
-from quartapp.sessions.store import SessionRecord
+from quartapp.sessions.store import WHY_ENDED, SessionRecord
 
 
 def _examples(*examples: JsonDict) -> ConfigDict:
@@ -84,6 +87,7 @@ class Account(BaseModel):
             "email_verified": False,
             "two_factor_enabled": False,
             "created_at": "2026-01-31T12:00:00+00:00",
+            "passkeys": 1,
             "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 598},
         }
     )
@@ -92,7 +96,548 @@ class Account(BaseModel):
     email_verified: bool
     two_factor_enabled: bool = Field(description="A second factor is needed to sign in.")
     created_at: str = Field(description="ISO 8601, in UTC, to the second.")
+    passkeys: int = Field(description="How many passkeys the account has.")
     session: SessionSummary
+
+
+# Session countdown, extension, sign-out, strength, health
+
+# A field that is left out when it does not apply (the responder leaves out the fields a
+# view does not set), never sent as null: ``name: T | Absent = absent("...")``.
+Absent = SkipJsonSchema[None]
+
+
+def absent(description: str, *, enum: list[str] | None = None) -> Any:
+    def finish(schema: JsonDict) -> None:
+        del schema["default"]  # null, which the schema does not allow
+        if enum is not None:
+            schema["enum"] = list(enum)
+
+    return Field(default=None, description=description, json_schema_extra=finish)
+
+
+class Countdown(BaseModel):
+    """The time left in this request's session. Reading it never extends it."""
+
+    model_config = _examples(
+        {"expires_in": 540, "expired": False},
+        {"expires_in": 0, "expired": True},
+        {"expires_in": 0, "expired": True, "ended": "elsewhere"},
+    )
+
+    expires_in: int = Field(ge=0, description="Seconds until the session ends unless used.")
+    expired: bool = Field(
+        description="No live session: never signed in, signed out, ended or timed out."
+    )
+    ended: str | Absent = absent(
+        "Why the session ended, when something other than time or its own sign-out ended "
+        "it not long ago: `elsewhere` (from another session), `account` (the password or "
+        "the email address changed), `deleted` (the account was deleted).",
+        enum=list(WHY_ENDED),
+    )
+
+
+class Extended(BaseModel):
+    """The session's idle deadline slid forward now (never past its absolute limit)."""
+
+    model_config = _examples({"expires_in": 600})
+
+    expires_in: int = Field(ge=0, description="Seconds until the session ends unless used.")
+
+
+class SignedOut(BaseModel):
+    """The session has ended (its CSRF tokens with it) and its cookie is removed."""
+
+    model_config = _examples({"message": "signed out"})
+
+    message: str = Field(description='"signed out".')
+
+
+class PasswordToJudge(BaseModel):
+    """A password being typed: `password` (and `email`) on the sign-up form, or
+    `new_password` on the password change form."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.com", "password": "correct horse battery"},
+                {"new_password": "a brand new passphrase"},
+            ],
+            # One of the two, not empty (else a 422 naming `password`).
+            "anyOf": [
+                {"required": ["password"], "properties": {"password": {"minLength": 1}}},
+                {"required": ["new_password"], "properties": {"new_password": {"minLength": 1}}},
+            ],
+        }
+    )
+
+    email: str = Field(
+        default="",
+        description="The address it is for, signing up; signed in, the account's is used.",
+    )
+    password: str = Field(default="", description="The password typed on the sign-up form.")
+    new_password: str = Field(
+        default="", description="Or the one typed as a new password (used when no `password`)."
+    )
+
+
+class PasswordStrength(BaseModel):
+    """How strong a password is, judged as a sign-up or a password change will judge it.
+    It never contains the password."""
+
+    model_config = _examples(
+        {"score": 4, "acceptable": True, "message": None},
+        {"score": 0, "acceptable": False, "message": "This is one of the most common passwords."},
+    )
+
+    score: int = Field(ge=0, le=4, description="zxcvbn's score, from 0 (weakest) to 4.")
+    acceptable: bool = Field(description="Whether a sign-up or a password change takes it.")
+    message: str | None = Field(description="Why it is refused; null when it is acceptable.")
+
+
+class Health(BaseModel):
+    """The process is up and serving."""
+
+    model_config = _examples({"status": "ok"})
+
+    status: Literal["ok"]
+
+
+class MailQueueState(BaseModel):
+    """The mail queue: workers seen lately and jobs waiting, or why it did not answer."""
+
+    model_config = _examples({"queue": "ok", "workers": 2, "queued": 0, "waiting": 0})
+
+    queue: str = Field(description='"ok", or "unavailable: <error type>".')
+    workers: int | Absent = absent("Mail workers that reported lately.")
+    queued: int | Absent = absent("Jobs not yet taken by a worker.")
+    waiting: int | Absent = absent("Jobs not done, the running included.")
+
+
+class Readiness(BaseModel):
+    """Whether Redis and MySQL answer. Only the health token's holder, or a request made on
+    the server's own machine, gets the details (each service's answer, the mail queue, and
+    warnings); anyone else gets `status` alone."""
+
+    redis: str | Absent = absent('"ok", or "unavailable: <error type>".')
+    mysql: str | Absent = absent('"ok", or "unavailable: <error type>".')
+    mail: MailQueueState | Absent = absent("Mail does not decide readiness: it waits in the queue.")
+    warnings: list[str] | Absent = absent("Such as mail waiting with no worker to send it.")
+
+
+class Ready(Readiness):
+    """Ready: Redis and MySQL both answer."""
+
+    model_config = _examples(
+        {"status": "ok"},
+        {
+            "status": "ok",
+            "redis": "ok",
+            "mysql": "ok",
+            "mail": {"queue": "ok", "workers": 2, "queued": 0, "waiting": 0},
+        },
+    )
+
+    status: Literal["ok"]
+
+
+class NotReady(Readiness):
+    """Not ready: Redis or MySQL does not answer (take the instance out of rotation)."""
+
+    model_config = _examples(
+        {"status": "unavailable"},
+        {
+            "status": "unavailable",
+            "redis": "ok",
+            "mysql": "unavailable: TimeoutError",
+            "mail": {"queue": "ok", "workers": 2, "queued": 0, "waiting": 0},
+        },
+    )
+
+    status: Literal["unavailable"]
+
+
+# Mailed links: forgot, reset, verification, address change, undo
+
+LINK_EXAMPLE = "hT3o9wV1fLQm6cYb2XkR0sJpN8aZ4dGu7eIvWq5yMnB"
+
+
+class LinkToken(BaseModel):
+    """The path parameter of a mailed link's address (documented, not read through this:
+    a token of any other shape names no link, and is answered as a dead one)."""
+
+    token: str = Field(
+        description=(
+            "The token from the mailed link: 43 characters of base64url. A token that is "
+            "unknown, used, expired or killed by a change to the account is a 410 `link_dead`."
+        ),
+        pattern=r"^[A-Za-z0-9_-]{43}$",
+        examples=[LINK_EXAMPLE],
+    )
+
+
+class ForgotForm(BaseModel):
+    """What asking for a password-reset link takes (the page's form, for JSON clients)."""
+
+    model_config = _examples(
+        {
+            "message": (
+                'POST {"email"} here: if the address has an account, a link to set a new '
+                "password is mailed to it."
+            ),
+            "link_lifetime": 3600,
+        }
+    )
+
+    message: str
+    link_lifetime: int = Field(description="Seconds a mailed reset link works for.")
+
+
+class ForgotPassword(BaseModel):
+    """The address to mail a password-reset link to."""
+
+    model_config = _examples({"email": "ada@example.com"})
+
+    email: str = Field(
+        description="The account's address; letter case does not matter.",
+        json_schema_extra={**NOT_BLANK, "format": "email", "maxLength": 254},
+    )
+
+
+class ResetLinkSent(BaseModel):
+    """Asked: the same answer whether or not the address has an account."""
+
+    model_config = _examples(
+        {"message": "If an account exists for that address, we sent a link to reset its password."}
+    )
+
+    message: str
+
+
+class ResetLink(BaseModel):
+    """A live password-reset link (looking does not use it up)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The address of the account whose password it resets.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class NewPassword(BaseModel):
+    """The new password a reset link sets."""
+
+    model_config = _examples({"new_password": "a fine new passphrase"})
+
+    new_password: str = Field(
+        description="8 characters to 72 bytes, not a common or email-derived password.",
+        json_schema_extra=NOT_BLANK,
+    )
+
+
+class PasswordReset(BaseModel):
+    """The new password is set and every session of the account has ended (this client's
+    too, whichever account it was signed in to): sign in with it."""
+
+    model_config = _examples({"message": "password reset; sign in with it"})
+
+    message: str
+
+
+class VerifyLink(BaseModel):
+    """A live verification link (looking does not use it up)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The address it verifies.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class EmailVerified(BaseModel):
+    """The address the link was mailed to is verified."""
+
+    model_config = _examples({"message": "email verified", "email": "ada@example.com"})
+
+    message: str
+    email: str
+
+
+class VerificationSent(BaseModel):
+    """A new verification link (202, `sent`), or none: the address is verified already
+    (200)."""
+
+    model_config = _examples(
+        {"message": "We sent a new link to ada@example.com.", "sent": True},
+        {"message": "Your email address is verified already.", "sent": False},
+    )
+
+    message: str
+    sent: bool = Field(description="Whether a link was put in the mail.")
+
+
+class ChangeLink(BaseModel):
+    """A live address-change link (looking does not use it up, nor change anything)."""
+
+    model_config = _examples({"new_email": "ada@new.example.com", "valid": True})
+
+    new_email: str = Field(description="The address the account gets when the link is used.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class EmailChanged(BaseModel):
+    """The account's address is the link's. Every other session has ended; a client
+    signed in to the account goes on in a new session (its cookie is set) with a new CSRF
+    token, and any other client is not signed in."""
+
+    model_config = _examples(
+        {
+            "message": "email changed",
+            "email": "ada@new.example.com",
+            "signed_in": True,
+            "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 600},
+            "csrf_token": "Qx3vN0aZ8kLm...1700000000.Zm9v...",
+        },
+        {
+            "message": "email changed",
+            "email": "ada@new.example.com",
+            "signed_in": False,
+        },
+    )
+
+    message: str
+    email: str = Field(description="The account's address now.")
+    signed_in: bool = Field(description="Whether this client is signed in to the account.")
+    session: SessionSummary | Absent = absent("The new session, when signed in.")
+    csrf_token: str | Absent = absent("The new session's CSRF token, when signed in.")
+
+
+class UndoLink(BaseModel):
+    """A live undo link (looking does not use it up, nor change anything)."""
+
+    model_config = _examples({"email": "ada@example.com", "valid": True})
+
+    email: str = Field(description="The earlier address it puts back.")
+    valid: bool = Field(description="Always true: a dead link is a 410.")
+
+
+class ChangeUndone(BaseModel):
+    """The earlier address is the account's again; every session has ended and the
+    password no longer works: set a new one with the reset link at `reset_path`."""
+
+    model_config = _examples(
+        {
+            "message": "address restored; set a new password",
+            "email": "ada@example.com",
+            "reset_path": f"/password/reset/{LINK_EXAMPLE}",
+        }
+    )
+
+    message: str
+    email: str = Field(description="The address put back.")
+    reset_path: str = Field(description="The path of a password-reset link for it.")
+
+
+# Passkeys
+
+
+class PasskeyReauthentication(BaseModel):
+    """The account's current password, typed again before a passkey is added; or, for the
+    browser's own offer right after a password sign-in, ``mediation`` "conditional"."""
+
+    model_config = _examples({"current_password": "correct horse battery"})
+
+    current_password: str = Field(default="", description="The account's password.")
+    mediation: str = Field(
+        default="",
+        description=(
+            '"conditional": options for a conditional create, without the password, in a '
+            "session signed in with one in the last five minutes, for an account without "
+            "passkeys (else a 403, or a 409)."
+        ),
+    )
+
+
+class CeremonyOptions(BaseModel):
+    """The options of a WebAuthn ceremony, as JSON (base64url for binary values): hand
+    ``public_key`` to ``PublicKeyCredential.parseCreationOptionsFromJSON`` (adding) or
+    ``parseRequestOptionsFromJSON`` (signing in). Its challenge is good once, for five
+    minutes."""
+
+    model_config = _examples(
+        {
+            "public_key": {
+                "challenge": "q8h0...",
+                "rpId": "accounts.example.com",
+                "timeout": 300000,
+                "userVerification": "required",
+            }
+        }
+    )
+
+    public_key: dict[str, Any]
+
+
+CREDENTIAL = (
+    "The credential the browser made, as `PublicKeyCredential.toJSON()` gives it "
+    "(`id`, `rawId`, `type`, `response` with base64url values)."
+)
+
+
+class PasskeyRegistration(BaseModel):
+    """The browser's answer to the options of POST /api/v1/passkeys/registration/options."""
+
+    model_config = _examples(
+        {
+            "credential": {
+                "id": "Y3JlZA",
+                "rawId": "Y3JlZA",
+                "type": "public-key",
+                "response": {"clientDataJSON": "eyJ0...", "attestationObject": "o2Nm..."},
+            },
+            "name": "Laptop",
+        }
+    )
+
+    credential: dict[str, Any] = Field(description=CREDENTIAL)
+    name: str = Field(
+        default="",
+        max_length=64,
+        description="What to call it (up to 64 characters); empty: the device it was made on.",
+    )
+
+
+class PasskeyAssertion(BaseModel):
+    """The browser's answer to the options of POST /api/v1/passkeys/authentication/options."""
+
+    model_config = _examples(
+        {
+            "credential": {
+                "id": "Y3JlZA",
+                "rawId": "Y3JlZA",
+                "type": "public-key",
+                "response": {
+                    "clientDataJSON": "eyJ0...",
+                    "authenticatorData": "SZYN...",
+                    "signature": "MEUC...",
+                    "userHandle": "dXNlcg",
+                },
+            }
+        }
+    )
+
+    credential: dict[str, Any] = Field(description=CREDENTIAL)
+
+
+class PasskeyInfo(BaseModel):
+    """One passkey of the account."""
+
+    id: int
+    name: str
+    created_at: str = Field(description="ISO 8601, in UTC, to the second.")
+    last_used_at: str | None = Field(description="ISO 8601, in UTC; null: never used.")
+    backed_up: bool = Field(description="The authenticator says the key is synced elsewhere.")
+
+
+class PasskeyList(BaseModel):
+    """The account's passkeys, the oldest first."""
+
+    model_config = _examples(
+        {
+            "passkeys": [
+                {
+                    "id": 7,
+                    "name": "Chrome on Linux",
+                    "created_at": "2026-01-31T12:00:00+00:00",
+                    "last_used_at": None,
+                    "backed_up": False,
+                }
+            ]
+        }
+    )
+
+    passkeys: list[PasskeyInfo]
+
+
+class PasskeyName(BaseModel):
+    """A passkey's new name."""
+
+    model_config = _examples({"name": "Phone"})
+
+    name: str = Field(description="1 to 64 characters.", max_length=64, json_schema_extra=NOT_BLANK)
+
+
+class PasskeyChanged(BaseModel):
+    """A passkey added or renamed."""
+
+    model_config = _examples(
+        {
+            "message": "passkey added",
+            "passkey": {
+                "id": 7,
+                "name": "Laptop",
+                "created_at": "2026-01-31T12:00:00+00:00",
+                "last_used_at": None,
+                "backed_up": False,
+            },
+        }
+    )
+
+    message: str = Field(description='"passkey added" or "passkey renamed".')
+    passkey: PasskeyInfo
+
+
+class AcceptedCredentials(BaseModel):
+    """The account's passkeys as the WebAuthn Signals API names them, for
+    ``PublicKeyCredential.signalAllAcceptedCredentials({rpId, userId,
+    allAcceptedCredentialIds})``: a password manager then forgets the others."""
+
+    rp_id: str
+    user_id: str = Field(description="The account's user handle, base64url.")
+    credential_ids: list[str] = Field(description="base64url.")
+
+
+class PasskeyRemoved(BaseModel):
+    """A passkey removed; a notice went to the account's address."""
+
+    model_config = _examples(
+        {
+            "message": "passkey removed",
+            "id": 7,
+            "credential_id": "Y3JlZA",
+            "accepted": {
+                "rp_id": "accounts.example.com",
+                "user_id": "dXNlcg",
+                "credential_ids": [],
+            },
+        }
+    )
+
+    message: str
+    id: int
+    credential_id: str = Field(
+        description="base64url: for ``PublicKeyCredential.signalUnknownCredential``."
+    )
+    accepted: AcceptedCredentials
+
+
+class PasskeySignedIn(SignedIn):
+    """Signed in with a passkey: as a password sign-in answers, and the passkeys the
+    account still has (for the Signals API)."""
+
+    model_config = _examples(
+        {
+            "message": "signed in",
+            "email": "ada@example.com",
+            "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 600},
+            "csrf_token": "Qx3vN0aZ8kLm...1700000000.Zm9v...",
+            "accepted": {
+                "rp_id": "accounts.example.com",
+                "user_id": "dXNlcg",
+                "credential_ids": ["Y3JlZA"],
+            },
+        }
+    )
+
+    accepted: AcceptedCredentials
 
 
 # Second factor
@@ -144,8 +689,8 @@ class SignedInWithCode(SignedIn):
         }
     )
 
-    recovery_codes_left: int | None = Field(
-        default=None, description="Only after a recovery code: the unused ones left."
+    recovery_codes_left: int | Absent = absent(
+        "Only after a recovery code: how many unused ones are left."
     )
 
 

@@ -43,6 +43,7 @@ from ..conftest import PASSWORD
 from ..support.app_servers import ARTIFACTS as ALL_ARTIFACTS
 from ..support.app_servers import ROOT, serve
 from ..support.app_servers import AppServer as Server
+from ..support.processes import free_port
 
 ARTIFACTS = ALL_ARTIFACTS / "e2e"
 DOCS_IMAGES = ROOT / "docs" / "images"
@@ -98,6 +99,17 @@ def threshold_server(database: str) -> Iterator[Server]:
 def past_ten_server(database: str) -> Iterator[Server]:
     """Sessions start with a few seconds more than ten minutes: the clock drops below 10:00."""
     with serve(database, "past-ten", SESSION_IDLE_TIMEOUT=604) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def passkey_server(database: str) -> Iterator[Server]:
+    """The app reached as http://localhost:<port>, its public URL: WebAuthn refuses IP
+    addresses as relying party ids (Chromium: "invalid domain"), so passkeys need a name."""
+    port = free_port()
+    public_url = f"http://localhost:{port}"
+    with serve(database, "passkeys", port=port, PUBLIC_URL=public_url) as running:
+        running.host = "localhost"
         yield running
 
 

@@ -64,7 +64,7 @@ def sign_in(page: Page, account: Account) -> None:
     """Sign in through the form on ``/`` and wait for /home."""
     page.goto("/")
     fill_credentials(page, account.email, account.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url("**/home")
     expect(page.locator("h1 .email")).to_have_text(account.email)
 

@@ -65,7 +65,7 @@ def sign_in_error(setup: Setup) -> Page:
     account = setup.make_account(server)
     page.goto("/")
     fill_credentials(page, account.email, "not the password")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator(".form-error")).to_be_visible()
     return page
 
@@ -211,6 +211,14 @@ def delete_page(setup: Setup) -> Page:
     return page
 
 
+def passkeys_page(setup: Setup) -> Page:
+    page = setup.signed_in("passkey_server")  # passkeys need the site's own name
+    page.goto("/account/passkeys")
+    expect(page.get_by_role("heading", name="Passkeys", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Add a passkey")).to_be_visible()  # the script's
+    return page
+
+
 def not_found(setup: Setup) -> Page:
     page, _ = setup.page()
     response = page.goto("/no-such-page")
@@ -221,8 +229,16 @@ def not_found(setup: Setup) -> Page:
     return page
 
 
+def passkey_sign_in_page(setup: Setup) -> Page:
+    page, _ = setup.page("passkey_server")
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
+    return page
+
+
 STATES = {
     "sign-in": sign_in_page,
+    "passkey-sign-in": passkey_sign_in_page,
     "sign-in-error": sign_in_error,
     "signed-out": signed_out,
     "sign-up": sign_up_page,
@@ -242,6 +258,7 @@ STATES = {
     "delete-account": delete_page,
     "delete-account-error": delete_account_error,
     "account-deleted": account_deleted,
+    "passkeys": passkeys_page,
     "not-found": not_found,
 }
 # The pages the docs show, at every width and in both schemes.

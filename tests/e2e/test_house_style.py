@@ -29,6 +29,7 @@ SIGNED_IN_PAGES = (
     "/account/password",
     "/account/email",
     "/account/delete",
+    "/account/passkeys",
     "/password/forgot",
     "/email/verify/not-a-link",
 )
@@ -116,6 +117,7 @@ def test_every_signed_in_page_has_the_same_navigation(signed_in: Page) -> None:
             "/account/password": {"Account": "true"},
             "/account/email": {"Account": "true"},
             "/account/delete": {"Account": "true"},
+            "/account/passkeys": {"Account": "true"},
         }.get(path, {})
         assert current == expected, path
         page.set_viewport_size({"width": 320, "height": 740})
@@ -134,6 +136,7 @@ def test_the_account_page_leads_to_its_forms_by_keyboard_alone(signed_in: Page) 
         "Change your email address": ("/account/email", "Change your email address"),
         "Change your password": ("/account/password", "Change your password"),
         "Delete your account": ("/account/delete", "Delete your account"),
+        "Add a passkey": ("/account/passkeys", "Passkeys"),
     }
     for link, (path, heading) in forms.items():
         page.goto("/home")

@@ -26,11 +26,11 @@ def test_a_signed_out_visit_lands_on_its_page_after_sign_in(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
     fill_credentials(page, account.email, "not the password at all")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_text("Incorrect email or password.")).to_be_visible()
 
     fill_credentials(page, account.email, account.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(lambda url: url.split("?")[0].endswith("/sessions"))  # not /?next=
     expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
     assert path_of(page) == "/sessions"
@@ -43,6 +43,6 @@ def test_a_link_to_another_site_lands_on_home(
     page = browse(server)
     page.goto("/?next=/%5Cevil.example/")
     fill_credentials(page, account.email, account.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url("**/home")
     assert page.url.startswith(server.base_url)

@@ -90,7 +90,7 @@ def test_sign_up_in_and_out_without_javascript(
     # A wrong password is a full page with the message, then the right one signs in.
     fill_credentials(page, account.email, "wrong password")
     with page.expect_response(answer_to("POST", "/")) as answered:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_load_state()
     answer = answered.value
     assert answer.status == 401

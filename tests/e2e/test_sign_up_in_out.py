@@ -144,7 +144,7 @@ def test_sign_in_with_a_wrong_password_shows_inline_error(
     mark_document(page)
     fill_credentials(page, account.email, "not the password")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/signin")) as answered:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     assert answered.value.status == 401
     expect(page.locator("#sign-in-form .form-error")).to_have_text("Incorrect email or password.")
     expect(page.get_by_role("alert").filter(has_text="Incorrect")).to_be_visible()
@@ -156,7 +156,7 @@ def test_sign_in_with_a_wrong_password_shows_inline_error(
 
     # Correcting the password in the swapped form signs in.
     page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url("**/home")
     expect(page.locator("h1 .email")).to_have_text(account.email)
 

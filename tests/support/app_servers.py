@@ -116,10 +116,13 @@ class AppServer(Process):
     secret_key: str = ""
     workers: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
+    # The name browsers reach it by: "localhost" where an IP address will not do (WebAuthn
+    # refuses IP addresses as relying party ids).
+    host: str = "127.0.0.1"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
@@ -244,6 +247,7 @@ def serve(
     database_url: str,
     name: str,
     *,
+    port: int | None = None,
     workers: int = 1,
     secret_key: str | None = None,
     redis_prefix: str | None = None,
@@ -257,6 +261,7 @@ def serve(
     server = start_app(
         database_url,
         name,
+        port=port,
         workers=workers,
         secret_key=secret_key,
         redis_prefix=redis_prefix,
