@@ -50,6 +50,15 @@ DESCRIBED = {
     ("post", "/api/v1/passkeys/{passkey_id}/remove"),
     ("post", "/api/v1/passkeys/authentication/options"),
     ("post", "/api/v1/signin/passkey"),
+    # Sessions and account changes (tests/test_account_api.py)
+    ("get", "/sessions"),
+    ("post", "/sessions/{public_id}/revoke"),
+    ("post", "/sessions/revoke-others"),
+    ("get", "/account"),
+    ("post", "/account/password"),
+    ("get", "/account/email"),
+    ("post", "/account/email"),
+    ("post", "/account/delete"),
     # The second factor.
     ("post", "/api/v1/signin/two-factor"),
     ("get", "/account/two-factor"),

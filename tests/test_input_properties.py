@@ -24,6 +24,7 @@ from zxcvbn import zxcvbn
 from quartapp.accounts.models import User
 from quartapp.accounts.policy import canonical_email
 from quartapp.accounts.service import SIGN_IN_FAILED
+from quartapp.mail.messages import address_problem
 
 from .conftest import PASSWORD, session_cookie
 
@@ -109,6 +110,12 @@ def email_is_valid(email: str) -> bool:
     return True
 
 
+def email_can_sign_up(email: str) -> bool:
+    """Valid, and mail can reach it: sign-up also refuses an address no plain SMTP can
+    carry (a local part outside ASCII, such as ``¡@0.a``)."""
+    return email_is_valid(email) and address_problem(canonical_email(email)) is None
+
+
 def password_is_valid(password: str, email: str) -> bool:
     # Written out again rather than imported: 8 characters up to bcrypt's 72 bytes, and
     # not too guessable (zxcvbn's score 3 or more, the email's words counted as known).
@@ -165,6 +172,7 @@ async def known_user(app: Quart) -> str:
 @example(email="x" * 250 + "@example.com", password=PASSWORD, htmx=False)
 @example(email="new@example.com", password="é" * 37, htmx=False)  # 74 bytes
 @example(email="ü" * 3000, password="ü" * 3000, htmx=False)  # over the body limit
+@example(email="¡@0.A", password=PASSWORD, htmx=False)  # valid, but no mail can reach it
 async def test_sign_up_form_with_any_text(
     app: Quart, redis: Redis, redis_prefix: str, email: str, password: str, htmx: bool
 ) -> None:
@@ -181,7 +189,7 @@ async def test_sign_up_form_with_any_text(
 
     if form_size(fields, token) > MAX_BODY:
         assert status == 413
-    elif email_is_valid(email) and password_is_valid(password, email):
+    elif email_can_sign_up(email) and password_is_valid(password, email):
         assert_navigates_home(response, htmx)
         assert await User.all().count() == 1
         user = await User.get(email=canonical_email(email))
@@ -192,7 +200,7 @@ async def test_sign_up_form_with_any_text(
         return
     else:
         assert status == 422, body
-        assert ('id="email-error"' in body) == (not email_is_valid(email))
+        assert ('id="email-error"' in body) == (not email_can_sign_up(email))
         assert ('id="password-error"' in body) == (not password_is_valid(password, email))
     # Refused: nothing half-written, in MySQL or in Redis, and no session cookie.
     assert 400 <= status < 500

@@ -4,12 +4,13 @@ page that leads to a new password, a new address and deleting the account. For b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request, url_for
+from quart import Blueprint, Response, request, url_for
 from quart_auth import Unauthorized
 
 from quartapp.accounts import email_change, service
@@ -19,19 +20,35 @@ from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.devices import UNKNOWN_BROWSER
-from quartapp.sessions.extension import (
-    current_record,
-    get_sessions,
-    session_access,
-    session_summary,
-)
+from quartapp.sessions.extension import current_record, get_sessions, session_access
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.access import public, signed_in
+from quartapp.web.api import (
+    POST_SIGNED_IN,
+    SIGNED_IN,
+    Link,
+    described,
+    read_model,
+)
 from quartapp.web.errors import AppError
-from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url, wants_json
-from quartapp.web.responder import Outcome, Page, respond
-from quartapp.web.schemas import Account, SessionSummary
+from quartapp.web.hypermedia import htmx, navigate, render, signed_out_url
+from quartapp.web.responder import Outcome, Page, Refused, respond
+from quartapp.web.schemas import (
+    Account,
+    AccountDeleted,
+    AccountDeletion,
+    EmailAddress,
+    EmailChange,
+    EmailChangeSent,
+    OtherSessionsEnded,
+    PasswordChange,
+    PasswordChanged,
+    SessionDetail,
+    SessionEnded,
+    SessionId,
+    SessionList,
+    SessionSummary,
+)
 from quartapp.web.templating import how_long_ago, iso_time, render_template
 
 bp = Blueprint("account", __name__)
@@ -60,17 +77,17 @@ def this_device_first(records: list[SessionRecord], current: SessionRecord) -> l
     )
 
 
-def session_json(record: SessionRecord, current: SessionRecord) -> dict[str, Any]:
-    return {
-        "id": record.public_id,
-        "current": record.key_id == current.key_id,
-        "device": record.device or UNKNOWN_BROWSER,
-        "ip": record.ip or None,
-        "started_at": iso_time(record.created_at),
-        "last_active_at": iso_time(record.last_active),
-        "expires_in": record.seconds_left,
-        "signed_in_with": way.value if (way := way_of(record)) else None,
-    }
+def session_detail(record: SessionRecord, current: SessionRecord) -> SessionDetail:
+    return SessionDetail(
+        id=record.public_id,
+        current=record.key_id == current.key_id,
+        device=record.device or UNKNOWN_BROWSER,
+        ip=record.ip or None,
+        started_at=iso_time(record.created_at),
+        last_active_at=iso_time(record.last_active),
+        expires_in=record.seconds_left,
+        signed_in_with=way.value if (way := way_of(record)) else None,
+    )
 
 
 def list_version(records: list[SessionRecord], current: SessionRecord) -> str:
@@ -93,36 +110,52 @@ def list_version(records: list[SessionRecord], current: SessionRecord) -> str:
     return digest.hexdigest()[:16]
 
 
-async def render_sessions(
+def sessions_view(
     records: list[SessionRecord],
     current: SessionRecord,
     status: str | None = None,
     *,
     focus_heading: bool | None = None,
-) -> Response:
+) -> Page:
     """The sessions page, or for htmx the list alone (with ``status`` announced, and the
     focus on its heading after an action: the button that was pressed is gone)."""
-    return await render(
+    return Page(
         "account/sessions.html",
         "account/_sessions.html",
-        sessions=records,
-        current=current,
-        status_message=status,
-        focus_heading=htmx().request if focus_heading is None else focus_heading,
-        version=list_version(records, current),
-        way_of=way_of,
+        {
+            "sessions": records,
+            "current": current,
+            "status_message": status,
+            "focus_heading": htmx().request if focus_heading is None else focus_heading,
+            "version": list_version(records, current),
+            "way_of": way_of,
+        },
     )
+
+
+def session_list(records: list[SessionRecord], current: SessionRecord) -> SessionList:
+    return SessionList(sessions=[session_detail(record, current) for record in records])
+
+
+# What a client does next with the list (the document's link): end one of the sessions.
+REVOKE_ONE = Link(
+    "revokeSession",
+    "post_revoke_session",
+    "End a session of the list (the first is this one: ending it is signing out).",
+    {"path.public_id": "$response.body#/sessions/0/id"},
+)
 
 
 @bp.get("/sessions")
 @signed_in
+@described(answers={200: SessionList}, errors=[401], security=SIGNED_IN, links={200: [REVOKE_ONE]})
 async def sessions_page() -> Response:
+    """Every live session of yours: this one first, then the most recently active."""
     current = signed_in_record()
     records = await get_sessions().store.list_sessions(current.user_id)
     records = this_device_first(records, current)
-    if wants_json():
-        return jsonify({"sessions": [session_json(record, current) for record in records]})
-    return await render_sessions(records, current)
+    listed = functools.partial(session_list, records, current)  # made for JSON clients only
+    return await respond(Outcome(listed, page=sessions_view(records, current)))
 
 
 @bp.get("/sessions/list")
@@ -133,60 +166,68 @@ async def sessions_list() -> Response:
     elsewhere show up without a reload. Polling is no activity: a page left open must not
     keep its session alive. A poll from a page that already shows this version of the list
     is answered 204 (htmx swaps nothing, so nothing moves under the keyboard or a screen
-    reader); anyone else is sent to the page."""
+    reader); anyone else is sent to the page (JSON clients read GET /sessions)."""
     if not htmx().wants_fragment:
         return navigate(url_for("account.sessions_page"))
     current = signed_in_record()
     records = this_device_first(await get_sessions().store.list_sessions(current.user_id), current)
     if current_request().headers.get(SHOWN_HEADER) == list_version(records, current):
         return AppResponse("", status=204)
-    return await render_sessions(records, current, focus_heading=False)
+    view = sessions_view(records, current, focus_heading=False)
+    return await render(view.template, view.fragment or view.template, **view.context)
 
 
 @bp.post("/sessions/<public_id>/revoke")
 @signed_in
+@described(
+    answers={200: SessionEnded},
+    errors=[401, 403, 404, 413],
+    security=POST_SIGNED_IN,
+    path=SessionId,
+)
 async def revoke_session(public_id: str) -> Response:
-    """End one of your sessions now: its cookie is dead on its next request, and its
-    countdown shows the expired state on its next poll. Ending this one is signing out."""
+    """End one of your sessions now.
+
+    Its cookie is dead on its next request, and its countdown shows the expired state on
+    its next poll. Ending this one is signing out. An id that is unknown, has ended, or is
+    another account's is one answer, a 404."""
     current = signed_in_record()
     sessions = get_sessions()
     if public_id == current.public_id:
         await sessions.sign_out()
-        if wants_json():
-            return jsonify({"message": "signed out"})
-        return navigate(signed_out_url())
+        signed_out = SessionEnded(message="signed out", id=public_id)
+        return await respond(Outcome(signed_out, redirect=signed_out_url()))
     ended = None
     if PUBLIC_ID.fullmatch(public_id):
         ended = await sessions.store.revoke_by_public_id(current.user_id, public_id)
     if ended is None:
         raise AppError(NO_SUCH_SESSION, status=404)
-    if wants_json():
-        return jsonify({"message": "session ended", "id": public_id})
-    if htmx().request:
-        # The list as it is now (so "Sign out everywhere else" goes with the last other
-        # session), and the news for the status region.
+
+    async def page() -> Page:
+        # htmx gets the list as it is now (so "Sign out everywhere else" goes with the last
+        # other session), and the news for the status region.
         records = await sessions.store.list_sessions(current.user_id)
-        return await render_sessions(
-            this_device_first(records, current), current, f"Session {public_id} ended."
-        )
-    return navigate(url_for("account.sessions_page"))
+        shown = this_device_first(records, current)
+        return sessions_view(shown, current, f"Session {public_id} ended.")
+
+    answer = SessionEnded(message="session ended", id=public_id)
+    return await respond(Outcome(answer, page=page, redirect=url_for("account.sessions_page")))
 
 
 @bp.post("/sessions/revoke-others")
 @signed_in
+@described(answers={200: OtherSessionsEnded}, errors=[401, 403, 413], security=POST_SIGNED_IN)
 async def revoke_other_sessions() -> Response:
-    """Sign out everywhere else: every other session of this user ends; this one stays."""
+    """Sign out everywhere else: every other session of yours ends; this one stays."""
     current = signed_in_record()
     ended = await get_sessions().store.revoke_others(current.user_id, current.key_id)
-    if wants_json():
-        return jsonify({"message": "other sessions ended", "ended": ended})
-    if htmx().request:
-        if ended == 0:
-            status = "There were no other sessions."
-        else:
-            status = f"Signed out {ended} other session{'s' if ended != 1 else ''}."
-        return await render_sessions([current], current, status)
-    return navigate(url_for("account.sessions_page"))
+    if ended == 0:
+        status = "There were no other sessions."
+    else:
+        status = f"Signed out {ended} other session{'s' if ended != 1 else ''}."
+    answer = OtherSessionsEnded(message="other sessions ended", ended=ended)
+    page = sessions_view([current], current, status)
+    return await respond(Outcome(answer, page=page, redirect=url_for("account.sessions_page")))
 
 
 async def read_account(record: SessionRecord) -> Account:
@@ -206,9 +247,12 @@ async def read_account(record: SessionRecord) -> Account:
 
 @bp.get("/account")
 @signed_in
+@described(answers={200: Account}, errors=[401], security=SIGNED_IN)
 async def account_page() -> Response:
-    """The account page, from which the password, the address and the account's deletion
-    are reached; JSON clients get the account (as from ``GET /api/v1/account``)."""
+    """The signed-in account, as from GET /api/v1/account.
+
+    For browsers the account page, from which the password, the address and the
+    account's deletion are reached."""
     account = await read_account(signed_in_record())
     page = Page(
         "account/account.html", context={"account": account, "verified": account.email_verified}
@@ -216,120 +260,123 @@ async def account_page() -> Response:
     return await respond(Outcome(account, page=page))
 
 
-async def render_password_form(status: int = 200, **context: Any) -> Response:
-    return await render("account/password.html", "account/_password_form.html", status, **context)
+def password_form(**context: Any) -> Page:
+    return Page("account/password.html", "account/_password_form.html", context)
 
 
 @bp.get("/account/password")
 @signed_in
 async def password_page() -> Response:
-    return await render_password_form(changed=request.args.get("changed") == "1")
+    """The form that changes the password, for browsers."""
+    return await respond(Outcome(page=password_form(changed=request.args.get("changed") == "1")))
 
 
 @bp.post("/account/password")
 @signed_in
+@described(
+    request=PasswordChange,
+    answers={200: PasswordChanged},
+    errors=[401, 409, 429],
+    security=POST_SIGNED_IN,
+)
 async def change_password() -> Response:
-    """A new password ends every other session, and this one goes on under a new token, so
-    a cookie copied before the change is dead too."""
-    fields = await read_fields("current_password", "new_password")
+    """Change the password, confirming the current one.
+
+    Every other session ends, and this one goes on under a new cookie (set in the answer)
+    and a new CSRF token (in the answer; the old one no longer works), so a cookie copied
+    before the change is dead too. A wrong current password is a 403 `wrong_password`."""
+    typed = await read_model(PasswordChange)
     try:
         record = await service.change_password(
-            signed_in_record(), fields["current_password"], fields["new_password"]
+            signed_in_record(), typed.current_password, typed.new_password
         )
     except service.SignedOut:
         raise Unauthorized() from None
     except AppError as error:
-        if wants_json():
-            raise
-        return await render_password_form(error.status, error=error)
-    if wants_json():
-        # The old session's CSRF token died with it; here is one for the new session.
-        return jsonify(
-            {
-                "message": "password changed",
-                "session": session_summary(record),
-                "csrf_token": csrf_token(),
-            }
-        )
-    # A full page load: the page's CSRF token was bound to the session that just ended.
-    return navigate(url_for("account.password_page", changed=1))
-
-
-async def render_email_form(status: int = 200, **context: Any) -> Response:
-    return await render(
-        "account/email.html",
-        "account/_email_form.html",
-        status,
-        email=signed_in_record().email,
-        **context,
+        return await respond(Refused(error, password_form()))
+    # The old session's CSRF token died with it; the answer carries the new session's.
+    answer = PasswordChanged(
+        message="password changed", session=SessionSummary.of(record), csrf_token=csrf_token()
     )
+    # Browsers load the page in full: its CSRF token was bound to the session that ended.
+    return await respond(Outcome(answer, redirect=url_for("account.password_page", changed=1)))
+
+
+def email_form(**context: Any) -> Page:
+    context = {"email": signed_in_record().email, **context}
+    return Page("account/email.html", "account/_email_form.html", context)
 
 
 @bp.get("/account/email")
 @signed_in
+@described(answers={200: EmailAddress}, errors=[401], security=SIGNED_IN)
 async def email_page() -> Response:
-    if wants_json():
-        return jsonify({"email": signed_in_record().email})
+    """The account's address (the page of the form that changes it)."""
     # Fixed messages for flags in the address, never text taken from it.
     sent = email_change.SENT if request.args.get("sent") == "1" else None
-    return await render_email_form(sent=sent, changed=request.args.get("changed") == "1")
+    page = email_form(sent=sent, changed=request.args.get("changed") == "1")
+    return await respond(Outcome(EmailAddress(email=signed_in_record().email), page=page))
 
 
 @bp.post("/account/email")
 @signed_in
+@described(
+    request=EmailChange, answers={202: EmailChangeSent}, errors=[401, 429], security=POST_SIGNED_IN
+)
 async def change_email() -> Response:
-    """Mail a link to the new address; the address changes when it is followed."""
-    fields = await read_fields("current_password", "new_email")
+    """Ask for a new address, confirming the password.
+
+    A link goes to the new address, and the address changes when it is followed (POST
+    /email/change/{token}). A wrong password is a 403 `wrong_password`."""
+    typed = await read_model(EmailChange)
     try:
         new_email = await email_change.request_change(
-            signed_in_record(), fields["current_password"], fields["new_email"]
+            signed_in_record(), typed.current_password, typed.new_email
         )
     except service.SignedOut:
         raise Unauthorized() from None
     except AppError as error:
-        if wants_json():
-            raise
-        return await render_email_form(
-            error.status, error=error, new_email=fields["new_email"].strip()
-        )
-    if wants_json():
-        response = jsonify({"message": email_change.SENT, "new_email": new_email})
-        response.status_code = 202
-        return response
-    if htmx().request:
-        return await render_email_form(sent=email_change.SENT)
-    return navigate(url_for("account.email_page", sent=1))
+        return await respond(Refused(error, email_form(new_email=typed.new_email.strip())))
+    answer = EmailChangeSent(message="link sent to the new address", new_email=new_email)
+    page = email_form(sent=email_change.SENT)
+    sent = url_for("account.email_page", sent=1)
+    return await respond(Outcome(answer, status=202, page=page, redirect=sent))
 
 
-async def render_delete_form(email: str, status: int = 200, **context: Any) -> Response:
-    return await render(
-        "account/delete.html", "account/_delete_form.html", status, email=email, **context
-    )
+def delete_form(email: str) -> Page:
+    return Page("account/delete.html", "account/_delete_form.html", {"email": email})
 
 
 @bp.get("/account/delete")
 @signed_in
 async def delete_page() -> Response:
-    return await render_delete_form(signed_in_record().email)
+    """The form that deletes the account, for browsers."""
+    return await respond(Outcome(page=delete_form(signed_in_record().email)))
 
 
 @bp.post("/account/delete")
 @signed_in
+@described(
+    request=AccountDeletion,
+    answers={200: AccountDeleted},
+    errors=[401, 429],
+    security=POST_SIGNED_IN,
+)
 async def delete_account() -> Response:
+    """Delete the account and every session of it, confirming its password.
+
+    A wrong password is a 403 `wrong_password`."""
     record = signed_in_record()
-    fields = await read_fields("password")
+    typed = await read_model(AccountDeletion)
     try:
-        await service.delete_account(record, fields["password"])
+        await service.delete_account(record, typed.password)
     except service.SignedOut:
         raise Unauthorized() from None
     except AppError as error:
-        if wants_json():
-            raise
         # The sessions may be gone by now (MySQL failed after them): the form still shows.
-        return await render_delete_form(record.email, error.status, error=error)
-    if wants_json():
-        return jsonify({"message": "account deleted"})
-    return navigate(url_for("account.deleted_page"))
+        return await respond(Refused(error, delete_form(record.email)))
+    answer = AccountDeleted(message="account deleted")
+    return await respond(Outcome(answer, redirect=url_for("account.deleted_page")))
 
 
 @bp.get("/account/deleted")

@@ -21,7 +21,7 @@ from quartapp.sessions.extension import (
 )
 from quartapp.sessions.store import WHY_ENDED
 from quartapp.web.access import public, signed_in
-from quartapp.web.api import POST_ANYONE, POST_SIGNED_IN, described, read_model
+from quartapp.web.api import POST_ANYONE, POST_SIGNED_IN, Link, described, read_model
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import FORM_TYPES
 from quartapp.web.hypermedia import navigate, render, render_once, signed_out_url
@@ -95,10 +95,30 @@ async def sign_up_page() -> Response:
     return await render_once("auth/sign_up.html", "auth/_sign_up_form.html")
 
 
+# What a client does next with these answers (the document's links).
+WITH_THIS_TOKEN = {"header.X-CSRF-Token": "$response.body#/csrf_token"}
+SIGN_UP_WITH_IT = Link(
+    "signUp",
+    "post_sign_up",
+    "Sign up with this token (signed out, it is bound to the cookie this answer set).",
+    WITH_THIS_TOKEN,
+)
+SIGN_IN_AGAIN = Link(
+    "signIn",
+    "post_sign_in",
+    "Sign in to the new account, with the new session's token: a new session replaces it.",
+    WITH_THIS_TOKEN,
+    {"email": "$response.body#/email", "password": "$request.body#/password"},
+)
+LIST_SESSIONS = Link(
+    "listSessions", "get_sessions_page", "List the account's sessions, this new one first."
+)
+
+
 @bp.get("/api/v1/csrf")
 @public
 @session_access("read")
-@described(answers={200: CsrfToken})
+@described(answers={200: CsrfToken}, links={200: [SIGN_UP_WITH_IT]})
 async def csrf() -> Response:
     """A CSRF token for JSON clients, bound to their session or to a fresh cookie.
 
@@ -110,7 +130,13 @@ async def csrf() -> Response:
 @bp.post("/api/v1/signup")
 @bp.post("/register", endpoint="sign_up_form")
 @public
-@described(request=Credentials, answers={201: SignedIn}, errors=[409, 429], security=POST_ANYONE)
+@described(
+    request=Credentials,
+    answers={201: SignedIn},
+    errors=[409, 429],
+    security=POST_ANYONE,
+    links={201: [SIGN_IN_AGAIN, LIST_SESSIONS]},
+)
 async def sign_up() -> Response:
     """Create an account and sign in.
 
@@ -169,7 +195,11 @@ async def password_strength() -> Response:
 @bp.post("/", endpoint="sign_in_form")
 @public
 @described(
-    request=Credentials, answers={200: SignInAnswer}, errors=[401, 429], security=POST_ANYONE
+    request=Credentials,
+    answers={200: SignInAnswer},
+    errors=[401, 429],
+    security=POST_ANYONE,
+    links={200: [LIST_SESSIONS]},
 )
 async def sign_in() -> Response:
     """Sign in, starting a new session.

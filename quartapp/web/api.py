@@ -22,11 +22,17 @@ Describing a route (blueprints/auth.py's ``sign_up`` is the example):
    status, page=..., redirect=...))``, and ``respond(Refused(error, page))`` where a
    refused form is shown again, instead of asking ``wants_json()``;
 4. docs/api.md's list of described routes (a test compares it with the document).
+
+What a client does next with an answer is a link (``Link``, OpenAPI's links: the sign-up's
+answer leads to a sign-in with its token, the session list to revoking one of them), named
+in ``described(links=...)`` by the answer's status; Schemathesis follows them
+(tests/test_openapi_contract.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -49,6 +55,7 @@ from quartapp.web.forms import read_fields, read_json_object
 
 EXTENSION = "QUART_SCHEMA"
 DESCRIBED = "api_described"
+LINKS = "api_links"
 PATH_PARAMETERS = "api_path_parameters"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -61,10 +68,13 @@ ERROR_STATUSES = {
         "out (`passkey_invalid`)."
     ),
     401: "No session: sign in first (`unauthenticated`), or a refused sign-in.",
-    403: "The CSRF token is missing, wrong or expired (`csrf_failed`).",
+    403: (
+        "The CSRF token is missing, wrong or expired (`csrf_failed`), or the password given "
+        "to confirm a change is not the account's (`wrong_password`)."
+    ),
     404: (
         "Nothing at this address (`not_found`): a path parameter that cannot be one, or a "
-        "passkey that is not one of yours."
+        "session or a passkey that is not one of yours."
     ),
     409: (
         "A conflict with the account's state (`email_taken`, `passkey_taken`, `passkey_limit`, "
@@ -115,6 +125,30 @@ MAYBE_SIGNED_IN: Security = [{"session": []}, {}]
 MAYBE_HEALTH_TOKEN: Security = [{"healthToken": []}, {}]
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An OpenAPI link from an answer to the operation a client calls next with it.
+
+    ``operation`` is the target's operationId: its method and its view's name
+    (``post_sign_in``). ``parameters`` are OpenAPI runtime expressions by qualified name
+    (``path.public_id``, ``header.X-CSRF-Token``); ``body`` the next request's body, whose
+    strings may be runtime expressions too."""
+
+    name: str
+    operation: str
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None
+
+    def schema(self) -> dict[str, Any]:
+        link: dict[str, Any] = {"operationId": self.operation, "description": self.description}
+        if self.parameters:
+            link["parameters"] = dict(self.parameters)
+        if self.body is not None:
+            link["requestBody"] = dict(self.body)
+        return link
+
+
 class Provider(OpenAPIProvider):
     """quart-schema's document, of the described routes' JSON addresses only, with each
     error answer (an ``ErrorBody``) described and Retry-After where it is sent."""
@@ -127,17 +161,23 @@ class Provider(OpenAPIProvider):
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         # quart-schema describes a path parameter by its converter only (a string); a
-        # route's ``path`` model gives each its description, pattern and example.
+        # route's ``path`` model gives each its description, pattern and example. And the
+        # links from its answers.
         paths, components = super().build_paths(rule)
-        model = getattr(self._app.view_functions[rule.endpoint], PATH_PARAMETERS, None)
-        if model is not None:
-            properties = model.model_json_schema()["properties"]
-            for operations in paths.values():
-                for operation in operations.values():
+        view = self._app.view_functions[rule.endpoint]
+        model = getattr(view, PATH_PARAMETERS, None)
+        links: Mapping[int, Iterable[Link]] = getattr(view, LINKS, {})
+        properties = model.model_json_schema()["properties"] if model is not None else {}
+        for operations in paths.values():
+            for operation in operations.values():
+                if model is not None:
                     operation["parameters"] = [
                         _path_parameter(parameter, properties.get(parameter["name"]))
                         for parameter in operation["parameters"]
                     ]
+                for status, its_links in links.items():
+                    answer = operation["responses"][status]
+                    answer["links"] = {link.name: link.schema() for link in its_links}
         return paths, components
 
     def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -233,13 +273,16 @@ def described(
     security: Security | None = None,
     always: Iterable[int] = ALWAYS,
     path: type[BaseModel] | None = None,
+    links: Mapping[int, Iterable[Link]] | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's request body and its answers, by status; the errors every route
     can answer (``always``, and ``WITH_BODY`` when it takes a body) are added, but for a
     status ``answers`` gives a model of its own. ``path`` describes the parameters in its
-    address, a field each (documented only: the view reads them as Quart passes them)."""
+    address, a field each (documented only: the view reads them as Quart passes them).
+    ``links``: what a client can do next with an answer, by its status."""
     error_statuses = set(errors) | set(always) | (set(WITH_BODY) if request else set())
     error_statuses -= set(answers)
+    assert set(links or {}) <= set(answers), "links lead from a described answer"
 
     def decorate(view: View) -> View:
         if request is not None:
@@ -252,6 +295,8 @@ def described(
             view = security_scheme(security)(view)
         if path is not None:
             setattr(view, PATH_PARAMETERS, path)
+        if links:
+            setattr(view, LINKS, {status: tuple(its) for status, its in links.items()})
         setattr(view, DESCRIBED, True)
         return view
 
