@@ -885,3 +885,28 @@ async def test_over_https_the_pending_cookie_is_a_host_cookie(
     assert done.status_code == 200
     cleared = done.headers.get_all("Set-Cookie")
     assert any(cookie.startswith("__Host-quartapp_signin2=;") for cookie in cleared)
+
+
+async def test_a_current_code_stands_for_the_password_before_adding_a_passkey(
+    client: QuartClient, auth: Auth, clock: Clock
+) -> None:
+    enrolled = await signed_up_and_enrolled(client, auth, clock)
+    token = await auth.page_token()
+    headers = {"X-CSRF-Token": token, **JSON}
+    path = "/api/v1/passkeys/registration/options"
+    wrong = "000000" if enrolled.code(clock) != "000000" else "111111"
+    refused = await client.post(path, json={"current_password": wrong}, headers=headers)
+    assert refused.status_code == 403
+    assert (await refused.get_json())["code"] == "wrong_code"
+    answer = await client.post(
+        path, json={"current_password": enrolled.code(clock)}, headers=headers
+    )
+    assert answer.status_code == 200, await answer.get_json()
+    assert (await answer.get_json())["public_key"]["challenge"]
+    # The code counts as used: the same one again is refused.
+    again = await client.post(
+        path, json={"current_password": enrolled.code(clock)}, headers=headers
+    )
+    assert again.status_code == 403
+    by_password = await client.post(path, json={"current_password": PASSWORD}, headers=headers)
+    assert by_password.status_code == 200

@@ -131,7 +131,8 @@ async def list_passkeys() -> Response:
 )
 async def registration_options() -> Response:
     """The options for adding a passkey (``navigator.credentials.create()``), once the
-    account's password is typed again: a wrong one is a 403 `wrong_password`. The
+    account's password is typed again (or, with a second factor on, a current code from
+    the authenticator app): a wrong one is a 403 `wrong_password` (`wrong_code`). The
     challenge is good once, for five minutes. A 409 when the account has 20 passkeys."""
     typed = await read_model(PasskeyReauthentication)
     try:

@@ -446,7 +446,13 @@ class PasskeyReauthentication(BaseModel):
 
     model_config = _examples({"current_password": "correct horse battery"})
 
-    current_password: str = Field(default="", description="The account's password.")
+    current_password: str = Field(
+        default="",
+        description=(
+            "The account's password; with a second factor on, a current code from the "
+            "authenticator app will do."
+        ),
+    )
     mediation: str = Field(
         default="",
         description=(
