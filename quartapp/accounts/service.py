@@ -46,6 +46,7 @@ from quartapp.accounts.sign_in_flow import (
     SecondStepPending,
     Way,
     first_step_passed,
+    renew_session,
 )
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified, send_verification
@@ -271,14 +272,7 @@ async def change_password(
         raise InvalidFields(problems)
     user = await confirm_password(record, current_password, "current_password", or_code=True)
     version = await set_password(user, new_password)
-    way = record.data.get(WAY_KEY)  # how it was signed in stays with the new token
-    new_record = await get_sessions().sign_in(
-        user.id,
-        user.email,
-        credentials_version=version,
-        end_other_sessions=True,
-        data={WAY_KEY: way} if way else None,
-    )
+    new_record = await renew_session(record, user.email, version)
     await notify_password_changed(user.id, "change")
     return new_record
 

@@ -117,6 +117,22 @@ async def start_session(user: User, way: Way) -> SessionRecord:
     return record
 
 
+async def renew_session(
+    current: SessionRecord, email: str, credentials_version: int
+) -> SessionRecord:
+    """After the account's password or address changed: this browser's session goes on
+    under a new token, signed in as it was (its ``Way`` kept), and every other session of
+    the account ends."""
+    way = current.data.get(WAY_KEY)
+    return await get_sessions().sign_in(
+        current.user_id,
+        email,
+        credentials_version=credentials_version,
+        end_other_sessions=True,
+        data={WAY_KEY: way} if way else None,
+    )
+
+
 # -- the second step ----------------------------------------------------------------------
 
 PENDING_SECONDS = 5 * 60
