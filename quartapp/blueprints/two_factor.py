@@ -22,7 +22,7 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.api import POST_ANYONE, POST_SIGNED_IN, SIGNED_IN, described, read_model
 from quartapp.web.errors import AppError, InvalidFields
 from quartapp.web.forms import read_fields
-from quartapp.web.hypermedia import navigate, wants_json
+from quartapp.web.hypermedia import navigate
 from quartapp.web.responder import Outcome, Page, Refused, respond
 from quartapp.web.schemas import (
     Code,
@@ -253,9 +253,13 @@ async def ask_for_code(pending: SecondStepPending) -> Response:
     return keep_pending(await respond(outcome), pending)
 
 
-def ended() -> Response:
+def ended_url() -> str:
     """The pending step is over: back to the password, saying why."""
-    return keep_pending(navigate(url_for("auth.sign_in_page", two_factor="ended")), None)
+    return url_for("auth.sign_in_page", two_factor="ended")
+
+
+def ended() -> Response:
+    return keep_pending(navigate(ended_url()), None)
 
 
 @bp.get("/signin/two-factor")
@@ -283,10 +287,8 @@ async def sign_in_with_code() -> Response:
     typed = await read_model(Code)
     try:
         passed = await sign_in_flow.second_step(typed.code)
-    except SecondStepEnded:
-        if wants_json():
-            raise
-        return ended()
+    except SecondStepEnded as error:
+        return keep_pending(await respond(Refused(error, redirect=ended_url())), None)
     except AppError as error:
         form = "app" if two_factor.typed_code(typed.code) is not None else "recovery"
         return await respond(Refused(error, page("code", failed_form=form)))

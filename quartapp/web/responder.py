@@ -65,11 +65,13 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A refused form: the error for JSON clients, the form again for browsers."""
+    """A refused form: the error for JSON clients, the form again for browsers (or, with
+    ``redirect`` instead of a page, another page to go to: a step that has ended)."""
 
     error: AppError
-    page: Page
+    page: Page | None = None
     page_status: int | None = None
+    redirect: str | None = None
 
 
 async def respond(outcome: Outcome | Refused) -> Response:
@@ -77,7 +79,10 @@ async def respond(outcome: Outcome | Refused) -> Response:
     if isinstance(outcome, Refused):
         if wants_json():
             raise outcome.error  # the app's error handler answers every error alike
+        if outcome.redirect is not None:
+            return navigate(outcome.redirect)
         refused = outcome.page
+        assert refused is not None, "a refusal names a page or a redirect"
         return await render(
             refused.template,
             refused.fragment or refused.template,
