@@ -283,3 +283,29 @@ def test_the_header_is_as_tall_signed_in_as_signed_out(
             assert inside["header"]["height"] == pytest.approx(
                 outside["header"]["height"] + added, abs=0.5
             ), where
+
+
+def test_every_password_form_names_its_account_for_password_managers(
+    signed_in: Page,
+) -> None:
+    """Chromium looks for a username in every form with a password field (to save or fill
+    the password for it) and says so in the console when there is none."""
+    page = signed_in
+    complaints: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            complaints.append(f"{page.url}: {message.text}")
+            if "username fields" in message.text
+            else None
+        ),
+    )
+    email = page.locator("h1 .email").inner_text()
+    for path in ("/account/password", "/account/email", "/account/delete", "/account/passkeys"):
+        page.goto(path)
+        username = page.locator("form input[autocomplete=username]")
+        expect(username, path).to_have_count(1)
+        expect(username, path).to_have_value(email)
+        expect(username, path).to_be_hidden()
+        page.wait_for_timeout(300)  # console messages may arrive just after the load
+    assert complaints == []
