@@ -8,7 +8,16 @@ from typing import Any
 
 from quartapp.accounts.hashing import PasswordHasher
 from quartapp.accounts.throttle import Throttling
-from quartapp.blueprints import account, api_docs, auth, health, home, mail_links, passkeys
+from quartapp.blueprints import (
+    account,
+    api_docs,
+    auth,
+    health,
+    home,
+    mail_links,
+    passkeys,
+    two_factor,
+)
 from quartapp.blueprints.home import CountdownPoll
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
@@ -55,6 +64,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     app.register_blueprint(account.bp)
     app.register_blueprint(passkeys.bp)
     app.register_blueprint(mail_links.bp)
+    app.register_blueprint(two_factor.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     described_api.init_app(app)

@@ -2,7 +2,9 @@
 
 ``migrate`` creates the database if missing and applies the migrations; ``serve`` runs
 the app under Granian and the mail workers beside it (quartapp/serve.py); ``mail-worker``
-sends queued mail (quartapp/worker.py), for mail workers that run apart.
+sends queued mail (quartapp/worker.py), for mail workers that run apart; ``reseal-secrets``
+seals the second factor's secrets again under the current secret key (after a rotation,
+docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser("serve", help="serve the app with Granian, and run mail workers")
     )
     commands.add_parser("mail-worker", help="send the mail that requests put on the queue")
+    commands.add_parser(
+        "reseal-secrets",
+        help="seal second-factor secrets again under the current secret key (after a rotation)",
+    )
     args = parser.parse_args(argv)
     if args.command == "migrate":
         url = os.environ.get("QUARTAPP_DATABASE_URL", DEFAULTS["DATABASE_URL"])
@@ -65,6 +71,39 @@ def main(argv: list[str] | None = None) -> int:
         return mail_worker()
     elif args.command == "serve":
         return serve(args)
+    elif args.command == "reseal-secrets":
+        return reseal_secrets()
+    return 0
+
+
+def reseal_secrets() -> int:
+    from quartapp import create_app
+    from quartapp.accounts.two_factor import reseal_all
+    from quartapp.config import ConfigError
+
+    try:
+        app = create_app()
+    except ConfigError as error:
+        print(f"quartapp: {' '.join(str(error).splitlines())}", file=sys.stderr)
+        return 1
+
+    async def run() -> tuple[int, int]:
+        async with app.app_context():
+            await app.startup()
+            try:
+                return await reseal_all()
+            finally:
+                await app.shutdown()
+
+    resealed, unreadable = asyncio.run(run())
+    print(f"quartapp: sealed {resealed} second-factor secret(s) again under the current key")
+    if unreadable:
+        print(
+            f"quartapp: {unreadable} secret(s) open with no key in QUARTAPP_SECRET_KEY or "
+            "QUARTAPP_SECRET_KEY_FALLBACKS",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

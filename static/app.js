@@ -99,3 +99,37 @@ breakAddressesWithin(document);
 new MutationObserver((changes) => {
   for (const change of changes) change.addedNodes.forEach(breakAddressesWithin);
 }).observe(document.body, { childList: true, subtree: true });
+
+// --- copying recovery codes ------------------------------------------------------------
+// A button with data-copy="<id>" copies that element's recovery codes (one per line) to
+// the clipboard. It is hidden in the markup and shown here, so that without JavaScript (or
+// without a clipboard) no button that does nothing is offered; "Download" works anyway.
+// The result is said in the status next to it.
+
+function setUpCopy(button) {
+  if (!navigator.clipboard || button.dataset.copyReady) return;
+  button.dataset.copyReady = "1";
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const list = document.getElementById(button.dataset.copy);
+    const status = button.parentElement.querySelector(".copy-status");
+    if (!list) return;
+    const codes = [...list.querySelectorAll(".recovery-code")].map((code) => code.textContent.trim());
+    try {
+      await navigator.clipboard.writeText(codes.join("\n") + "\n");
+      if (status) status.textContent = "Copied the recovery codes.";
+    } catch {
+      if (status) status.textContent = "Could not copy: select the codes, or download them.";
+    }
+  });
+}
+
+function setUpCopyWithin(root) {
+  if (root.matches && root.matches("button[data-copy]")) setUpCopy(root);
+  if (root.querySelectorAll) root.querySelectorAll("button[data-copy]").forEach(setUpCopy);
+}
+
+setUpCopyWithin(document);
+new MutationObserver((changes) => {
+  for (const change of changes) change.addedNodes.forEach(setUpCopyWithin);
+}).observe(document.body, { childList: true, subtree: true });

@@ -207,7 +207,9 @@ async def test_sessions_as_json(app: Quart, ada: Device) -> None:
         "started_at",
         "last_active_at",
         "expires_in",
+        "signed_in_with",
     }
+    assert this["signed_in_with"] == "password"
     assert this["started_at"].endswith("+00:00")
 
 

@@ -59,6 +59,13 @@ DESCRIBED = {
     ("get", "/account/email"),
     ("post", "/account/email"),
     ("post", "/account/delete"),
+    # The second factor.
+    ("post", "/api/v1/signin/two-factor"),
+    ("get", "/account/two-factor"),
+    ("post", "/account/two-factor"),
+    ("post", "/account/two-factor/confirm"),
+    ("post", "/account/two-factor/recovery-codes"),
+    ("post", "/account/two-factor/off"),
 }
 
 
@@ -347,6 +354,9 @@ async def test_the_account_route_answers_its_described_shape(
     assert (await anonymous.get_json())["code"] == "unauthenticated"
     await auth.sign_up()
     account = await (await client.get("/api/v1/account")).get_json()
-    assert set(account) == {"email", "email_verified", "created_at", "passkeys", "session"}
+    assert set(account) == {
+        "email", "email_verified", "two_factor_enabled", "created_at", "passkeys", "session"
+    }  # fmt: skip
     assert account["passkeys"] == 0
+    assert account["two_factor_enabled"] is False
     assert set(account["session"]) == {"id", "expires_in"}

@@ -596,6 +596,10 @@ async def test_an_address_change_goes_by_a_link_to_the_new_address(
     account = await account_of(client)
     assert (account["email"], account["email_verified"]) == ("new@example.com", True)
     assert "new@example.com" in await (await client.get("/home")).get_data(as_text=True)
+    # The session goes on under a new token, still saying how it was signed in.
+    listed = await (await client.get("/sessions", headers=JSON)).get_json()
+    [this] = [session for session in listed["sessions"] if session["current"]]
+    assert this["signed_in_with"] == "sign_up"
     # Every other session ended; the link is used up.
     assert (await other.client.get("/home")).status_code == 303
     assert (await auth.post(path)).status_code == 410

@@ -156,14 +156,17 @@ async def test_a_render_without_arguments_is_rendered_anew_and_once_only_when_as
     ``render_once`` remembers a page, and still fills in each request's CSRF token."""
     pages = templates(app)
     probe = DictLoader(
-        {"probe.html": "{{ motto }}", "probe_form.html": "{{ motto }}|{{ csrf_token() }}"}
+        {
+            "probe.html": "{{ config.MOTTO }}",
+            "probe_form.html": "{{ config.MOTTO }}|{{ csrf_token() }}",
+        }
     )
     monkeypatch.setattr(pages, "loader", ChoiceLoader([probe, pages.loader]))
-    monkeypatch.setitem(pages.globals, "motto", "first")
+    monkeypatch.setitem(app.config, "MOTTO", "first")
     async with app.test_request_context("/"):
         assert await render_template("probe.html") == "first"
         first_form = await render_once("probe_form.html")
-    monkeypatch.setitem(pages.globals, "motto", "second")
+    monkeypatch.setitem(app.config, "MOTTO", "second")
     async with app.test_request_context("/"):
         assert await render_template("probe.html") == "second"
         again = await render_once("probe_form.html")

@@ -34,6 +34,7 @@ from quartapp.accounts.models import User
 from quartapp.accounts.policy import canonical_email
 from quartapp.accounts.queries import EMAIL_TAKEN, change_email, find_user, find_user_by_id
 from quartapp.accounts.service import ASK_CURRENT, SignedOut, confirm_password, queue_notice
+from quartapp.accounts.sign_in_flow import renew_session
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.mail.messages import address_problem
 from quartapp.mail.queue import get_mailer
@@ -122,9 +123,7 @@ async def apply_change(token: str) -> tuple[User, str, SessionRecord | None]:
     current = current_record()
     record = None
     if current is not None and current.user_id == user.id:
-        record = await sessions.sign_in(
-            user.id, new_email, credentials_version=version, end_other_sessions=True
-        )
+        record = await renew_session(current, new_email, version)
     else:
         await sessions.store.revoke_all(user.id)
     await remember_this_device(user.id)

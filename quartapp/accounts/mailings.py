@@ -224,6 +224,32 @@ async def new_device_notice(ctx: Context, *, user_id: int, device: str, ip: str)
     return await _send(ctx, build)
 
 
+TWO_FACTOR_SUBJECTS = {
+    "on": "A second factor now protects your quartapp account",
+    "off": "The second factor of your quartapp account was turned off",
+    "new_codes": "New recovery codes for your quartapp account",
+    "recovery_code_used": "A recovery code was used to sign in to your quartapp account",
+}
+
+
+async def two_factor_notice(
+    ctx: Context, *, user_id: int, what: str, device: str, ip: str, left: int | None = None
+) -> str:
+    """Tell the owner about a change to the second factor (``what``: a key of
+    ``TWO_FACTOR_SUBJECTS``), or that a recovery code was used (``left``: how many remain)."""
+
+    async def build() -> EmailMessage | None:
+        user = await find_user_by_id(user_id)
+        if user is None or what not in TWO_FACTOR_SUBJECTS:
+            return None
+        return await _notice(
+            "two_factor", user.email, TWO_FACTOR_SUBJECTS[what],
+            device=device, ip=ip, what=what, left=left, account_link=_link("/account/two-factor"),
+        )  # fmt: skip
+
+    return await _send(ctx, build)
+
+
 async def passkey_notice(
     ctx: Context, *, user_id: int, change: str, passkey: str, device: str, ip: str
 ) -> str:
@@ -255,5 +281,6 @@ JOBS = [
     email_change_mail,
     email_changed_notice,
     new_device_notice,
+    two_factor_notice,
     passkey_notice,
 ]

@@ -15,6 +15,13 @@ class User(Model):
     # The owner followed a link mailed to this address (a verification or a reset link).
     email_verified = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The second factor (accounts/two_factor.py). The authenticator app's secret, encrypted
+    # (accounts/secret_box.py): set when enrolment starts, in use once a code confirmed it.
+    totp_secret = fields.CharField(max_length=255, null=True)
+    two_factor_enabled = fields.BooleanField(default=False)
+    # The 30-second step of the last code accepted: a code of that step or an earlier one
+    # is refused, so no code works twice.
+    totp_last_step = fields.BigIntField(null=True)
 
     class Meta:
         table = "users"
@@ -57,3 +64,21 @@ class Passkey(Model):
 
     def __str__(self) -> str:
         return f"Passkey {self.id}"
+
+
+class RecoveryCode(Model):
+    # One unused recovery code of an account, kept only as a hash (accounts/two_factor.py);
+    # using it deletes the row.
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "quartapp.User", related_name="recovery_codes", on_delete=fields.CASCADE
+    )
+    code_hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "recovery_codes"
+        unique_together = (("user", "code_hash"),)
+
+    def __str__(self) -> str:
+        return f"Recovery code {self.id}"

@@ -253,8 +253,8 @@ async def registration_options(
     record: SessionRecord, password: str, *, conditional: bool = False
 ) -> dict[str, Any]:
     """The options for ``navigator.credentials.create()``, once the signed-in user has
-    typed their password again (ASVS 6.4: a new authenticator needs the current factor;
-    a second factor's code will do as well once accounts have one).
+    typed their password again, or with a second factor on a current code from their
+    authenticator app (ASVS 6.4: a new authenticator needs a current factor).
 
     ``conditional``: for the browser's own offer right after a password sign-in (a
     conditional create, ``mediation: "conditional"``), which needs no password typed again
@@ -273,7 +273,7 @@ async def registration_options(
         return await _registration_options(user, conditional=True)
     if not password:
         raise InvalidFields({"current_password": "Enter your current password."})
-    user = await confirm_password(record, password, "current_password")
+    user = await confirm_password(record, password, "current_password", or_code=True)
     return await _registration_options(user)
 
 

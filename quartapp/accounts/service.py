@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from quart import request
 
+from quartapp.accounts import two_factor
 from quartapp.accounts.hashing import BUSY_RETRY_AFTER, Lane, PasswordsBusy, get_hasher
 from quartapp.accounts.known_devices import (
     get_known_devices,
@@ -39,7 +40,14 @@ from quartapp.accounts.queries import (
     find_user_by_id,
     update_password_hash,
 )
-from quartapp.accounts.sign_in_flow import SIGN_IN_FAILED, WAY_KEY, Way, start_session
+from quartapp.accounts.sign_in_flow import (
+    SIGN_IN_FAILED,
+    WAY_KEY,
+    SecondStepPending,
+    Way,
+    first_step_passed,
+    renew_session,
+)
 from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified, send_verification
 from quartapp.infra.redis_client import REDIS_ERRORS
@@ -53,6 +61,7 @@ from quartapp.web.errors import AppError, InvalidFields, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 NOT_CURRENT = "This is not your current password."
+NOT_CURRENT_CODE = "This is not your current password, nor a current code from your app."
 HINT_BUSY = "The strength hint is busy right now."
 ASK_CURRENT = "Enter your current password."
 SAME_AS_CURRENT = "Choose a new password that is different from your current one."
@@ -193,20 +202,27 @@ async def authenticate(typed_email: str, password: str) -> User:
         user = await check_credentials(email, password, lane)
     if user is None:
         raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials")
+    # Given back, but the client is remembered (and its failures forgotten) only when the
+    # session starts: a password without its second factor is not a sign-in yet.
     await throttle.release(reservation)
-    await throttle.record_sign_in(account, client)
     return user
 
 
-async def sign_in(typed_email: str, password: str) -> SessionRecord:
-    """Check the credentials and start a new session for this request (the password
-    flow's two steps; sign_in_flow.start_session is the last step of every sign-in)."""
+async def sign_in(
+    typed_email: str, password: str, next_page: str | None = None
+) -> SessionRecord | SecondStepPending:
+    """Check the credentials, then start a new session for this request, or, with a second
+    factor on, leave the second step pending (sign_in_flow)."""
     user = await authenticate(typed_email, password)
-    return await start_session(user, Way.PASSWORD)
+    return await first_step_passed(user, Way.PASSWORD, next_page)
 
 
-async def confirm_password(record: SessionRecord, password: str, field: str) -> User:
-    """The signed-in user's account, once they have typed its password again.
+async def confirm_password(
+    record: SessionRecord, password: str, field: str, *, or_code: bool = False
+) -> User:
+    """The signed-in user's account, once they have typed its password again (or, with
+    ``or_code`` and a second factor on, a current code from the authenticator app: six
+    digits can never be a password, which is 8 characters at least).
 
     Throttled per session and per account before any bcrypt work (a stolen session must not
     become a way to guess the password); a wrong one is a 403 naming ``field``. Raises
@@ -220,6 +236,17 @@ async def confirm_password(record: SessionRecord, password: str, field: str) -> 
     reservation = await throttle.reserve_password_check(record.key_id, record.user_id)
     if not reservation.allowed:
         raise too_many_attempts(reservation)
+    if or_code and user.two_factor_enabled and two_factor.typed_code(password) is not None:
+        async with given_back_unless_wrong(reservation):
+            try:
+                await two_factor.check_code(user, password)
+                right = True
+            except two_factor.WrongCode:
+                right = False
+        if not right:  # the attempt stays counted
+            raise InvalidFields({field: NOT_CURRENT_CODE}, status=403, code="wrong_code")
+        await throttle.release(reservation)
+        return user
     async with given_back_unless_wrong(reservation):
         matches = await get_hasher().verify(password, user.password_hash)
     if not matches:
@@ -243,11 +270,9 @@ async def change_password(
         problems["new_password"] = problem
     if problems:
         raise InvalidFields(problems)
-    user = await confirm_password(record, current_password, "current_password")
+    user = await confirm_password(record, current_password, "current_password", or_code=True)
     version = await set_password(user, new_password)
-    new_record = await get_sessions().sign_in(
-        user.id, user.email, credentials_version=version, end_other_sessions=True
-    )
+    new_record = await renew_session(record, user.email, version)
     await notify_password_changed(user.id, "change")
     return new_record
 
@@ -295,7 +320,7 @@ async def delete_account(record: SessionRecord, password: str) -> None:
     sign-in started in between; later sign-ins find no account."""
     if not password:
         raise InvalidFields({"password": "Enter your password."})
-    user = await confirm_password(record, password, "password")
+    user = await confirm_password(record, password, "password", or_code=True)
     sessions = get_sessions()
     await sessions.sign_out_everywhere(user.id)
     await delete_user(user.id)

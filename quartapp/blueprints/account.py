@@ -86,6 +86,7 @@ def session_detail(record: SessionRecord, current: SessionRecord) -> SessionDeta
         started_at=iso_time(record.created_at),
         last_active_at=iso_time(record.last_active),
         expires_in=record.seconds_left,
+        signed_in_with=way.value if (way := way_of(record)) else None,
     )
 
 
@@ -237,6 +238,7 @@ async def read_account(record: SessionRecord) -> Account:
     return Account(
         email=user.email,
         email_verified=user.email_verified,
+        two_factor_enabled=user.two_factor_enabled,
         created_at=iso_time(int(user.created_at.timestamp() * 1000)),
         passkeys=await count_passkeys(user.id),
         session=SessionSummary.of(record),

@@ -7,6 +7,9 @@ from typing import Any
 from quart import Blueprint, Response, url_for
 
 from quartapp.accounts import service
+from quartapp.accounts.sign_in_flow import ENDED as SECOND_STEP_ENDED
+from quartapp.accounts.sign_in_flow import SecondStepPending
+from quartapp.blueprints import two_factor
 from quartapp.engine.quart_context import current_request
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
@@ -33,6 +36,7 @@ from quartapp.web.schemas import (
     SessionSummary,
     SignedIn,
     SignedOut,
+    SignInAnswer,
 )
 from quartapp.web.templating import render_template
 
@@ -71,6 +75,8 @@ async def sign_in_page() -> Response:
         notice = "Your email address has been changed. Sign in with the new one."
     elif this.args.get("verified") == "1":
         notice = "Your email address is verified. Thank you."
+    elif this.args.get("two_factor") == "ended":
+        notice = SECOND_STEP_ENDED
     elif (ended := this.args.get("ended")) in WHY_ENDED:  # the session's tab, sent here
         notice = WHY_ENDED[str(ended)]
     if notice is None and (ended := request_session().ended) is not None:
@@ -190,7 +196,7 @@ async def password_strength() -> Response:
 @public
 @described(
     request=Credentials,
-    answers={200: SignedIn},
+    answers={200: SignInAnswer},
     errors=[401, 429],
     security=POST_ANYONE,
     links={200: [LIST_SESSIONS]},
@@ -199,7 +205,9 @@ async def sign_in() -> Response:
     """Sign in, starting a new session.
 
     At the API address, and at / where the browser form posts (as sign-up). Sets the
-    session cookie. A wrong email or password is one answer, 401 `invalid_credentials`."""
+    session cookie. A wrong email or password is one answer, 401 `invalid_credentials`.
+    With a second factor on, a right password starts no session: the answer is
+    `{"two_factor_required": true}` and a cookie for POST /api/v1/signin/two-factor."""
     typed = await read_model(Credentials)
     # The page a signed-out visit asked for: a browser form carries it through a failed
     # attempt, and it is checked again here (web.next_page). A JSON body has none.
@@ -214,10 +222,12 @@ async def sign_in() -> Response:
         }
         if missing:
             raise AppError("Please fill in both fields.", status=422, fields=missing)
-        record = await service.sign_in(typed.email, typed.password)
+        record = await service.sign_in(typed.email, typed.password, next_page)
     except AppError as error:
         page = form_page("sign_in", email=typed.email.strip(), next_page=next_page)
         return await respond(Refused(error, page))
+    if isinstance(record, SecondStepPending):  # a second factor: its code next
+        return await two_factor.ask_for_code(record)
     answer = SignedIn(
         message="signed in",
         email=record.email,

@@ -19,6 +19,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, S
 from quart import Blueprint, Quart, Response, url_for
 from werkzeug.http import parse_cookie
 
+from quartapp.accounts.sign_in_flow import Way, way_of
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
@@ -34,13 +35,20 @@ from quartapp.web.access import public, signed_in
 from quartapp.web.api import MAYBE_SIGNED_IN, POST_SIGNED_IN, described
 from quartapp.web.headers import encoded_headers
 from quartapp.web.hypermedia import HtmxDetails, htmx
+from quartapp.web.remembered_pages import RememberedPages
 from quartapp.web.responder import Outcome, Page, respond
 from quartapp.web.schemas import Countdown, Extended
-from quartapp.web.templating import clock_time, render_template, templates
-from quartapp.web.templating import url_for as remembered_url_for
+from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
 
 bp = Blueprint("home", __name__)
 TEMPLATE = "home/_countdown.html"
+# What /home and the countdown show that differs from one request to the next: the
+# session, and the time left and its end. Everything else they show (the notices, the
+# countdown's phase and its updates) takes a few values, and each combination is
+# rendered once and remembered (``render_remembered``).
+PER_REQUEST = frozenset({"record", "seconds_left", "ends_at"})
+# The sign-ins after which /home may offer to add a passkey.
+PASSKEY_OFFERED_AFTER = (Way.PASSWORD, Way.PASSWORD_AND_CODE)
 
 
 # The header in which the polled element says which phase the page shows now. A poll
@@ -89,7 +97,6 @@ def countdown_context(
     record: SessionRecord | None,
     *,
     warning_at: int,
-    poll_url: str,
     shown: str | None = None,
     extending: bool = False,
     ended: str | None = None,
@@ -118,7 +125,6 @@ def countdown_context(
         "seconds_left": seconds_left,
         "warning": warning,
         "can_extend": can_extend,
-        "poll_url": poll_url,
         "phase": phase,
         "message": message,
         "ended": ended,
@@ -144,11 +150,18 @@ def widget_context(
     return countdown_context(
         record,
         warning_at=int(context.app.config["SESSION_WARNING_AT"]),
-        poll_url=remembered_url_for("home.countdown"),
         shown=shown,
         extending=extending,
         ended=ended,
     )
+
+
+def countdown_page(
+    record: SessionRecord | None, *, extending: bool = False, ended: str | None = None
+) -> Page:
+    """The widget, as an outcome names it: remembered per shape, as on /home."""
+    context = widget_context(record, extending=extending, ended=ended)
+    return Page(TEMPLATE, context=context, per_request=PER_REQUEST)
 
 
 @bp.get("/home")
@@ -165,8 +178,15 @@ async def home() -> Response:
             sent = "We sent a new link."
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
-    html = await render_template(
-        "home/home.html", record=record, verified=verified, sent=sent, **widget_context(record)
+    html = await render_remembered(
+        "home/home.html",
+        PER_REQUEST,
+        record=record,
+        verified=verified,
+        sent=sent,
+        # Right after a password sign-in the page may offer a passkey (static/passkeys.js).
+        offer_passkey=way_of(record) in PASSKEY_OFFERED_AFTER,
+        **widget_context(record),
     )
     return AppResponse(html)
 
@@ -185,14 +205,15 @@ async def countdown() -> Response:
     # (CountdownPoll, below): what this answers, that must answer alike.
     record = current_record()
     ended = request_session().ended
-    if record is not None:
-        answer = Countdown(expires_in=record.seconds_left, expired=False)
-    elif ended in WHY_ENDED:
-        answer = Countdown(expires_in=0, expired=True, ended=ended)
-    else:  # never signed in, signed out, or timed out
-        answer = Countdown(expires_in=0, expired=True)
-    page = Page(TEMPLATE, context=widget_context(record, ended=ended))
-    return await respond(Outcome(answer, page=page))
+
+    def answer() -> Countdown:  # made for JSON clients only
+        if record is not None:
+            return Countdown(expires_in=record.seconds_left, expired=False)
+        if ended in WHY_ENDED:
+            return Countdown(expires_in=0, expired=True, ended=ended)
+        return Countdown(expires_in=0, expired=True)  # never signed in, signed out, timed out
+
+    return await respond(Outcome(answer, page=countdown_page(record, ended=ended)))
 
 
 @bp.post("/session/extend")
@@ -206,8 +227,8 @@ async def extend() -> Response:
     # Loading the session for this request already did the sliding.
     record = current_record()
     assert record is not None
-    page = Page(TEMPLATE, context=widget_context(record, extending=True))
     answer = Extended(expires_in=record.seconds_left)
+    page = countdown_page(record, extending=True)
     return await respond(Outcome(answer, page=page, redirect=url_for("home.home")))
 
 
@@ -218,7 +239,8 @@ class CountdownPoll:
         self.app = app
         self.sessions = sessions
         self.next = app.asgi_app
-        self.path = app.url_map.bind("").build("home.countdown")
+        self.urls = app.url_map.bind("")  # the poll's own path is built under no script root
+        self.path = self.urls.build("home.countdown")
         self.warning_at = int(app.config["SESSION_WARNING_AT"])
         self.cookie_name = str(sessions.auth.cookie_name)
         self.headers = {
@@ -229,6 +251,10 @@ class CountdownPoll:
             for https in (False, True)
         }
         app.asgi_app = self  # type: ignore[method-assign]
+
+    def url_for(self, endpoint: str, **values: Any) -> str:
+        """The templates' ``url_for`` for the poll's answer (its page's URLs)."""
+        return self.urls.build(endpoint, values)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -265,10 +291,10 @@ class CountdownPoll:
             return None  # the Quart route answers it (a 503 when Redis is unavailable)
         if record is None:
             return None
-        context = countdown_context(
-            record, warning_at=self.warning_at, poll_url=self.path, shown="live"
-        )
+        context = countdown_context(record, warning_at=self.warning_at, shown="live")
         if context["phase"] != "live":
             return None
-        html: str = templates(self.app).get_template(TEMPLATE).render(context)
+        # As the route renders it (render_remembered), for the script root "" of its path.
+        pages: RememberedPages = self.app.extensions[REMEMBERED]
+        html = pages.render(TEMPLATE, "", PER_REQUEST, {**context, "url_for": self.url_for})
         return html.encode()

@@ -52,10 +52,12 @@ bp = Blueprint("passkeys", __name__)
 
 @bp.record_once
 def name_the_relying_party(state: BlueprintSetupState) -> None:
-    """The relying party id, for the pages (``passkey_rp_id``): static/passkeys.js offers
-    passkeys only on a page opened under that name."""
+    """The relying party id, for the pages (``config.PASSKEY_RP_ID``): static/passkeys.js
+    offers passkeys only on a page opened under that name. (A setting derived from
+    QUARTAPP_PUBLIC_URL, not a template global: pages remembered per shape may read the
+    app's config, never a global that could depend on the request.)"""
     public_url = str(state.app.config["PUBLIC_URL"])
-    state.app.jinja_env.globals["passkey_rp_id"] = urlsplit(public_url).hostname or ""
+    state.app.config["PASSKEY_RP_ID"] = urlsplit(public_url).hostname or ""
 
 
 # Fixed messages for flags in the page's address, never text taken from it.
@@ -130,7 +132,8 @@ async def list_passkeys() -> Response:
 )
 async def registration_options() -> Response:
     """The options for adding a passkey (``navigator.credentials.create()``), once the
-    account's password is typed again: a wrong one is a 403 `wrong_password`. The
+    account's password is typed again (or, with a second factor on, a current code from
+    the authenticator app): a wrong one is a 403 `wrong_password` (`wrong_code`). The
     challenge is good once, for five minutes. A 409 when the account has 20 passkeys."""
     typed = await read_model(PasskeyReauthentication)
     try:

@@ -30,6 +30,10 @@ without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
 ``TemplateContext`` (Jinja's ``Context`` without the set of its globals' names) bought
 0.6 % of ``/home`` and 2.6 % of the poll on 3.13, and was deleted.
 
+These figures predate the remembered pages (``web/remembered_pages``): ``/home``, ``GET /``
+and the countdown now run their templates once per shape, so this buys them next to
+nothing; ``/sessions`` and every page rendered in full still get what is said above.
+
 Delete when (each part on its own): Jinja compiles an include of a fixed name in place,
 calls a function without ``context.call`` when it needs no context, or starts a render's
 context without copying a ChainMap of globals (Jinja 3.1.6 does none of these); or a part

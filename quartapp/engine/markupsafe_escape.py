@@ -13,6 +13,10 @@ without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22): ``GET /
 +8.1 % / +7.3 %, ``GET /`` -0.3 % / -0.3 % (rendered once), ``GET /sessions`` +16.4 % /
 +14.6 %, the countdown poll +5.9 % / +4.8 %.
 
+These figures predate the remembered pages (``web/remembered_pages``): ``/home``, ``GET /``
+and the countdown now run their templates once per shape, so this buys them next to
+nothing; ``/sessions`` and every page rendered in full still get what is said above.
+
 Delete when: Jinja writes autoescaped values without making a Markup of each (3.1.6 does
 not). If markupsafe drops ``_escape_inner``, the public ``escape`` takes its place here and
 this buys less: measure again.

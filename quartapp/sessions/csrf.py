@@ -15,8 +15,9 @@ cookie is dropped: a token (or a planted cookie) from before the sign-in opens n
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
+import hashlib
 import hmac
 import secrets
 import time
@@ -28,6 +29,7 @@ from quartapp.engine.quart_context import current_application, request_context
 from quartapp.sessions.extension import RequestSession, request_session
 from quartapp.web.errors import AppError
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 EXTENSION = "quartapp.csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 HEADER = "X-CSRF-Token"
@@ -57,7 +59,9 @@ class CsrfProtection:
         self.session_age = int(app.config["SESSION_ABSOLUTE_TIMEOUT"])
         secret = app.config["SECRET_KEY"]
         secret = secret.encode() if isinstance(secret, str) else bytes(secret)
-        self._key = hmac.digest(secret, KEY_PURPOSE, "sha256")
+        # The keyed HMAC, copied for each signature: keying it again, and looking SHA-256
+        # up by name, cost a third of every signature.
+        self._keyed = hmac.new(hmac.digest(secret, KEY_PURPOSE, "sha256"), digestmod=hashlib.sha256)
         # What werkzeug's set_cookie writes after the value and the expiry date.
         self._cookie_attributes = (
             f"Max-Age={self.max_age}; {'Secure; ' if secure else ''}HttpOnly; Path=/; SameSite=Lax"
@@ -68,8 +72,11 @@ class CsrfProtection:
         app.jinja_env.globals["csrf_token"] = csrf_token
 
     def _signature(self, signed: str) -> str:
-        digest = hmac.digest(self._key, signed.encode(), "sha256")
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        mac = self._keyed.copy()
+        mac.update(signed.encode())
+        # base64url without padding (base64.urlsafe_b64encode, two calls fewer).
+        encoded = binascii.b2a_base64(mac.digest(), newline=False)
+        return encoded.translate(_URLSAFE).rstrip(b"=").decode()
 
     def sign(self, binding: str, signed_at: int) -> str:
         signed = f"{binding}.{signed_at}"

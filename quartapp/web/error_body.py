@@ -37,7 +37,21 @@ CODES = {
     "passkey_unknown": (401, "a passkey sign-in with a passkey no account has (removed?)"),
     "forbidden": (403, "not allowed"),
     "csrf_failed": (403, "the CSRF token is missing, wrong, or expired"),
+    "invalid_code": (
+        401,
+        "the sign-in's second step refused the code: not a current one, or not an unused "
+        "recovery code",
+    ),
+    "two_factor_ended": (
+        401,
+        "no pending second step: it took over 5 minutes, had 5 wrong codes, or never began; "
+        "sign in with the password again",
+    ),
     "wrong_password": (403, "the current password given to confirm a change is not the account's"),
+    "wrong_code": (
+        403,
+        "the code given to confirm a change is not a current one (or an unused recovery code)",
+    ),
     "not_found": (404, "nothing at this address, or no such session of yours"),
     "method_not_allowed": (405, "the address does not take this method"),
     "request_timeout": (408, "the body did not arrive in time"),

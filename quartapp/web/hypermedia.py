@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from quart import Response, redirect, url_for
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.web.templating import render_once as render_template_once
+from quartapp.web.templating import render_remembered as render_remembered_template
 from quartapp.web.templating import render_template
 
 
@@ -39,6 +40,10 @@ class HtmxDetails:
         return self.request and not self.boosted and not self.history_restore
 
 
+# What a request without htmx headers has.
+NOT_HTMX = HtmxDetails(request=False, boosted=False, history_restore=False, target=None)
+
+
 def htmx() -> HtmxDetails:
     """This request's htmx headers, read once per request."""
     context = request_context()
@@ -51,7 +56,10 @@ def htmx() -> HtmxDetails:
         for name, value in this.scope["headers"]:
             if name[:3] == b"hx-":
                 found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        details = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        if found:
+            details = HtmxDetails.from_headers(lambda name: found.get(name.lower()))
+        else:
+            details = NOT_HTMX  # most requests: a browser's navigation
         this.__dict__["_htmx"] = details
     return details
 
@@ -91,6 +99,15 @@ async def render(page: str, fragment: str, status: int = 200, **context: Any) ->
     template = fragment if htmx().wants_fragment else page
     response = AppResponse(await render_template(template, **context), status=status)
     return _with_error_headers(response, context)
+
+
+async def render_remembered(
+    page: str, fragment: str, per_request: Collection[str], /, **context: Any
+) -> Response:
+    """``render`` of a page asked for often, from a rendering remembered per shape, with
+    the values named in ``per_request`` filled in (``templating.render_remembered``)."""
+    template = fragment if htmx().wants_fragment else page
+    return AppResponse(await render_remembered_template(template, per_request, **context))
 
 
 async def render_once(page: str, fragment: str) -> Response:

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from quart import Response, jsonify
 
 from quartapp.web.errors import AppError
-from quartapp.web.hypermedia import htmx, navigate, render, wants_json
+from quartapp.web.hypermedia import htmx, navigate, render, render_remembered, wants_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,10 @@ class Page:
     fragment: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
     status: int = 200
+    # The names in ``context`` that change from one request to the next, for a page
+    # rendered once per shape and filled in (``templating.render_remembered``); empty: the
+    # page is rendered in full.
+    per_request: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +65,13 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A refused form: the error for JSON clients, the form again for browsers."""
+    """A refused form: the error for JSON clients, the form again for browsers (or, with
+    ``redirect`` instead of a page, another page to go to: a step that has ended)."""
 
     error: AppError
-    page: Page
+    page: Page | None = None
     page_status: int | None = None
+    redirect: str | None = None
 
 
 async def respond(outcome: Outcome | Refused) -> Response:
@@ -73,7 +79,10 @@ async def respond(outcome: Outcome | Refused) -> Response:
     if isinstance(outcome, Refused):
         if wants_json():
             raise outcome.error  # the app's error handler answers every error alike
+        if outcome.redirect is not None:
+            return navigate(outcome.redirect)
         refused = outcome.page
+        assert refused is not None, "a refusal names a page or a redirect"
         return await render(
             refused.template,
             refused.fragment or refused.template,
@@ -91,4 +100,7 @@ async def respond(outcome: Outcome | Refused) -> Response:
         return navigate(outcome.redirect)
     assert outcome.page is not None, "an outcome names data, a page or a redirect"
     page = outcome.page if isinstance(outcome.page, Page) else await outcome.page()
-    return await render(page.template, page.fragment or page.template, page.status, **page.context)
+    fragment = page.fragment or page.template
+    if page.per_request:
+        return await render_remembered(page.template, fragment, page.per_request, **page.context)
+    return await render(page.template, fragment, page.status, **page.context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
@@ -86,6 +86,7 @@ class Account(BaseModel):
         {
             "email": "ada@example.com",
             "email_verified": False,
+            "two_factor_enabled": False,
             "created_at": "2026-01-31T12:00:00+00:00",
             "passkeys": 1,
             "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 598},
@@ -94,6 +95,7 @@ class Account(BaseModel):
 
     email: str
     email_verified: bool
+    two_factor_enabled: bool = Field(description="A second factor is needed to sign in.")
     created_at: str = Field(description="ISO 8601, in UTC, to the second.")
     passkeys: int = Field(description="How many passkeys the account has.")
     session: SessionSummary
@@ -444,7 +446,13 @@ class PasskeyReauthentication(BaseModel):
 
     model_config = _examples({"current_password": "correct horse battery"})
 
-    current_password: str = Field(default="", description="The account's password.")
+    current_password: str = Field(
+        default="",
+        description=(
+            "The account's password; with a second factor on, a current code from the "
+            "authenticator app will do."
+        ),
+    )
     mediation: str = Field(
         default="",
         description=(
@@ -654,6 +662,7 @@ class SessionDetail(BaseModel):
             "started_at": "2026-01-31T12:00:00+00:00",
             "last_active_at": "2026-01-31T12:05:00+00:00",
             "expires_in": 599,
+            "signed_in_with": "password_and_code",
         }
     )
 
@@ -664,6 +673,12 @@ class SessionDetail(BaseModel):
     started_at: str = Field(description="ISO 8601, in UTC, to the second.")
     last_active_at: str = Field(description="ISO 8601, in UTC, to the second.")
     expires_in: int = Field(description="Seconds until it ends unless used.")
+    signed_in_with: str | None = Field(
+        description=(
+            "How it was signed in: `password`, `password_and_code`, `recovery_code`, "
+            "`passkey` or `sign_up`; null for sessions from before this was kept."
+        )
+    )
 
 
 class SessionList(BaseModel):
@@ -728,7 +743,10 @@ class PasswordChange(BaseModel):
         {"current_password": "correct horse battery", "new_password": "staple grape lantern"}
     )
 
-    current_password: str = Field(json_schema_extra=NOT_BLANK)
+    current_password: str = Field(
+        description="With a second factor on, a current code from the app works too.",
+        json_schema_extra=NOT_BLANK,
+    )
     new_password: str = Field(
         description=(
             "8 characters to 72 bytes, not a common or email-derived password, and not the "
@@ -794,7 +812,10 @@ class AccountDeletion(BaseModel):
 
     model_config = _examples({"password": "correct horse battery"})
 
-    password: str = Field(json_schema_extra=NOT_BLANK)
+    password: str = Field(
+        description="With a second factor on, a current code from the app works too.",
+        json_schema_extra=NOT_BLANK,
+    )
 
 
 class AccountDeleted(BaseModel):
@@ -803,3 +824,121 @@ class AccountDeleted(BaseModel):
     model_config = _examples({"message": "account deleted"})
 
     message: str
+
+
+# Second factor
+
+
+class TwoFactorRequired(BaseModel):
+    """The password was right, and the account has a second factor on: no session yet.
+    The answer sets a cookie of its own (`quartapp_signin2`, `__Host-` over https) that
+    binds the pending step; send a code to POST /api/v1/signin/two-factor within 5 minutes."""
+
+    model_config = _examples({"two_factor_required": True})
+
+    two_factor_required: bool = Field(description="Always true.")
+
+
+class SignInAnswer(RootModel[SignedIn | TwoFactorRequired]):
+    """Signed in, or (with a second factor on) asked for a code."""
+
+    model_config = _examples(
+        {
+            "message": "signed in",
+            "email": "ada@example.com",
+            "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 600},
+            "csrf_token": "Qx3vN0aZ8kLm...1700000000.Zm9v...",
+        },
+        {"two_factor_required": True},
+    )
+
+
+class Code(BaseModel):
+    """A code: six digits from the authenticator app, or (where a sign-in asks) one of the
+    unused recovery codes (letter case, spaces and dashes do not matter)."""
+
+    model_config = _examples({"code": "123456"}, {"code": "ABCD-EFGH-JKLM-NPQR-STUV-WXYZ"})
+
+    code: str = Field(max_length=100, json_schema_extra=NOT_BLANK)
+
+
+class SignedInWithCode(SignedIn):
+    """Signed in with the second factor. After a recovery code, how many are left."""
+
+    model_config = _examples(
+        {
+            "message": "signed in",
+            "email": "ada@example.com",
+            "session": {"id": "Qx3vN0aZ8kLm", "expires_in": 600},
+            "csrf_token": "Qx3vN0aZ8kLm...1700000000.Zm9v...",
+            "recovery_codes_left": 9,
+        }
+    )
+
+    recovery_codes_left: int | Absent = absent(
+        "Only after a recovery code: how many unused ones are left."
+    )
+
+
+class CurrentPassword(BaseModel):
+    """The account's password, typed again."""
+
+    model_config = _examples({"password": "correct horse battery"})
+
+    password: str = Field(max_length=1024, json_schema_extra=NOT_BLANK)
+
+
+class PasswordOrCode(BaseModel):
+    """The account's password, or a current code from the authenticator app."""
+
+    model_config = _examples({"password": "123456"})
+
+    password: str = Field(
+        max_length=1024,
+        description="The password, or six digits from the authenticator app.",
+        json_schema_extra=NOT_BLANK,
+    )
+
+
+class TurnOffTwoFactor(BaseModel):
+    """The password, and a current code or an unused recovery code."""
+
+    model_config = _examples({"password": "correct horse battery", "code": "123456"})
+
+    password: str = Field(max_length=1024, json_schema_extra=NOT_BLANK)
+    code: str = Field(max_length=100, json_schema_extra=NOT_BLANK)
+
+
+class TwoFactorStatus(BaseModel):
+    """Whether the second factor is on, and how many recovery codes are unused."""
+
+    model_config = _examples({"two_factor_enabled": True, "recovery_codes_left": 10})
+
+    two_factor_enabled: bool
+    recovery_codes_left: int
+
+
+class TwoFactorEnrolment(BaseModel):
+    """An enrolment begun: put the secret into the authenticator app (or scan the URI as a
+    QR code), then confirm with a code from it. Shown this once."""
+
+    model_config = _examples(
+        {
+            "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            "otpauth_uri": "otpauth://totp/quartapp:ada%40example.com?secret=JBSW...&issuer=quartapp",
+        }
+    )
+
+    secret: str = Field(description="Base32, as authenticator apps take it when typed.")
+    otpauth_uri: str = Field(description="The same as an otpauth:// URI (what the QR code holds).")
+
+
+class RecoveryCodes(BaseModel):
+    """New recovery codes, shown this once (only their hashes are kept); each works once,
+    and any earlier set no longer works."""
+
+    model_config = _examples(
+        {"recovery_codes": ["ABCD-EFGH-JKLM-NPQR-STUV-WXYZ", "2345-67AB-CDEF-GHJK-LMNP-QRST"]}
+    )
+
+    recovery_codes: list[str]

@@ -10,9 +10,7 @@ Without JavaScript the page stays in UTC, labelled so."""
 from __future__ import annotations
 
 import functools
-import secrets
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +20,7 @@ from quart import Quart, current_app
 
 from quartapp.engine.jinja_pages import compile_pages
 from quartapp.engine.quart_context import current_application, request_context
+from quartapp.web.remembered_pages import RememberedPages, fillable
 
 READABLE = "%d %b %Y, %H:%M:%S UTC"
 
@@ -60,7 +59,14 @@ def timestamp(milliseconds: int) -> Markup:
 def clock_time(milliseconds: int) -> Markup:
     """A time as a ``<time>`` element reading hours and minutes ("14:05 UTC"), in the
     reader's time zone where scripts run."""
-    moment = _moment(milliseconds)
+    return _clock_time(milliseconds // 1000)
+
+
+# The end of a session is a second a few minutes ahead: every page and poll in that
+# second shows the same one (formatting it costs a /home request about 3 %).
+@functools.lru_cache(maxsize=64)
+def _clock_time(seconds: int) -> Markup:
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     # Digits and the ISO form only: nothing to escape.
     return Markup(  # noqa: S704
         f'<time datetime="{utc_stamp(moment)}" data-local="time">'
@@ -101,6 +107,7 @@ def ago(milliseconds: int, now: int) -> Markup:
 
 
 EXTENSION = "quartapp.templates"
+REMEMBERED = "quartapp.remembered_pages"
 
 
 async def render_template(name: str, **context: Any) -> str:
@@ -119,46 +126,35 @@ async def render_template(name: str, **context: Any) -> str:
     return environment.get_template(name).render(context)
 
 
+async def render_remembered(name: str, per_request: Collection[str], /, **context: Any) -> str:
+    """The template ``name`` rendered with ``context``, as ``render_template`` renders it,
+    from a rendering remembered per shape: the values named in ``per_request`` (and the
+    CSRF token) are filled in on each call, everything else in ``context`` picks which
+    remembered rendering (so it must be hashable, and take few values).
+
+    For a page asked for often whose per-request values are only written, not tested or
+    computed with, in the template (``remembered_pages`` says what they may do, and what
+    happens when they do more: the page is then rendered in full, and still right)."""
+    return _remembered(name, per_request, context)
+
+
 async def render_once(name: str) -> str:
-    """The template ``name``, rendered once per app and script root and remembered; each
-    call fills in its own CSRF token.
+    """The template ``name`` without context, rendered once per script root and
+    remembered; each call fills in its own CSRF token (``render_remembered`` with nothing
+    per request).
 
     For a page the same for every visitor but for its token, such as the anonymous sign-in
-    page, and asked for often. Such a template may use nothing else that changes per
-    request: it is rendered without context, and a change to what it shows is not seen
-    until the app restarts. Every other page goes through ``render_template``."""
+    page, and asked for often. Every other page goes through ``render_template`` or
+    ``render_remembered``."""
+    return _remembered(name, (), {})
+
+
+def _remembered(name: str, per_request: Collection[str], context: dict[str, Any]) -> str:
     this = request_context()
-    environment = templates(this.app if this is not None else current_app)
-    return _render_unchanging(environment, name, this.request.root_path if this else "")
-
-
-# Stands in for the CSRF token in a remembered page; never part of a real page.
-TOKEN_MARK = f"csrf-token-{secrets.token_hex(16)}"
-# Per environment (so per app): the pages rendered once, cut where their token goes.
-_unchanging: weakref.WeakKeyDictionary[Environment, dict[tuple[str, str], list[str]]] = (
-    weakref.WeakKeyDictionary()
-)
-UNCHANGING_CACHE_SIZE = 64
-
-
-def _render_unchanging(environment: Environment, name: str, root_path: str) -> str:
-    """``render_once``: the page is rendered once (per script root, which its URLs depend
-    on) with a mark where the token goes, and each request fills in its own."""
-    key = (name, root_path)
-    remembered = _unchanging.get(environment)
-    if remembered is None:
-        remembered = _unchanging[environment] = {}
-    parts = remembered.get(key)
-    if parts is None:
-        html = environment.get_template(name).render(csrf_token=lambda: TOKEN_MARK)
-        parts = html.split(TOKEN_MARK)
-        if len(remembered) >= UNCHANGING_CACHE_SIZE:
-            remembered.clear()
-        remembered[key] = parts
-    if len(parts) == 1:
-        return parts[0]
-    make_token: Callable[[], str] = environment.globals["csrf_token"]  # type: ignore[assignment]
-    return make_token().join(parts)
+    if this is None:  # no script root to build URLs under: rendered as it is
+        return templates(current_app).get_template(name).render(context)
+    pages: RememberedPages = this.app.extensions[REMEMBERED]
+    return pages.render(name, this.request.root_path, per_request, context)
 
 
 def templates(app: Quart) -> Environment:
@@ -234,9 +230,13 @@ def url_for(endpoint: str, **values: Any) -> str:
 
 
 def init_app(app: Quart) -> None:
-    app.jinja_env.filters.update(clock=clock, timestamp=timestamp, ago=ago)
+    # Each a filter a page's per-request values may go through (render_remembered).
+    app.jinja_env.filters.update(
+        clock=fillable(clock), timestamp=fillable(timestamp), ago=fillable(ago)
+    )
     app.jinja_env.globals["url_for"] = RememberedUrls(app.url_for)
     # Shares the loader, filters and globals; compiles its own copies of the templates.
     environment = app.jinja_env.overlay(enable_async=False, cache_size=-1)
     compile_pages(environment)
     app.extensions[EXTENSION] = environment
+    app.extensions[REMEMBERED] = RememberedPages(environment, urls=app.jinja_env.globals["url_for"])

@@ -36,6 +36,7 @@ NOTICE = {
     "ip": "2001:db8:85a3:1234:5678:8a2e:370:7334",
     "when": mail_time(),
     "sessions_link": f"{PUBLIC_URL}/sessions",
+    "passkeys_link": f"{PUBLIC_URL}/account/passkeys",
     "forgot_link": f"{PUBLIC_URL}/password/forgot",
 }
 # Each mail the app sends (mailings.JOBS), with the context its job gives it.
@@ -81,6 +82,31 @@ MAILS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {**NOTICE, "how": "reset"},
     ),
     "new device": ("new_device", "New sign-in to your quartapp account", NOTICE),
+    "passkey added": (
+        "passkey_changed",
+        "A passkey was added to your account",
+        {**NOTICE, "added": True, "passkey": "MacBook Pro Touch ID, the one on the desk"},
+    ),
+    "passkey removed": (
+        "passkey_changed",
+        "A passkey was removed from your account",
+        {**NOTICE, "added": False, "passkey": "YubiKey 5C"},
+    ),
+    "second factor on": (
+        "two_factor",
+        "A second factor now protects your quartapp account",
+        {**NOTICE, "what": "on", "left": None, "account_link": f"{PUBLIC_URL}/account/two-factor"},
+    ),
+    "recovery code used": (
+        "two_factor",
+        "A recovery code was used to sign in to your quartapp account",
+        {
+            **NOTICE,
+            "what": "recovery_code_used",
+            "left": 1,
+            "account_link": f"{PUBLIC_URL}/account/two-factor",
+        },
+    ),
 }
 # Phrasing that was read again and replaced.
 RETIRED = ("we hope you", "was signed in to from", "Every session of it")

@@ -9,7 +9,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('quartapp', '0004_email_verified')]
+    dependencies = [('quartapp', '0005_two_factor')]
 
     initial = False
 
