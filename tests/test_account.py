@@ -646,6 +646,12 @@ async def test_the_account_page_leads_to_the_password_the_address_and_deletion(
     for page in ("/account/email", "/account/password", "/account/delete"):
         assert f'href="{page}"' in html, page
     assert '<a href="/account" aria-current="page">Account</a>' in html
+    # Each way of looking after the account is a section of its own, none inside another.
+    depth = 0
+    for tag in re.findall(r"</?section\b", html):
+        depth += -1 if tag.startswith("</") else 1
+        assert depth in (0, 1), "a section inside another on the account page"
+    assert depth == 0
 
 
 async def test_the_account_page_answers_json_clients_with_the_account(ada: Device) -> None:

@@ -170,7 +170,10 @@ async def test_the_page_adds_through_its_script_and_renames_and_removes_with_pla
     assert "You have no passkeys yet." in html
     assert 'id="passkey-add-form" hidden' in html  # shown by static/passkeys.js
     assert "/static/passkeys.js" in html
+    said = "A passkey signs you in with your fingerprint, face or a security key"
+    assert f"You have no passkeys. {said}" in await account_text(ada.client)
     assert (await register(ada.client, authenticator(), name="Laptop")).status_code == 201
+    assert f"You have 1 passkey. {said}" in await account_text(ada.client)
     html = await (await ada.client.get("/account/passkeys?added=1")).get_data(as_text=True)
     assert "Your passkey has been added." in html
     assert "<strong>Laptop</strong>" in html
@@ -189,6 +192,11 @@ async def test_the_page_adds_through_its_script_and_renames_and_removes_with_pla
     assert await Passkey.all().count() == 0
     account = await (await ada.client.get("/account")).get_data(as_text=True)
     assert "Add a passkey" in account
+
+
+async def account_text(client: QuartClient) -> str:
+    """The account page, its runs of white space read as one space, as a browser shows it."""
+    return " ".join((await (await client.get("/account")).get_data(as_text=True)).split())
 
 
 async def test_sign_in_with_a_passkey_is_a_complete_sign_in(app: Quart, ada: Auth) -> None:

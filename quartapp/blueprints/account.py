@@ -261,6 +261,7 @@ async def account_page() -> Response:
 
 
 def password_form(**context: Any) -> Page:
+    context = {"email": signed_in_record().email, **context}
     return Page("account/password.html", "account/_password_form.html", context)
 
 

@@ -102,6 +102,7 @@ async def passkeys_page_of(user_id: int, **context: Any) -> Page:
             "passkeys": found,
             "milliseconds": milliseconds,
             "accepted": accepted,
+            "email": signed_in_record().email,  # the add form's username
             **context,
         },
     )

@@ -14,8 +14,10 @@ from redis.exceptions import (
 from tortoise.exceptions import DBConnectionError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from quartapp.engine.quart_context import request_context
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
+from quartapp.sessions.extension import RequestSession
 from quartapp.web.error_body import error_body
 from quartapp.web.hypermedia import htmx, navigate, wants_json
 from quartapp.web.next_page import sign_in_url
@@ -86,6 +88,16 @@ class ServiceUnavailable(AppError):
         )
 
 
+def signed_in_so_far() -> bool:
+    """Whether this request's visitor is signed in, as far as the request got: the session
+    is loaded before any view (for a 404 and a 405 too, ``sessions.extension``), unless
+    Redis failed, and a sign-out forgets it. An error page shows a signed-in visitor the
+    navigation of the signed-in pages (``templates/base.html``), as every page does."""
+    context = request_context()
+    session = context.session if context is not None else None
+    return isinstance(session, RequestSession) and session.record is not None
+
+
 async def render_error(error: AppError) -> Response:
     if wants_json():
         response = jsonify(error_body(error))
@@ -94,7 +106,9 @@ async def render_error(error: AppError) -> Response:
         response = AppResponse(await render_template("errors/alert.html", error=error))
         response.headers["HX-Reswap"] = "none"
     else:
-        response = AppResponse(await render_template("errors/page.html", error=error))
+        response = AppResponse(
+            await render_template("errors/page.html", error=error, signed_in=signed_in_so_far())
+        )
     response.status_code = error.status
     response.headers.update(error.headers)
     response.headers["Cache-Control"] = "no-store"

@@ -229,6 +229,16 @@ def not_found(setup: Setup) -> Page:
     return page
 
 
+def not_found_signed_in(setup: Setup) -> Page:
+    page = setup.signed_in()
+    response = page.goto("/no-such-page")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
+
+
 def passkey_sign_in_page(setup: Setup) -> Page:
     page, _ = setup.page("passkey_server")
     page.goto("/")
@@ -260,6 +270,7 @@ STATES = {
     "account-deleted": account_deleted,
     "passkeys": passkeys_page,
     "not-found": not_found,
+    "not-found-signed-in": not_found_signed_in,
 }
 # The pages the docs show, at every width and in both schemes.
 DOCS = {"sign-in", "home", "sessions", "account"}

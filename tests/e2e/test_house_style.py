@@ -1,8 +1,9 @@
 """One house style, as a picky user sees it in a real browser: the same navigation on every
-signed-in page (the same links in the same order, laid out alike on a phone), the account
-page's forms reached by keyboard alone, no page scrolling sideways at 390 and 320 px in
-either scheme, page titles on one line at 1280 px, and a long address wrapping inside its
-box on a phone."""
+signed-in page (the same links in the same order, laid out alike on a phone), error pages
+included, in a header as tall as the signed-out one (but for the phone's row of links),
+the account page's forms reached by keyboard alone, no page scrolling sideways at 390 and
+320 px in either scheme, page titles on one line at 1280 px, and a long address wrapping
+inside its box on a phone."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ SIGNED_IN_PAGES = (
     "/account/passkeys",
     "/password/forgot",
     "/email/verify/not-a-link",
+    "/no-such-page",  # a 404
+    "/email/verify/resend",  # a 405: the address takes only a POST
 )
+ERROR_PAGES = {"/no-such-page": 404, "/email/verify/resend": 405, "/email/verify/not-a-link": 410}
 SIGNED_OUT_PAGES = ("/", "/register", "/password/forgot", "/email/verify/not-a-link", "/nope")
 NAVIGATION = [
     ["a", "Home", "/home"],
@@ -207,3 +211,101 @@ def test_a_long_address_wraps_inside_its_box_on_a_phone(
         # It breaks after the @ or before a dot (or at a hyphen), never inside a word.
         for line, next_line in itertools.pairwise(lines):
             assert line.endswith(("@", "-")) or next_line.startswith("."), (path, lines)
+
+
+def test_error_pages_show_the_navigation_to_a_signed_in_visitor_only(
+    server: Server, browse: Browse, signed_in: Page
+) -> None:
+    visitor = browse(server)
+    for path, status in ERROR_PAGES.items():
+        for page, signed in ((signed_in, True), (visitor, False)):
+            response = page.goto(path)
+            assert response is not None
+            assert response.status == status, path
+            if signed:
+                assert [item["what"] for item in navigation(page)] == NAVIGATION, path
+            else:
+                expect(page.locator("#account-nav"), path).to_have_count(0)
+            if status != 410:  # a dead link's page offers the steps that fit the link
+                start = page.get_by_role("link", name="Go to the start page")
+                back = page.get_by_role("link", name="Back home")
+                expect(back if signed else start, path).to_be_visible()
+                expect(start if signed else back, path).to_have_count(0)
+
+
+# The header's parts, as laid out: the header, its first row (the app's name, and Sign
+# out when signed in) and the row of links under it on a phone.
+HEADER_PARTS = {
+    "header": "body > header",
+    "name": "header nav > ul:first-child",
+    "links": "#account-nav",
+    "sign out": "#account-nav .sign-out button",
+}
+
+
+def header_boxes(page: Page) -> dict[str, dict[str, float]]:
+    boxes = {}
+    for part, selector in HEADER_PARTS.items():
+        element = page.locator(selector)
+        if element.count():
+            box = element.bounding_box()
+            assert box is not None, part
+            boxes[part] = box
+    return boxes
+
+
+def test_the_header_is_as_tall_signed_in_as_signed_out(
+    server: Server, browse: Browse, signed_in: Page
+) -> None:
+    """Sign out is a button, bigger than a line of text: it must not make the row taller.
+    On a desktop the whole header is one row; on a phone the links add a row of their own,
+    and nothing else."""
+    visitor = browse(server)
+    signed_in.goto("/home")
+    visitor.goto("/")
+    for scheme in SCHEMES:
+        for width in (390, DESKTOP["width"]):
+            measured = []
+            for page in (signed_in, visitor):
+                page.emulate_media(color_scheme=scheme)
+                page.set_viewport_size({"width": width, "height": 800})
+                measured.append(header_boxes(page))
+            inside, outside = measured
+            where = f"at {width} px ({scheme})"
+            assert inside["name"] == pytest.approx(outside["name"], abs=0.5), where
+            row = inside["name"]
+            button = inside["sign out"]
+            assert button["y"] >= row["y"], where
+            assert button["y"] + button["height"] <= row["y"] + row["height"], where
+            added = inside["links"]["height"] if width < DESKTOP["width"] else 0
+            if added:  # the links' row is under the first one
+                assert inside["links"]["y"] >= row["y"] + row["height"] - 0.5, where
+            assert inside["header"]["height"] == pytest.approx(
+                outside["header"]["height"] + added, abs=0.5
+            ), where
+
+
+def test_every_password_form_names_its_account_for_password_managers(
+    signed_in: Page,
+) -> None:
+    """Chromium looks for a username in every form with a password field (to save or fill
+    the password for it) and says so in the console when there is none."""
+    page = signed_in
+    complaints: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            complaints.append(f"{page.url}: {message.text}")
+            if "username fields" in message.text
+            else None
+        ),
+    )
+    email = page.locator("h1 .email").inner_text()
+    for path in ("/account/password", "/account/email", "/account/delete", "/account/passkeys"):
+        page.goto(path)
+        username = page.locator("form input[autocomplete=username]")
+        expect(username, path).to_have_count(1)
+        expect(username, path).to_have_value(email)
+        expect(username, path).to_be_hidden()
+        page.wait_for_timeout(300)  # console messages may arrive just after the load
+    assert complaints == []
