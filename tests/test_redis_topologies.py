@@ -527,6 +527,11 @@ class Load:
         assert before <= {200, 303}
 
 
+# How soon after Sentinel names the new master every request must find it: a second on a
+# quiet machine; a busy 2-core CI host once needed more (a 503 at 1.x s).
+SETTLE_SECONDS = 3
+
+
 async def test_sentinel_failover_503s_then_follows_the_new_master(
     servers: RedisServers, make_app: Callable[..., Any]
 ) -> None:
@@ -564,14 +569,14 @@ async def test_sentinel_failover_503s_then_follows_the_new_master(
     new_master = await asyncio.to_thread(sentinel.wait_for_failover, old_master, 30)
     switched_at = time.monotonic()
     assert new_master is sentinel.replica
-    await asyncio.sleep(3)
+    await asyncio.sleep(SETTLE_SECONDS + 2)
     await load.finish()
 
     load.assert_clean_until(killed_at)
     during = load.between(killed_at, switched_at)
     assert 503 in {outcome.status for outcome in during}, "no request saw the outage"
-    # The app follows the new master by itself, at the latest a second after the switch.
-    settled = load.between(switched_at + 1, float("inf"))
+    # The app follows the new master by itself, soon after the switch.
+    settled = load.between(switched_at + SETTLE_SECONDS, float("inf"))
     assert settled
     assert {outcome.status for outcome in settled} <= {200, 303}, settled
 
