@@ -60,7 +60,11 @@ async def account_of(record: SessionRecord) -> User:
 
 
 def page(template: str, **context: Any) -> Page:
-    """A page of this area; htmx swaps its ``#two-factor`` part (``_<template>``)."""
+    """A page of this area; htmx swaps its ``#two-factor`` part (``_<template>``). Its
+    password forms name the signed-in account for password managers (``email``)."""
+    record = current_record()
+    if record is not None:
+        context = {"email": record.email, **context}
     return Page(f"two_factor/{template}.html", f"two_factor/_{template}.html", context)
 
 

@@ -301,7 +301,13 @@ def test_every_password_form_names_its_account_for_password_managers(
         ),
     )
     email = page.locator("h1 .email").inner_text()
-    for path in ("/account/password", "/account/email", "/account/delete", "/account/passkeys"):
+    for path in (
+        "/account/password",
+        "/account/email",
+        "/account/delete",
+        "/account/passkeys",
+        "/account/two-factor",
+    ):
         page.goto(path)
         username = page.locator("form input[autocomplete=username]")
         expect(username, path).to_have_count(1)
