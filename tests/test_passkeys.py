@@ -74,11 +74,15 @@ async def register(
 ) -> Any:
     answer, options = await registration_options(client)
     assert answer.status_code == 200, options
-    credential = device.create(options, **tamper)
+    return await add_credential(client, device.create(options, **tamper), name=name)
+
+
+async def add_credential(client: QuartClient, credential: dict[str, Any], **fields: Any) -> Any:
+    """Post a made credential (with any other ``fields``) to add it as a passkey."""
     return await post_json(
         client,
         "/api/v1/passkeys/registration",
-        {"credential": credential, "name": name},
+        {"credential": credential, **fields},
         await token_of(client),
     )
 
@@ -565,12 +569,7 @@ async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unas
     # A conditional create may come without presence or verification: the password was
     # just typed.
     credential = authenticator().create(options, present=False, verified=False)
-    added = await post_json(
-        browser.client,
-        "/api/v1/passkeys/registration",
-        {"credential": credential},
-        await token_of(browser.client),
-    )
+    added = await add_credential(browser.client, credential)
     assert added.status_code == 201, await added.get_data(as_text=True)
     # Once the account has a passkey, no more offers.
     assert (await conditional_options(browser.client)).status_code == 409
@@ -595,12 +594,7 @@ async def test_the_offer_needs_a_fresh_password_sign_in(
     # Without the conditional options, presence and verification are required.
     _answer, options = await registration_options(browser.client)
     credential = authenticator().create(options, present=False, verified=False)
-    unverified = await post_json(
-        browser.client,
-        "/api/v1/passkeys/registration",
-        {"credential": credential},
-        await token_of(browser.client),
-    )
+    unverified = await add_credential(browser.client, credential)
     assert unverified.status_code == 400
 
 
