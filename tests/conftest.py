@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,8 @@ from quartapp import create_app
 from quartapp.infra.database import database_name, migrate
 
 from .support.http import CSRF_FIELD
+from .support.mail_servers import MailCatcher, start_worker
+from .support.processes import Process
 from .support.settings import DATABASE_URL, PASSWORD, PUBLIC_URL, REDIS_URL
 
 THROTTLE_RULES = (
@@ -93,10 +96,13 @@ async def raw_redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+SECRET_KEY = "test secret key, not for production"
+
+
 def test_config(database: str, prefix: str, **overrides: Any) -> dict[str, Any]:
     return {
         "ENV": "production",
-        "SECRET_KEY": "test secret key, not for production",
+        "SECRET_KEY": SECRET_KEY,
         "COOKIE_SECURE": False,
         "DATABASE_URL": database,
         "REDIS_URL": REDIS_URL,
@@ -208,6 +214,47 @@ def auth(client: QuartClient) -> Auth:
     return Auth(client)
 
 
+@pytest.fixture
+def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
+    """A real SMTP server for this test (tests/support/mail_servers.py); an app sends to it
+    when started with ``MAIL_URL=catcher.url``, through a worker from ``workers``."""
+    server = MailCatcher(tmp_path / "maildir")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workers(
+    database: str, redis_prefix: str, catcher: MailCatcher
+) -> Iterator[Callable[..., Process]]:
+    """Start mail workers (with extra settings) on this test's queue, sending to
+    ``catcher``; all of them are stopped after the test."""
+    started: list[Process] = []
+
+    def start(**settings: Any) -> Process:
+        worker = start_worker(
+            database,
+            secret_key=SECRET_KEY,
+            redis_prefix=redis_prefix,
+            name=f"{redis_prefix.split(':')[1]}-{len(started)}",
+            MAIL_URL=catcher.url,
+            **settings,
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(workers: Callable[..., Process]) -> Process:
+    """One mail worker, for tests that need the mail sent and nothing more of the worker."""
+    return workers()
+
+
 def session_cookie(client: QuartClient) -> str | None:
     jar = client.cookie_jar
     assert jar is not None
@@ -221,6 +268,7 @@ __all__ = [
     "DATABASE_URL",
     "PASSWORD",
     "REDIS_URL",
+    "SECRET_KEY",
     "Auth",
     "asyncio",
     "csrf_from",

@@ -85,6 +85,17 @@ async def live_link(app: Quart, purpose: Purpose, user_id: int, email: str) -> s
         return TOKEN_PATHS[purpose].format(token=tokens.token(purpose, link_id))
 
 
+async def changed_with_undo(app: Quart, user_id: int) -> str:
+    """Change ada@example.com's address to ada@new.example.com, and return the path of the
+    undo link that puts it back."""
+    user = await find_user("ada@example.com")
+    assert user is not None
+    async with app.app_context():
+        await change_email(user, "ada@new.example.com")
+        link_id = await offer_undo(user_id, "ada@example.com")
+        return f"/email/undo/{get_mail_tokens().token('undo', link_id)}"
+
+
 # -- the document ---------------------------------------------------------------------------
 
 
@@ -303,12 +314,7 @@ async def test_an_undo_refused_because_another_account_has_the_address_is_email_
 ) -> None:
     """It was a 409 `conflict`, whose API message says to read the account and retry."""
     _, user_id = await signed_up(app)
-    user = await find_user("ada@example.com")
-    assert user is not None
-    async with app.app_context():
-        await change_email(user, "ada@new.example.com")
-        link_id = await offer_undo(user_id, "ada@example.com")
-        path = f"/email/undo/{get_mail_tokens().token('undo', link_id)}"
+    path = await changed_with_undo(app, user_id)
     client = app.test_client()
     looked = await client.get(path, headers=JSON)
     assert shaped(UndoLink, await looked.get_json())["email"] == "ada@example.com"
@@ -326,12 +332,7 @@ async def test_an_undo_refused_because_another_account_has_the_address_is_email_
 
 async def test_an_undo_link_used_over_json(app: Quart) -> None:
     auth, user_id = await signed_up(app)
-    user = await find_user("ada@example.com")
-    assert user is not None
-    async with app.app_context():
-        await change_email(user, "ada@new.example.com")
-        link_id = await offer_undo(user_id, "ada@example.com")
-        path = f"/email/undo/{get_mail_tokens().token('undo', link_id)}"
+    path = await changed_with_undo(app, user_id)
     client = app.test_client()
     done = await client.post(path, headers=await api_headers(client))
     assert done.status_code == 200

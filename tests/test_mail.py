@@ -9,8 +9,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -26,45 +25,13 @@ from quartapp.accounts.known_devices import get_known_devices
 from quartapp.accounts.models import User
 from quartapp.sessions.devices import describe_device
 
-from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from, session_cookie
-from .support.mail_servers import MailCatcher, html_of, link_in, start_worker, text_of, to
+from .conftest import PASSWORD, PUBLIC_URL, SECRET_KEY, Auth, csrf_from, session_cookie
+from .support.mail_servers import MailCatcher, html_of, link_in, text_of, to
 from .support.processes import Process
 
-SECRET = "test secret key, not for production"
 NEW_PASSWORD = "lantern orchard velvet"
 RESET = "Reset your quartapp password"
 VERIFY = "Confirm your email address"
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    server = MailCatcher(tmp_path / "maildir")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def workers(
-    database: str, redis_prefix: str, catcher: MailCatcher
-) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def start(**settings: Any) -> Process:
-        worker = start_worker(
-            database,
-            secret_key=SECRET,
-            redis_prefix=redis_prefix,
-            name=f"{redis_prefix.split(':')[1]}-{len(started)}",
-            MAIL_URL=catcher.url,
-            **settings,
-        )
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 @pytest.fixture
@@ -963,7 +930,7 @@ async def test_a_secret_key_rotation_turns_no_known_device_into_a_new_one(
     catcher.wait_for(to("ada@example.com", NEW_SIGN_IN))
     new_key = "the new secret key, rotated in, long enough"
     rotating = await make_app(
-        MAIL_URL=catcher.url, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=[SECRET]
+        MAIL_URL=catcher.url, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=[SECRET_KEY]
     )
     for agent in (FIREFOX, CHROME):
         assert (

@@ -8,8 +8,7 @@ goes back."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -28,11 +27,20 @@ from quartapp.sessions.store import SessionStore
 
 from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
 from .support.authenticator import SoftAuthenticator, b64url, unb64url
-from .support.mail_servers import MailCatcher, start_worker, text_of, to
+from .support.mail_servers import MailCatcher, text_of, to
 from .support.processes import Process
 
-SECRET = "test secret key, not for production"
 JSON = {"Accept": "application/json"}
+
+
+# Answers the authenticator can be made to give wrongly, for adding a passkey and signing in
+# with one alike, each with what makes it wrong.
+TAMPERED: list[tuple[dict[str, Any], str]] = [
+    ({"origin": "https://evil.example"}, "another origin"),
+    ({"rp_id": "evil.example"}, "another RP id"),
+    ({"challenge": b64url(b"x" * 64)}, "a challenge the server never made"),
+    ({"verified": False}, "no user verification"),
+]
 
 
 def authenticator() -> SoftAuthenticator:
@@ -66,11 +74,15 @@ async def register(
 ) -> Any:
     answer, options = await registration_options(client)
     assert answer.status_code == 200, options
-    credential = device.create(options, **tamper)
+    return await add_credential(client, device.create(options, **tamper), name=name)
+
+
+async def add_credential(client: QuartClient, credential: dict[str, Any], **fields: Any) -> Any:
+    """Post a made credential (with any other ``fields``) to add it as a passkey."""
     return await post_json(
         client,
         "/api/v1/passkeys/registration",
-        {"credential": credential, "name": name},
+        {"credential": credential, **fields},
         await token_of(client),
     )
 
@@ -276,15 +288,7 @@ async def test_adding_needs_the_password(ada: Auth) -> None:
     assert anonymous.status_code in (401, 403)
 
 
-@pytest.mark.parametrize(
-    ("tamper", "why"),
-    [
-        ({"origin": "https://evil.example"}, "another origin"),
-        ({"rp_id": "evil.example"}, "another RP id"),
-        ({"challenge": b64url(b"x" * 64)}, "a challenge the server never made"),
-        ({"verified": False}, "no user verification"),
-    ],
-)
+@pytest.mark.parametrize(("tamper", "why"), TAMPERED)
 async def test_a_registration_that_does_not_check_out_is_a_400(
     ada: Auth, tamper: dict[str, Any], why: str
 ) -> None:
@@ -357,14 +361,7 @@ async def test_a_passkey_is_registered_once(app: Quart, ada: Auth) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tamper", "why"),
-    [
-        ({"origin": "https://evil.example"}, "another origin"),
-        ({"rp_id": "evil.example"}, "another RP id"),
-        ({"challenge": b64url(b"y" * 64)}, "a challenge the server never made"),
-        ({"verified": False}, "no user verification"),
-        ({"user_handle": b"someone else"}, "another user handle"),
-    ],
+    ("tamper", "why"), [*TAMPERED, ({"user_handle": b"someone else"}, "another user handle")]
 )
 async def test_a_sign_in_that_does_not_check_out_is_a_401(
     app: Quart, ada: Auth, tamper: dict[str, Any], why: str
@@ -580,12 +577,7 @@ async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unas
     # A conditional create may come without presence or verification: the password was
     # just typed.
     credential = authenticator().create(options, present=False, verified=False)
-    added = await post_json(
-        browser.client,
-        "/api/v1/passkeys/registration",
-        {"credential": credential},
-        await token_of(browser.client),
-    )
+    added = await add_credential(browser.client, credential)
     assert added.status_code == 201, await added.get_data(as_text=True)
     # Once the account has a passkey, no more offers.
     assert (await conditional_options(browser.client)).status_code == 409
@@ -610,12 +602,7 @@ async def test_the_offer_needs_a_fresh_password_sign_in(
     # Without the conditional options, presence and verification are required.
     _answer, options = await registration_options(browser.client)
     credential = authenticator().create(options, present=False, verified=False)
-    unverified = await post_json(
-        browser.client,
-        "/api/v1/passkeys/registration",
-        {"credential": credential},
-        await token_of(browser.client),
-    )
+    unverified = await add_credential(browser.client, credential)
     assert unverified.status_code == 400
 
 
@@ -695,27 +682,6 @@ async def test_any_credential_is_answered_with_a_4xx(
 
 
 # --- the notices by mail -----------------------------------------------------------------
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    server = MailCatcher(tmp_path / "maildir")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def worker(database: str, redis_prefix: str, catcher: MailCatcher) -> Iterator[Process]:
-    started = start_worker(
-        database,
-        secret_key=SECRET,
-        redis_prefix=redis_prefix,
-        name=f"{redis_prefix.split(':')[1]}-passkeys",
-        MAIL_URL=catcher.url,
-    )
-    yield started
-    started.stop()
 
 
 async def test_adding_and_removing_a_passkey_is_told_by_mail(

@@ -4,8 +4,7 @@ get around it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,11 +12,10 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from .conftest import Auth, csrf_from
-from .support.mail_servers import MailCatcher, link_in, start_worker, text_of, to
+from .support.mail_servers import MailCatcher, link_in, text_of, to
 from .support.processes import Process
 from .test_two_factor import Clock, code_form, fresh_sign_in, signed_up_and_enrolled
 
-SECRET = "test secret key, not for production"
 NEW_PASSWORD = "a brand new passphrase"
 __all__ = ["Clock"]
 
@@ -29,27 +27,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moment = Clock()
     monkeypatch.setattr(two_factor, "now", lambda: moment.now)
     return moment
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    server = MailCatcher(tmp_path / "maildir")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def worker(database: str, redis_prefix: str, catcher: MailCatcher) -> Iterator[Process]:
-    process = start_worker(
-        database,
-        secret_key=SECRET,
-        redis_prefix=redis_prefix,
-        name=f"{redis_prefix.split(':')[1]}-2fa",
-        MAIL_URL=catcher.url,
-    )
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from quartapp.web.errors import AppError, ServiceUnavailable
 T = TypeVar("T")
 
 
-async def _database(query: Awaitable[T]) -> T:
+async def stored(query: Awaitable[T]) -> T:
+    """A query's result; a database fault is a 503. An IntegrityError goes to the caller,
+    which knows what a broken constraint means there."""
     try:
         return await query
     except IntegrityError:
@@ -28,7 +30,7 @@ async def _database(query: Awaitable[T]) -> T:
 async def create_user(email: str, password_hash: str) -> User:
     """Insert a user; an email already taken (in any case) is a 409."""
     try:
-        return await _database(User.create(email=email, password_hash=password_hash))
+        return await stored(User.create(email=email, password_hash=password_hash))
     except IntegrityError as error:
         raise AppError(
             "An account with this email already exists. Sign in instead.",
@@ -39,16 +41,16 @@ async def create_user(email: str, password_hash: str) -> User:
 
 
 async def find_user(email: str) -> User | None:
-    return await _database(User.get_or_none(email=email))
+    return await stored(User.get_or_none(email=email))
 
 
 async def find_user_by_id(user_id: int) -> User | None:
-    return await _database(User.get_or_none(id=user_id))
+    return await stored(User.get_or_none(id=user_id))
 
 
 async def update_password_hash(user_id: int, password_hash: str) -> None:
     """Store a new hash of the same password (a cost upgrade): its version stays."""
-    await _database(User.filter(id=user_id).update(password_hash=password_hash))
+    await stored(User.filter(id=user_id).update(password_hash=password_hash))
 
 
 async def change_password_hash(user: User, password_hash: str) -> int:
@@ -57,7 +59,7 @@ async def change_password_hash(user: User, password_hash: str) -> int:
     Only if ``user``'s version is still the stored one: when two changes race, the second
     gets a 409 instead of silently undoing the first."""
     version = user.credentials_version + 1
-    updated = await _database(
+    updated = await stored(
         User.filter(id=user.id, credentials_version=user.credentials_version).update(
             password_hash=password_hash, credentials_version=F("credentials_version") + 1
         )
@@ -73,12 +75,12 @@ async def change_password_hash(user: User, password_hash: str) -> int:
 
 
 async def delete_user(user_id: int) -> None:
-    await _database(User.filter(id=user_id).delete())
+    await stored(User.filter(id=user_id).delete())
 
 
 async def mark_email_verified(user_id: int, email: str) -> bool:
     """Mark the address verified, if it is still the account's; whether it was."""
-    updated = await _database(User.filter(id=user_id, email=email).update(email_verified=True))
+    updated = await stored(User.filter(id=user_id, email=email).update(email_verified=True))
     return bool(updated)
 
 
@@ -93,7 +95,7 @@ async def change_email(user: User, new_email: str) -> int:
     the stored one; an address another account holds is a 409 (the unique index decides)."""
     version = user.credentials_version + 1
     try:
-        updated = await _database(
+        updated = await stored(
             User.filter(id=user.id, credentials_version=user.credentials_version).update(
                 email=new_email,
                 email_verified=True,
@@ -119,7 +121,7 @@ async def restore_email(user_id: int, email: str, password_hash: str) -> int:
     changed since, and return the credentials' new version; a 409 if another account has
     the address now."""
     try:
-        updated = await _database(
+        updated = await stored(
             User.filter(id=user_id).update(
                 email=email,
                 email_verified=True,
@@ -140,47 +142,47 @@ async def restore_email(user_id: int, email: str, password_hash: str) -> int:
 
 async def list_passkeys(user_id: int) -> list[Passkey]:
     """The account's passkeys, the oldest first."""
-    return await _database(Passkey.filter(user_id=user_id).order_by("created_at", "id"))
+    return await stored(Passkey.filter(user_id=user_id).order_by("created_at", "id"))
 
 
 async def count_passkeys(user_id: int) -> int:
-    return await _database(Passkey.filter(user_id=user_id).count())
+    return await stored(Passkey.filter(user_id=user_id).count())
 
 
 async def find_passkey(user_id: int, passkey_id: int) -> Passkey | None:
     """One of the account's passkeys (another account's is None)."""
-    return await _database(Passkey.get_or_none(id=passkey_id, user_id=user_id))
+    return await stored(Passkey.get_or_none(id=passkey_id, user_id=user_id))
 
 
 async def find_passkey_by_key(key: str) -> Passkey | None:
     """A passkey by the SHA-256 of its credential id, with its account."""
-    return await _database(Passkey.get_or_none(credential_key=key).select_related("user"))
+    return await stored(Passkey.get_or_none(credential_key=key).select_related("user"))
 
 
 async def create_passkey(**values: Any) -> Passkey:
     """Insert a passkey; a credential registered already (to any account) is an
     IntegrityError (the unique index on its key)."""
-    return await _database(Passkey.create(**values))
+    return await stored(Passkey.create(**values))
 
 
 async def rename_passkey(passkey_id: int, name: str) -> None:
-    await _database(Passkey.filter(id=passkey_id).update(name=name))
+    await stored(Passkey.filter(id=passkey_id).update(name=name))
 
 
 async def delete_passkey(passkey_id: int) -> bool:
-    return bool(await _database(Passkey.filter(id=passkey_id).delete()))
+    return bool(await stored(Passkey.filter(id=passkey_id).delete()))
 
 
 async def delete_passkeys(user_id: int) -> int:
     """Remove every passkey of the account; how many there were."""
-    return int(await _database(Passkey.filter(user_id=user_id).delete()))
+    return int(await stored(Passkey.filter(user_id=user_id).delete()))
 
 
 async def passkey_used(passkey: Passkey, sign_count: int, backed_up: bool) -> bool:
     """Move the passkey's counter on to ``sign_count``, only from the value ``passkey``
     was read with: of two answers racing with one counter value (a cloned authenticator's),
     one moves it and the other gets False."""
-    moved = await _database(
+    moved = await stored(
         Passkey.filter(id=passkey.id, sign_count=passkey.sign_count).update(
             sign_count=sign_count, backed_up=backed_up, last_used_at=datetime.now(UTC)
         )

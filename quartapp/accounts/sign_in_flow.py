@@ -35,7 +35,6 @@ A passkey, later, is a first proof that is complete at once: it calls ``start_se
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -287,18 +286,14 @@ async def second_step(typed: str) -> SecondStepPassed:
         await throttle.release(reservation)  # nothing was checked
         raise SecondStepEnded()
     try:
-        proof = await two_factor.check_code(user, typed, status=401, code="invalid_code")
+        async with two_factor.counted_if_wrong(reservation):
+            proof = await two_factor.check_code(user, typed, status=401, code="invalid_code")
     except two_factor.WrongCode:
         # The attempt stays counted against the account and the client.
         if tries >= MAX_WRONG_CODES:
             await redis.delete(pending.key)
             raise SecondStepEnded() from None
         raise
-    except BaseException:
-        with contextlib.suppress(*REDIS_ERRORS):
-            await throttle.release(reservation)
-        raise
-    await throttle.release(reservation)
     if not await redis.delete(pending.key):  # another request took it meanwhile
         raise SecondStepEnded()
     way = Way.RECOVERY_CODE if proof.recovery_code else Way.PASSWORD_AND_CODE

@@ -31,20 +31,21 @@ import io
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import pyotp
 import segno
 from markupsafe import Markup
-from tortoise.exceptions import BaseORMException, IntegrityError
+from tortoise.exceptions import BaseORMException
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from quartapp.accounts.models import RecoveryCode, User
+from quartapp.accounts.queries import stored
 from quartapp.accounts.secret_box import Unreadable, get_secret_box
-from quartapp.accounts.throttle import get_throttle, too_many_attempts
+from quartapp.accounts.throttle import Reservation, get_throttle, too_many_attempts
 from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.store import SessionRecord
 from quartapp.web.errors import AppError, ServiceUnavailable
@@ -149,16 +150,6 @@ def _context(user_id: int) -> str:
 T = TypeVar("T")
 
 
-async def _stored(query: Awaitable[T]) -> T:
-    """A query's result; a database fault is a 503 (as in accounts/queries.py)."""
-    try:
-        return await query
-    except IntegrityError:
-        raise
-    except (BaseORMException, OSError, TimeoutError) as error:
-        raise ServiceUnavailable("The account database") from error
-
-
 class WrongCode(AppError):
     """A code that is neither a current authenticator code nor an unused recovery code."""
 
@@ -209,7 +200,7 @@ async def secret_of(user: User) -> str | None:
     if earlier:
         sealed = box.seal(secret, _context(user.id))
         try:  # if this fails, the next use tries again
-            await _stored(
+            await stored(
                 User.filter(id=user.id, totp_secret=user.totp_secret).update(totp_secret=sealed)
             )
             user.totp_secret = sealed
@@ -227,12 +218,21 @@ async def owner_checks(record: SessionRecord, check: Callable[[], Awaitable[T]])
     """Run ``check`` (a code check for the signed-in owner of ``record``) behind the
     password re-check throttle, per session and per account: a wrong code stays counted,
     anything else gives its attempt back."""
-    throttle = get_throttle()
-    reservation = await throttle.reserve_password_check(record.key_id, record.user_id)
+    reservation = await get_throttle().reserve_password_check(record.key_id, record.user_id)
     if not reservation.allowed:
         raise too_many_attempts(reservation)
+    async with counted_if_wrong(reservation):
+        return await check()
+
+
+@contextlib.asynccontextmanager
+async def counted_if_wrong(reservation: Reservation) -> AsyncIterator[None]:
+    """Around a code check that holds ``reservation`` of the throttle: a wrong code
+    (WrongCode) keeps the attempt counted, anything else gives it back (after a fault, as
+    far as Redis allows: the fault is what is raised)."""
+    throttle = get_throttle()
     try:
-        result = await check()
+        yield
     except WrongCode:
         raise
     except BaseException:
@@ -240,7 +240,6 @@ async def owner_checks(record: SessionRecord, check: Callable[[], Awaitable[T]])
             await throttle.release(reservation)
         raise
     await throttle.release(reservation)
-    return result
 
 
 async def begin_enrolment(user: User) -> Enrolment:
@@ -250,7 +249,7 @@ async def begin_enrolment(user: User) -> Enrolment:
         raise AppError(ALREADY_ON, status=409, code="conflict")
     secret = pyotp.random_base32()
     sealed = get_secret_box().seal(secret, _context(user.id))
-    updated = await _stored(
+    updated = await stored(
         User.filter(id=user.id, two_factor_enabled=False).update(
             totp_secret=sealed, totp_last_step=None
         )
@@ -264,7 +263,7 @@ async def _accept_step(user: User, step: int, *, enabled: bool) -> bool:
     """Record ``step`` as the last one used, if it is later than the last; whether it was
     (one conditional UPDATE: of two requests with the same code, one wins)."""
     later = Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step)
-    updated = await _stored(
+    updated = await stored(
         User.filter(later, id=user.id, two_factor_enabled=enabled).update(totp_last_step=step)
     )
     return bool(updated)
@@ -318,7 +317,7 @@ async def check_code(
         if step is not None and await _accept_step(user, step, enabled=True):
             return Proof(recovery_code=False)
     elif (recovery := typed_recovery_code(typed)) is not None:
-        used = await _stored(
+        used = await stored(
             RecoveryCode.filter(
                 user_id=user.id, code_hash=recovery_hash(user.id, recovery)
             ).delete()
@@ -330,7 +329,7 @@ async def check_code(
 
 
 async def recovery_codes_left(user_id: int) -> int:
-    return await _stored(RecoveryCode.filter(user_id=user_id).count())
+    return await stored(RecoveryCode.filter(user_id=user_id).count())
 
 
 async def replace_recovery_codes(user: User) -> list[str]:
@@ -365,7 +364,7 @@ async def reseal_all() -> tuple[int, int]:
     many no key opens."""
     box = get_secret_box()
     resealed = unreadable = 0
-    rows = await _stored(User.filter(totp_secret__isnull=False).values_list("id", "totp_secret"))
+    rows = await stored(User.filter(totp_secret__isnull=False).values_list("id", "totp_secret"))
     for user_id, sealed in rows:
         try:
             secret, earlier = box.open(str(sealed), _context(int(user_id)))
@@ -375,6 +374,6 @@ async def reseal_all() -> tuple[int, int]:
             continue
         if earlier:
             new = box.seal(secret, _context(int(user_id)))
-            await _stored(User.filter(id=user_id, totp_secret=sealed).update(totp_secret=new))
+            await stored(User.filter(id=user_id, totp_secret=sealed).update(totp_secret=new))
             resealed += 1
     return resealed, unreadable

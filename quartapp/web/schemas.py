@@ -16,6 +16,13 @@ def _examples(*examples: JsonDict) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
+class Message(BaseModel):
+    """An answer that tells people what happened in ``message``; each answer built on it
+    says more in its own description and examples."""
+
+    message: str
+
+
 class SessionSummary(BaseModel):
     """A session as answers name it: its public id and the seconds it has left."""
 
@@ -277,7 +284,7 @@ class LinkToken(BaseModel):
     )
 
 
-class ForgotForm(BaseModel):
+class ForgotForm(Message):
     """What asking for a password-reset link takes (the page's form, for JSON clients)."""
 
     model_config = _examples(
@@ -290,7 +297,6 @@ class ForgotForm(BaseModel):
         }
     )
 
-    message: str
     link_lifetime: int = Field(description="Seconds a mailed reset link works for.")
 
 
@@ -305,14 +311,12 @@ class ForgotPassword(BaseModel):
     )
 
 
-class ResetLinkSent(BaseModel):
+class ResetLinkSent(Message):
     """Asked: the same answer whether or not the address has an account."""
 
     model_config = _examples(
         {"message": "If an account exists for that address, we sent a link to reset its password."}
     )
-
-    message: str
 
 
 class ResetLink(BaseModel):
@@ -335,13 +339,11 @@ class NewPassword(BaseModel):
     )
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Message):
     """The new password is set and every session of the account has ended (this client's
     too, whichever account it was signed in to): sign in with it."""
 
     model_config = _examples({"message": "password reset; sign in with it"})
-
-    message: str
 
 
 class VerifyLink(BaseModel):
@@ -353,16 +355,15 @@ class VerifyLink(BaseModel):
     valid: bool = Field(description="Always true: a dead link is a 410.")
 
 
-class EmailVerified(BaseModel):
+class EmailVerified(Message):
     """The address the link was mailed to is verified."""
 
     model_config = _examples({"message": "email verified", "email": "ada@example.com"})
 
-    message: str
     email: str
 
 
-class VerificationSent(BaseModel):
+class VerificationSent(Message):
     """A new verification link (202, `sent`), or none: the address is verified already
     (200)."""
 
@@ -371,7 +372,6 @@ class VerificationSent(BaseModel):
         {"message": "Your email address is verified already.", "sent": False},
     )
 
-    message: str
     sent: bool = Field(description="Whether a link was put in the mail.")
 
 
@@ -384,7 +384,7 @@ class ChangeLink(BaseModel):
     valid: bool = Field(description="Always true: a dead link is a 410.")
 
 
-class EmailChanged(BaseModel):
+class EmailChanged(Message):
     """The account's address is the link's. Every other session has ended; a client
     signed in to the account goes on in a new session (its cookie is set) with a new CSRF
     token, and any other client is not signed in."""
@@ -404,7 +404,6 @@ class EmailChanged(BaseModel):
         },
     )
 
-    message: str
     email: str = Field(description="The account's address now.")
     signed_in: bool = Field(description="Whether this client is signed in to the account.")
     session: SessionSummary | Absent = absent("The new session, when signed in.")
@@ -420,7 +419,7 @@ class UndoLink(BaseModel):
     valid: bool = Field(description="Always true: a dead link is a 410.")
 
 
-class ChangeUndone(BaseModel):
+class ChangeUndone(Message):
     """The earlier address is the account's again; every session has ended and the
     password no longer works: set a new one with the reset link at `reset_path`."""
 
@@ -432,7 +431,6 @@ class ChangeUndone(BaseModel):
         }
     )
 
-    message: str
     email: str = Field(description="The address put back.")
     reset_path: str = Field(description="The path of a password-reset link for it.")
 
@@ -602,7 +600,7 @@ class AcceptedCredentials(BaseModel):
     credential_ids: list[str] = Field(description="base64url.")
 
 
-class PasskeyRemoved(BaseModel):
+class PasskeyRemoved(Message):
     """A passkey removed; a notice went to the account's address."""
 
     model_config = _examples(
@@ -618,7 +616,6 @@ class PasskeyRemoved(BaseModel):
         }
     )
 
-    message: str
     id: int
     credential_id: str = Field(
         description="base64url: for ``PublicKeyCredential.signalUnknownCredential``."
@@ -727,12 +724,11 @@ class SessionEnded(BaseModel):
     id: str = Field(description="The public id of the session that ended.")
 
 
-class OtherSessionsEnded(BaseModel):
+class OtherSessionsEnded(Message):
     """Every other session of the account ended; this one goes on."""
 
     model_config = _examples({"message": "other sessions ended", "ended": 2})
 
-    message: str
     ended: int = Field(description="How many sessions ended (0 when there were none).")
 
 
@@ -756,7 +752,7 @@ class PasswordChange(BaseModel):
     )
 
 
-class PasswordChanged(BaseModel):
+class PasswordChanged(Message):
     """The password is changed: every other session has ended, and this one goes on under a
     new cookie (set in this answer) and a new CSRF token (tokens from before no longer work)."""
 
@@ -768,7 +764,6 @@ class PasswordChanged(BaseModel):
         }
     )
 
-    message: str
     session: SessionSummary = Field(description="This session, under its new id.")
     csrf_token: str = Field(description="The new session's CSRF token, for its next POSTs.")
 
@@ -795,7 +790,7 @@ class EmailChange(BaseModel):
     )
 
 
-class EmailChangeSent(BaseModel):
+class EmailChangeSent(Message):
     """A link went to the new address; nothing changes until it is followed. The answer is
     the same whether or not another account has that address."""
 
@@ -803,7 +798,6 @@ class EmailChangeSent(BaseModel):
         {"message": "link sent to the new address", "new_email": "ada.new@example.com"}
     )
 
-    message: str
     new_email: str = Field(description="The new address, as it will be stored.")
 
 
@@ -818,12 +812,10 @@ class AccountDeletion(BaseModel):
     )
 
 
-class AccountDeleted(BaseModel):
+class AccountDeleted(Message):
     """The account and every session of it are gone."""
 
     model_config = _examples({"message": "account deleted"})
-
-    message: str
 
 
 # Second factor
