@@ -316,6 +316,21 @@ async def test_registration_bad_input(app: Quart, ada: Auth) -> None:
         assert (await answer.get_json())["code"] == "passkey_invalid"
 
 
+@pytest.mark.parametrize("named", ["", "AAAA", "other-id"])
+async def test_a_registration_naming_another_id_than_the_attested_one_is_a_400(
+    ada: Auth, named: str
+) -> None:
+    """Found by the property test below: an empty ``id`` and ``rawId`` passed, since
+    py_webauthn only checks that the two agree."""
+    _answer, options = await registration_options(ada.client)
+    credential = authenticator().create(options)
+    credential["id"] = credential["rawId"] = named
+    answer = await add_credential(ada.client, credential)
+    assert answer.status_code == 400
+    assert (await answer.get_json())["code"] == "passkey_invalid"
+    assert await Passkey.all().count() == 0
+
+
 async def test_a_registration_challenge_is_used_once_and_only_by_its_account(
     app: Quart, ada: Auth
 ) -> None:
@@ -585,6 +600,12 @@ async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unas
     home = await (await browser.client.get("/home")).get_data(as_text=True)
     assert 'id="passkey-offer"' in home
     assert 'id="passkey-offer"' not in await (await ada.client.get("/home")).get_data(as_text=True)
+    # A password sign-in to an account that has a passkey offers none (the browser would
+    # only be told 409 passkey_exists).
+    again = Auth(app.test_client())
+    assert (await again.sign_in()).status_code == 303
+    home = await (await again.client.get("/home")).get_data(as_text=True)
+    assert 'id="passkey-offer"' not in home
 
 
 async def test_the_offer_needs_a_fresh_password_sign_in(

@@ -71,7 +71,7 @@ from quartapp.accounts.service import (
     given_back_unless_wrong,
     queue_notice,
 )
-from quartapp.accounts.sign_in_flow import Way, start_session, way_of
+from quartapp.accounts.sign_in_flow import PASSWORD_WAYS, Way, start_session, way_of
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
@@ -101,7 +101,6 @@ LAST_WAY_IN = "This is your last way to sign in: add a passkey or keep a passwor
 
 
 # The sign-ins that typed the account's password.
-PASSWORD_WAYS = frozenset({Way.PASSWORD, Way.PASSWORD_AND_CODE})
 
 
 class Purpose:
@@ -337,6 +336,11 @@ async def add_passkey(record: SessionRecord, credential: Mapping[str, Any], name
         )
     except (WebAuthnException, ValueError, TypeError, KeyError, IndexError):
         raise AppError(INVALID, status=400, code="passkey_invalid") from None
+    # The credential's id as the browser names it must be the one the authenticator
+    # attested (py_webauthn checks only that ``id`` and ``rawId`` agree, so two empty ones
+    # passed): the id is what every later sign-in is looked up by.
+    if parsed.raw_id != verified.credential_id:
+        raise AppError(INVALID, status=400, code="passkey_invalid")
     if await queries.count_passkeys(record.user_id) >= MAX_PASSKEYS:
         raise AppError(TOO_MANY, status=409, code="passkey_limit")
     transports = [str(t.value) for t in (parsed.response.transports or [])]

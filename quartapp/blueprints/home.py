@@ -19,7 +19,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, S
 from quart import Blueprint, Quart, Response, url_for
 from werkzeug.http import parse_cookie
 
-from quartapp.accounts.sign_in_flow import Way, way_of
+from quartapp.accounts.sign_in_flow import offers_passkey
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
@@ -47,8 +47,6 @@ TEMPLATE = "home/_countdown.html"
 # countdown's phase and its updates) takes a few values, and each combination is
 # rendered once and remembered (``render_remembered``).
 PER_REQUEST = frozenset({"record", "seconds_left", "ends_at"})
-# The sign-ins after which /home may offer to add a passkey.
-PASSKEY_OFFERED_AFTER = (Way.PASSWORD, Way.PASSWORD_AND_CODE)
 
 
 # The header in which the polled element says which phase the page shows now. A poll
@@ -184,8 +182,8 @@ async def home() -> Response:
         record=record,
         verified=verified,
         sent=sent,
-        # Right after a password sign-in the page may offer a passkey (static/passkeys.js).
-        offer_passkey=way_of(record) in PASSKEY_OFFERED_AFTER,
+        # After a password sign-in, to an account without passkeys: may offer one.
+        offer_passkey=offers_passkey(record),
         **widget_context(record),
     )
     return AppResponse(html)
