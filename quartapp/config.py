@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from quart import Quart
 
+from quartapp.accounts.throttle import Limit, ThrottleRules
 from quartapp.infra.database import check_database_url
 from quartapp.infra.redis_client import RedisUrlError, parse_redis_url
 from quartapp.mail.settings import MailUrlError, parse_mail_url, public_origin
@@ -158,9 +159,10 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None) -> None:
             raise ConfigError(
                 f"QUARTAPP_{name} must be a whole number from 1 to 10000, not {value!r}"
             )
-    # Imported here: the throttle module imports this one for ConfigError.
-    from quartapp.accounts.throttle import Limit
-
+    try:
+        ThrottleRules.from_config(config)
+    except ValueError as error:
+        raise ConfigError(f"QUARTAPP_{error}") from error
     try:
         Limit.parse(config["NEW_DEVICE_NOTICES"])
     except ValueError as error:

@@ -24,7 +24,6 @@ from typing import Any
 
 from quart import Quart, current_app
 
-from quartapp.config import ConfigError
 from quartapp.engine.redis_scripts import Script
 from quartapp.infra.extension import ServingExtension
 from quartapp.infra.redis_client import RedisConnection, get_redis
@@ -677,10 +676,9 @@ class Throttling(ServingExtension):
     _throttle: Throttle | None = None
 
     def init_app(self, app: Quart) -> None:
-        try:
-            self.rules = ThrottleRules.from_config(app.config)
-        except ValueError as error:
-            raise ConfigError(f"QUARTAPP_{error}") from error
+        # Checked already where the settings are loaded (config.load_config): a bad rule
+        # stops the app there, with the setting's name.
+        self.rules = ThrottleRules.from_config(app.config)
         super().init_app(app)
 
     async def open(self) -> None:

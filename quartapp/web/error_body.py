@@ -8,13 +8,7 @@ each failing field when there are any (always on a 422 ``validation_failed``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from quartapp.web.errors import AppError
-
 
 # Every code an error can carry: its status, and when. docs/api.md has the same table (a
 # test compares them).
@@ -122,14 +116,3 @@ class ErrorBody(BaseModel):
     fields: dict[str, str] | None = Field(
         default=None, description="Each failing field and what is wrong with it."
     )
-
-
-def error_body(error: AppError) -> dict[str, Any]:
-    """``error`` as JSON clients get it."""
-    message = API_MESSAGES.get(error.code, error.message)
-    if error.code == "validation_failed" and not error.fields:
-        message = error.message  # the API wording points at fields there are none of
-    body: dict[str, Any] = {"code": error.code, "message": message}
-    if error.fields:
-        body["fields"] = error.fields
-    return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from quart import Quart, Response, jsonify, request
 from quart_auth import Unauthorized
@@ -18,7 +19,7 @@ from quartapp.engine.quart_context import request_context
 from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
 from quartapp.sessions.extension import RequestSession
-from quartapp.web.error_body import error_body
+from quartapp.web.error_body import API_MESSAGES
 from quartapp.web.hypermedia import htmx, navigate, wants_json
 from quartapp.web.next_page import sign_in_url
 from quartapp.web.templating import render_template
@@ -45,6 +46,16 @@ class AppError(Exception):
         self.fields = dict(fields or {})
         self.headers = dict(headers or {})
         self.code = code or STATUS_CODES.get(status, "error")
+
+    def body(self) -> dict[str, Any]:
+        """This error as JSON clients get it (``error_body``: the shape and the codes)."""
+        message = API_MESSAGES.get(self.code, self.message)
+        if self.code == "validation_failed" and not self.fields:
+            message = self.message  # the API wording points at fields there are none of
+        body: dict[str, Any] = {"code": self.code, "message": message}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
 
 
 # The machine code of an error that names none of its own (docs/api.md lists them all).
@@ -100,7 +111,7 @@ def signed_in_so_far() -> bool:
 
 async def render_error(error: AppError) -> Response:
     if wants_json():
-        response = jsonify(error_body(error))
+        response = jsonify(error.body())
     elif htmx().request:
         # Shown in the page's alert region; the element that asked is left as it was.
         response = AppResponse(await render_template("errors/alert.html", error=error))
