@@ -103,6 +103,18 @@ async def test_the_document_is_openapi_3_1_of_the_described_json_routes_only(
     assert set(operations(doc)) == DESCRIBED
 
 
+async def test_every_operation_id_is_unique(client: QuartClient) -> None:
+    """Client generators name a method after each; two views of one name (an address
+    change asked for, and one confirmed by its link) once shared theirs."""
+    doc = await document(client)
+    ids = [
+        operation["operationId"]
+        for operations_of_path in doc["paths"].values()
+        for operation in operations_of_path.values()
+    ]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
 async def test_every_status_a_described_route_answers_is_in_the_document(
     client: QuartClient,
 ) -> None:

@@ -363,7 +363,7 @@ async def email_change_page(token: str) -> Response:
     security=POST_ANYONE,
     path=LinkToken,
 )
-async def change_email(token: str) -> Response:
+async def confirm_email_change(token: str) -> Response:
     """Use an address-change link: the account's address becomes the link's.
 
     A client signed in to the account goes on signed in, in a new session (its cookie is
