@@ -40,10 +40,11 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # the coverage phase's edge cases and this many generated cases.
 MAX_EXAMPLES = 40
 CONFIG = ROOT / "tests" / "schemathesis.toml"
-# Scenarios of each run of the stateful phase, the most steps each takes, and the most runs.
+# Scenarios of each run of the stateful phase, the most steps each takes, and the most runs
+# (runs stop as soon as one scenario has walked the whole chain: two or three, as a rule).
 SCENARIOS = 100
 STEPS = 10
-RUNS = 10
+RUNS = 20
 
 
 @pytest.fixture(scope="module")
