@@ -600,12 +600,6 @@ async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unas
     home = await (await browser.client.get("/home")).get_data(as_text=True)
     assert 'id="passkey-offer"' in home
     assert 'id="passkey-offer"' not in await (await ada.client.get("/home")).get_data(as_text=True)
-    # A password sign-in to an account that has a passkey offers none (the browser would
-    # only be told 409 passkey_exists).
-    again = Auth(app.test_client())
-    assert (await again.sign_in()).status_code == 303
-    home = await (await again.client.get("/home")).get_data(as_text=True)
-    assert 'id="passkey-offer"' not in home
 
 
 async def test_the_offer_needs_a_fresh_password_sign_in(

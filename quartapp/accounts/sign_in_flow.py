@@ -47,7 +47,7 @@ from redis.typing import EncodableT
 from quartapp.accounts import two_factor
 from quartapp.accounts.known_devices import note_sign_in_device
 from quartapp.accounts.models import User
-from quartapp.accounts.queries import count_passkeys, find_user_by_id
+from quartapp.accounts.queries import find_user_by_id
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified
 from quartapp.infra.redis_client import REDIS_ERRORS, get_redis
@@ -87,14 +87,13 @@ WAY_LABELS = {
 
 # Ways that typed the account's password just now.
 PASSWORD_WAYS = frozenset({Way.PASSWORD, Way.PASSWORD_AND_CODE})
-# The key, in a session's data, that says /home may offer to add a passkey.
-OFFER_PASSKEY_KEY = "offer_passkey"
 
 
 def offers_passkey(record: SessionRecord) -> bool:
-    """Whether ``record``'s session started with a password, for an account that had no
-    passkey then: /home may offer to add one (static/passkeys.js)."""
-    return bool(record.data.get(OFFER_PASSKEY_KEY))
+    """Whether ``record``'s session started with the password typed: /home may offer to
+    add a passkey (static/passkeys.js; the server refuses the offer, 409, to an account
+    that has one: /home does not ask MySQL, and a sign-in makes one query)."""
+    return way_of(record) in PASSWORD_WAYS
 
 
 def way_of(record: SessionRecord) -> Way | None:
@@ -110,17 +109,12 @@ async def start_session(user: User, way: Way) -> SessionRecord:
     """Start a new session for ``user`` on this request, signed in ``way``: the last step
     of every sign-in. A 401 ``invalid_credentials`` when the account's password changed
     (or the account went) since the first step checked it."""
-    data: dict[str, object] = {WAY_KEY: way.value}
-    # /home may offer a passkey right after a password sign-in, to an account with none
-    # (asked here, once, so that /home itself never asks MySQL).
-    if way in PASSWORD_WAYS and not await count_passkeys(user.id):
-        data[OFFER_PASSKEY_KEY] = True
     try:
         record = await get_sessions().sign_in(
             user.id,
             user.email,
             credentials_version=user.credentials_version,
-            data=data,
+            data={WAY_KEY: way.value},
         )
     except CredentialsChanged:
         raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials") from None
