@@ -29,6 +29,10 @@ from .conftest import PASSWORD, PUBLIC_URL, Auth, csrf_from
 from .support.authenticator import SoftAuthenticator, b64url, unb64url
 from .support.mail_servers import MailCatcher, text_of, to
 from .support.processes import Process
+from .test_sessions import Counter
+from .test_two_factor import Clock, clock, code_form, signed_up_and_enrolled
+
+__all__ = ["clock"]  # a fixture, from the second factor's tests
 
 JSON = {"Accept": "application/json"}
 
@@ -594,12 +598,62 @@ async def test_right_after_a_password_sign_in_the_browser_may_add_a_passkey_unas
     credential = authenticator().create(options, present=False, verified=False)
     added = await add_credential(browser.client, credential)
     assert added.status_code == 201, await added.get_data(as_text=True)
-    # Once the account has a passkey, no more offers.
+    # Once the account has a passkey, no more offers: the server refuses them, and /home
+    # no longer makes one in the session that added it.
     assert (await conditional_options(browser.client)).status_code == 409
+    assert not await offers_passkey(browser.client)
     # The page carries the offer after a password sign-in only.
-    home = await (await browser.client.get("/home")).get_data(as_text=True)
-    assert 'id="passkey-offer"' in home
-    assert 'id="passkey-offer"' not in await (await ada.client.get("/home")).get_data(as_text=True)
+    assert not await offers_passkey(ada.client)
+
+
+async def offers_passkey(client: QuartClient) -> bool:
+    """Whether /home offers this browser to add a passkey (static/passkeys.js)."""
+    home = await client.get("/home")
+    assert home.status_code == 200
+    return 'id="passkey-offer"' in await home.get_data(as_text=True)
+
+
+async def test_a_password_sign_in_offers_a_passkey_only_to_an_account_without_one(
+    app: Quart, ada: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without = Auth(app.test_client())
+    assert (await without.sign_in()).status_code == 303
+    assert await offers_passkey(without.client)
+    # A passkey added with the password typed again ends the offer in that session too.
+    assert (await register(without.client, authenticator())).status_code == 201
+    assert not await offers_passkey(without.client)
+
+    # An account that has a passkey is offered none (the browser would only be told 409
+    # passkey_exists), and its sign-in still reads the account in one query.
+    counter = Counter(app, monkeypatch)
+    await counter.install()
+    again = Auth(app.test_client())
+    assert (await again.sign_in()).status_code == 303
+    assert counter.mysql == 1
+    assert not await offers_passkey(again.client)
+    # The session keeps its note when it goes on under a new token (a password change).
+    changed = await again.post(
+        "/account/password", {"current_password": PASSWORD, "new_password": "another horse battery"}
+    )
+    assert changed.status_code == 303
+    assert not await offers_passkey(again.client)
+
+
+async def test_a_password_and_code_sign_in_offers_a_passkey_only_to_an_account_without_one(
+    app: Quart, client: QuartClient, auth: Auth, clock: Clock
+) -> None:
+    enrolled = await signed_up_and_enrolled(client, auth, clock)
+
+    async def with_a_code() -> QuartClient:
+        browser = app.test_client()
+        assert (await Auth(browser).sign_in()).status_code == 303
+        assert (await code_form(browser, enrolled.code(clock))).status_code == 303
+        clock.step(1)  # each code works once
+        return browser
+
+    assert await offers_passkey(await with_a_code())
+    assert (await register(client, authenticator())).status_code == 201
+    assert not await offers_passkey(await with_a_code())
 
 
 async def test_the_offer_needs_a_fresh_password_sign_in(

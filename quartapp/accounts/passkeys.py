@@ -71,7 +71,13 @@ from quartapp.accounts.service import (
     given_back_unless_wrong,
     queue_notice,
 )
-from quartapp.accounts.sign_in_flow import PASSWORD_WAYS, Way, start_session, way_of
+from quartapp.accounts.sign_in_flow import (
+    PASSWORD_WAYS,
+    Way,
+    note_passkey_added,
+    start_session,
+    way_of,
+)
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.infra.redis_client import get_redis
 from quartapp.sessions.devices import describe_device
@@ -359,6 +365,7 @@ async def add_passkey(record: SessionRecord, credential: Mapping[str, Any], name
         )
     except IntegrityError:
         raise AppError(TAKEN, status=409, code="passkey_taken") from None
+    note_passkey_added(record.user_id)  # /home offers one no more
     await queue_notice("passkey_notice", record.user_id, change="added", passkey=passkey.name)
     return passkey
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tortoise.exceptions import BaseORMException, IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, RawSQL
+from tortoise.queryset import QuerySet
 
 from quartapp.accounts.models import Passkey, User
 from quartapp.web.errors import AppError, ServiceUnavailable
@@ -46,6 +47,35 @@ async def find_user(email: str) -> User | None:
 
 async def find_user_by_id(user_id: int) -> User | None:
     return await stored(User.get_or_none(id=user_id))
+
+
+# A sign-in reads the account once (one SELECT) and with it whether the account has a
+# passkey, for its session to note (``sign_in_flow.start_session``): an EXISTS in the same
+# statement, on the passkeys' index by account (the tables of User and Passkey).
+_HAS_PASSKEY = "has_passkey"
+_PASSKEY_EXISTS = "EXISTS(SELECT 1 FROM `passkeys` WHERE `passkeys`.`user_id` = `users`.`id`)"
+
+
+def _with_passkey_flag() -> QuerySet[User]:
+    return User.annotate(**{_HAS_PASSKEY: RawSQL(_PASSKEY_EXISTS)})
+
+
+async def find_user_signing_in(email: str) -> User | None:
+    """``find_user`` for a sign-in: the account and, in the same query, whether it has a
+    passkey (``has_passkey``)."""
+    return await stored(_with_passkey_flag().get_or_none(email=email))
+
+
+async def find_user_by_id_signing_in(user_id: int) -> User | None:
+    """``find_user_by_id`` for a sign-in's second step, with ``has_passkey`` as above."""
+    return await stored(_with_passkey_flag().get_or_none(id=user_id))
+
+
+def has_passkey(user: User) -> bool | None:
+    """Whether the account had a passkey when ``user`` was read by one of the
+    ``..._signing_in`` queries above; None for an account read otherwise."""
+    value = getattr(user, _HAS_PASSKEY, None)
+    return None if value is None else bool(value)
 
 
 async def update_password_hash(user_id: int, password_hash: str) -> None:

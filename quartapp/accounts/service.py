@@ -36,8 +36,8 @@ from quartapp.accounts.queries import (
     change_password_hash,
     create_user,
     delete_user,
-    find_user,
     find_user_by_id,
+    find_user_signing_in,
     update_password_hash,
 )
 from quartapp.accounts.sign_in_flow import (
@@ -158,8 +158,10 @@ async def given_back_unless_wrong(reservation: Reservation) -> AsyncIterator[Non
 async def check_credentials(email: str, password: str, lane: Lane = Lane.OTHER) -> User | None:
     """The account these credentials open, or None; every failure costs the same, as an
     unknown email still pays for one bcrypt check. ``email`` is canonical, or "" when what
-    was typed is not an email at all. ``lane``: FIRST for a client the account remembers."""
-    user = await find_user(email) if email else None
+    was typed is not an email at all. ``lane``: FIRST for a client the account remembers.
+    The account is read with whether it has a passkey (``queries.has_passkey``), for the
+    session to note: one query."""
+    user = await find_user_signing_in(email) if email else None
     hashed = user.password_hash if user is not None else None
     if not await get_hasher().verify(password, hashed, lane) or user is None:
         return None

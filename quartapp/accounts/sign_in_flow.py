@@ -8,7 +8,9 @@ session has started" happens earlier:
 
 - the session gets a brand-new token (``Sessions.sign_in``), only if the password the
   first step checked is still the account's current one (``User.credentials_version``);
-- how it was signed in (``Way``) is kept in the session's data, for ``/sessions``;
+- how it was signed in (``Way``) is kept in the session's data, for ``/sessions``, and,
+  after a password, whether the account had a passkey then (read with the account, in the
+  sign-in's one query), for /home's offer to add one;
 - the device is noted (known devices, the new-device notice) and the unverified-address
   reminder set.
 
@@ -47,11 +49,11 @@ from redis.typing import EncodableT
 from quartapp.accounts import two_factor
 from quartapp.accounts.known_devices import note_sign_in_device
 from quartapp.accounts.models import User
-from quartapp.accounts.queries import find_user_by_id
+from quartapp.accounts.queries import find_user_by_id_signing_in, has_passkey
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.accounts.verification import note_unverified
 from quartapp.infra.redis_client import REDIS_ERRORS, get_redis
-from quartapp.sessions.extension import get_sessions
+from quartapp.sessions.extension import get_sessions, request_session
 from quartapp.sessions.store import CredentialsChanged, SessionRecord
 from quartapp.web.errors import AppError
 
@@ -60,6 +62,9 @@ log = logging.getLogger(__name__)
 SIGN_IN_FAILED = "Incorrect email or password."
 # The key, in a session's data, of how it was signed in.
 WAY_KEY = "way"
+# The key, in the data of a session signed in with a password, that says the account had
+# a passkey then, or has had one added since in this session (absent: it had none).
+HAS_PASSKEY_KEY = "has_passkey"
 
 
 class Way(StrEnum):
@@ -90,10 +95,20 @@ PASSWORD_WAYS = frozenset({Way.PASSWORD, Way.PASSWORD_AND_CODE})
 
 
 def offers_passkey(record: SessionRecord) -> bool:
-    """Whether ``record``'s session started with the password typed: /home may offer to
-    add a passkey (static/passkeys.js; the server refuses the offer, 409, to an account
-    that has one: /home does not ask MySQL, and a sign-in makes one query)."""
-    return way_of(record) in PASSWORD_WAYS
+    """Whether ``record``'s session started with the password typed, for an account that
+    had no passkey then and has had none added in this session: /home may offer to add one
+    (static/passkeys.js). Read from the session's data alone, as /home does not ask MySQL;
+    the server refuses the offer, 409, to an account that has a passkey all the same (one
+    added in another session since)."""
+    return way_of(record) in PASSWORD_WAYS and not record.data.get(HAS_PASSKEY_KEY)
+
+
+def note_passkey_added(user_id: int) -> None:
+    """A passkey was added to ``user_id``'s account by this request: if its session is the
+    account's, /home offers no more (the session's data is saved with the answer)."""
+    current = request_session()
+    if current.record is not None and current.record.user_id == user_id:
+        current[HAS_PASSKEY_KEY] = True
 
 
 def way_of(record: SessionRecord) -> Way | None:
@@ -108,13 +123,19 @@ def way_of(record: SessionRecord) -> Way | None:
 async def start_session(user: User, way: Way) -> SessionRecord:
     """Start a new session for ``user`` on this request, signed in ``way``: the last step
     of every sign-in. A 401 ``invalid_credentials`` when the account's password changed
-    (or the account went) since the first step checked it."""
+    (or the account went) since the first step checked it.
+
+    After a password (``PASSWORD_WAYS``), ``user`` is as read by a ``..._signing_in``
+    query, with whether the account has a passkey; one read otherwise counts as without."""
+    data: dict[str, object] = {WAY_KEY: way.value}
+    if way in PASSWORD_WAYS and has_passkey(user):
+        data[HAS_PASSKEY_KEY] = True
     try:
         record = await get_sessions().sign_in(
             user.id,
             user.email,
             credentials_version=user.credentials_version,
-            data={WAY_KEY: way.value},
+            data=data,
         )
     except CredentialsChanged:
         raise AppError(SIGN_IN_FAILED, status=401, code="invalid_credentials") from None
@@ -131,15 +152,15 @@ async def renew_session(
     current: SessionRecord, email: str, credentials_version: int
 ) -> SessionRecord:
     """After the account's password or address changed: this browser's session goes on
-    under a new token, signed in as it was (its ``Way`` kept), and every other session of
-    the account ends."""
-    way = current.data.get(WAY_KEY)
+    under a new token, signed in as it was (its ``Way`` and its passkey note kept), and
+    every other session of the account ends."""
+    data = {key: current.data[key] for key in (WAY_KEY, HAS_PASSKEY_KEY) if key in current.data}
     return await get_sessions().sign_in(
         current.user_id,
         email,
         credentials_version=credentials_version,
         end_other_sessions=True,
-        data={WAY_KEY: way} if way else None,
+        data=data or None,
     )
 
 
@@ -279,7 +300,7 @@ async def second_step(typed: str) -> SecondStepPassed:
     pending = await read_pending()
     if pending is None:
         raise SecondStepEnded()
-    user = await find_user_by_id(pending.user_id)
+    user = await find_user_by_id_signing_in(pending.user_id)
     if (
         user is None
         or user.credentials_version != pending.credentials_version

@@ -1,9 +1,10 @@
 """One house style, as a picky user sees it in a real browser: the same navigation on every
 signed-in page (the same links in the same order, laid out alike on a phone), error pages
 included, in a header as tall as the signed-out one (but for the phone's row of links),
-the account page's forms reached by keyboard alone, no page scrolling sideways at 390 and
-320 px in either scheme, page titles on one line at 1280 px, and a long address wrapping
-inside its box on a phone."""
+a "Skip to content" link that the first Tab shows and that takes the keyboard to the
+page's main element, the account page's forms reached by keyboard alone, no page
+scrolling sideways at 390 and 320 px in either scheme, page titles on one line at
+1280 px, and a long address wrapping inside its box on a phone."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import Account, Browse, Server
-from .pages import assert_fits, path_of, sign_in
+from .pages import assert_fits, contrast, path_of, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -162,6 +163,66 @@ def tab_to(page: Page, text: str) -> None:
         if focused == text:
             return
     raise AssertionError(f"Tab never reached {text!r} on {page.url}")
+
+
+# The skip link as drawn: where it lies, whether it is clipped, and its colours.
+SKIP_LINK = """() => {
+  const link = document.querySelector("body > a.skip-link");
+  const box = link.getBoundingClientRect();
+  const style = getComputedStyle(link);
+  return {
+    first: document.querySelector("a[href], button, input, select, textarea") === link,
+    box: [box.left, box.top, box.right, box.bottom],
+    viewport: [document.documentElement.clientWidth, innerHeight],
+    clipped: style.clipPath !== "none",
+    colour: style.color,
+    background: style.backgroundColor,
+  };
+}"""
+
+
+def rgb(colour: str) -> list[float]:
+    return [float(part) for part in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+
+
+def test_the_first_tab_reaches_the_skip_link_and_enter_the_content(
+    server: Server, browse: Browse, signed_in: Page
+) -> None:
+    visitor = browse(server)
+    for page, path in ((visitor, "/"), (signed_in, "/home")):
+        for scheme in SCHEMES:
+            page.emulate_media(color_scheme=scheme)
+            for width in (DESKTOP["width"], 390):
+                where = f"{path} at {width} px ({scheme})"
+                page.set_viewport_size({"width": width, "height": 740})
+                page.goto(path)
+                link = page.get_by_role("link", name="Skip to content")
+                hidden = page.evaluate(SKIP_LINK)
+                assert hidden["first"], where
+                left, top, right, bottom = hidden["box"]
+                assert max(right - left, bottom - top) <= 1, where
+                assert hidden["clipped"], where
+
+                page.keyboard.press("Tab")
+                expect(link, where).to_be_focused()
+                shown = page.evaluate(SKIP_LINK)
+                left, top, right, bottom = shown["box"]
+                assert not shown["clipped"], where
+                assert bottom - top >= 24, where  # a target to hit, a line of text
+                assert right - left >= 100, where
+                assert min(left, top) >= 0, where  # on the screen, where the page starts
+                assert right <= shown["viewport"][0], where
+                assert bottom <= shown["viewport"][1], where
+                assert contrast(rgb(shown["colour"]), rgb(shown["background"])) >= 4.5, where
+                assert_fits(page, where)
+
+                page.keyboard.press("Enter")
+                expect(page.locator("main"), where).to_be_focused()
+                expect(link, where).not_to_be_focused()
+                # The keyboard goes on from the content, past the navigation.
+                page.keyboard.press("Tab")
+                inside = "() => document.querySelector('main').contains(document.activeElement)"
+                assert page.evaluate(inside), where
 
 
 def test_no_page_scrolls_sideways_on_a_phone(

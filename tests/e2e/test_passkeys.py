@@ -180,6 +180,34 @@ def test_with_the_keyboard_alone(passkey_server: Server, browse: Browse, ada: Ac
     expect(page.locator("h1 .email")).to_have_text(ada.email)
 
 
+def test_after_a_password_sign_in_home_offers_a_passkey_only_to_an_account_without_one(
+    passkey_server: Server, browse: Browse, ada: Account
+) -> None:
+    page, _ = open_with_authenticator(browse, passkey_server)
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            asked.append(request.url)
+            if request.url.endswith("/api/v1/passkeys/registration/options")
+            else None
+        ),
+    )
+    sign_in(page, ada)
+    expect(page.locator("#passkey-offer")).to_be_attached()
+    add_passkey(page, ada)
+    asked.clear()  # the passkeys page asked for its own options
+    page.goto("/home")
+    expect(page.locator("#passkey-offer")).to_have_count(0)
+    sign_out(page)
+    # Signed in with the password again: the account has a passkey, so /home neither
+    # offers one nor asks the server for options it would refuse (409 passkey_exists).
+    sign_in(page, ada)
+    expect(page.locator("#passkey-offer")).to_have_count(0)
+    expect(page.locator("script[src*='passkeys.js']")).to_have_count(0)
+    assert asked == []
+
+
 def test_the_password_is_asked_again_before_a_passkey_is_added(
     passkey_server: Server, browse: Browse, ada: Account
 ) -> None:
