@@ -6,11 +6,13 @@
     .venv/bin/python bench/instructions.py --cpu                # CPU time instead, no valgrind
 
 wrk's requests per second move with whatever else runs on the machine; instruction counts do
-not. This calls the app's ASGI entry point directly, in one process, for each route: a
-warm-up, then the measured requests between callgrind's client requests (instrumentation
+not. This calls the app's ASGI entry point directly, for each route in a process of its own:
+a warm-up, then the measured requests between callgrind's client requests (instrumentation
 is off everywhere else), so the count is the app's own work per request, Redis client
 included, and neither the server's nor Redis's. It compares changes, not servers: the
-ceiling routes of bench/ceiling_app.py are measured the same way for scale.
+ceiling routes of bench/ceiling_app.py are measured the same way for scale. Counted one
+after another in one process (--one-process), a route pays for collecting the garbage the
+routes before it left (GET / counted 771k instructions after /home, 594k alone).
 
 Routes: home (GET /home signed in), signin (GET /, anonymous), sessions (GET /sessions
 with 5 live sessions), poll (GET /session/countdown from htmx), healthz (the app's lightest
@@ -206,10 +208,42 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
         await control.aclose()
 
 
+def common_options(args: argparse.Namespace) -> list[str]:
+    """The options a child process is given besides its routes."""
+    return [
+        "--requests", str(args.requests), "--warmup", str(args.warmup),
+        "--concurrency", str(args.concurrency), *(["--stock-gc"] if args.stock_gc else []),
+        "--database-url", args.database_url, "--redis-url", args.redis_url,
+    ]  # fmt: skip
+
+
+def batches(args: argparse.Namespace) -> list[list[str]]:
+    """The routes each process counts: one each, or all in one with --one-process."""
+    return [args.routes] if args.one_process else [[name] for name in args.routes]
+
+
+def cpu_per_process(args: argparse.Namespace) -> int:
+    """--cpu, each batch of routes timed by a child process that prints its own lines."""
+    for routes in batches(args):
+        argv = [sys.executable, __file__, "--cpu", "--one-process", "--routes", ",".join(routes)]
+        subprocess.run([*argv, *common_options(args)], check=True)
+    return 0
+
+
 def under_valgrind(args: argparse.Namespace) -> int:
     for tool in ("valgrind", "cc"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench/instructions.py: {tool} is not installed (or use --cpu)")
+    for routes in batches(args):
+        counts = count_instructions(args, routes)
+        for name in routes:
+            print(f"{name:<9} {counts[name] / args.requests:12,.0f} instructions per request")
+            sys.stdout.flush()
+    return 0
+
+
+def count_instructions(args: argparse.Namespace, routes: list[str]) -> dict[str, int]:
+    """Instructions of ``requests`` requests to each of ``routes``, all in one process."""
     with tempfile.TemporaryDirectory(prefix="quartapp-instructions-") as tmp:
         work = Path(tmp)
         (work / "helper.c").write_text(HELPER)
@@ -227,10 +261,7 @@ def under_valgrind(args: argparse.Namespace) -> int:
         argv = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "-q",
             f"--callgrind-out-file={work}/out.%p", sys.executable, __file__, "--inside",
-            str(helper), "--routes", ",".join(args.routes),
-            "--requests", str(args.requests), "--warmup", str(args.warmup),
-            "--concurrency", str(args.concurrency), *(["--stock-gc"] if args.stock_gc else []),
-            "--database-url", args.database_url, "--redis-url", args.redis_url,
+            str(helper), "--routes", ",".join(routes), *common_options(args),
         ]  # fmt: skip
         subprocess.run(argv, check=True)
         counts: dict[str, int] = {}
@@ -241,11 +272,9 @@ def under_valgrind(args: argparse.Namespace) -> int:
             total = next(
                 (line.split()[1] for line in lines if line.startswith(("summary:", "totals:"))), "0"
             )
-            if name in args.routes:
+            if name in routes:
                 counts[name] = int(total)
-        for name in args.routes:
-            print(f"{name:<9} {counts[name] / args.requests:12,.0f} instructions per request")
-    return 0
+    return counts
 
 
 def main() -> int:
@@ -267,6 +296,11 @@ def main() -> int:
         "--stock-gc", action="store_true",
         help="the app as create_app makes it, without the serving worker's collector settings",
     )  # fmt: skip
+    parser.add_argument(
+        "--one-process", action="store_true",
+        help="count every route in one process, one after another (each route in a process of"
+        " its own otherwise, so none pays for the garbage of the routes before it)",
+    )  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     saved = ROOT / ".venv" / "quartapp-database-url"
     parser.add_argument(
@@ -284,6 +318,8 @@ def main() -> int:
     import uvloop
 
     if args.cpu:
+        if not args.one_process and len(args.routes) > 1:
+            return cpu_per_process(args)
         uvloop.run(measure(args, None))
         return 0
     if args.inside:

@@ -17,22 +17,20 @@ Private names read (Jinja's compiler has no public API to extend):
 ``Template.globals``, ``Template.blocks``. This module keeps ``_inlining`` (on the compiler) of
 its own, a name Jinja must not use.
 
-Buys (``bench/instructions.py --stock-gc``: how many more instructions a request costs
-without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
+Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
+request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
 
-- includes compiled in place: ``GET /home`` +10.8 % / +12.8 %, ``GET /sessions`` +5.2 % /
-  +6.2 %;
-- ``url_for`` and ``csrf_token`` as plain calls: +7.2 % / +9.7 %, +8.5 % / +10.9 %;
-- ``PageTemplate``: +6.6 % / +6.2 %, +4.2 % / +3.4 %, the countdown poll +18.7 % / +16.4 %;
+- includes compiled in place: ``GET /sessions`` +6.3 % / +6.8 %;
+- ``url_for`` and ``csrf_token`` as plain calls: ``GET /sessions`` +6.9 % / +9.2 %;
+- ``PageTemplate``: ``GET /sessions`` +3.3 % / +2.9 % (the closest to the 3 % line);
 - the ``escape_output`` hook: see ``markupsafe_escape``.
 
-``GET /`` is rendered once (``render_once``) and owes them nothing per request. A
+``/home``, ``GET /`` and the countdown (its poll too) are remembered per shape
+(``web/remembered_pages``): they run their templates once per shape and owe these parts
+nothing measurable per request (under 0.5 % each). ``/sessions``, rendered in full on every
+request, is what keeps them; measure again when it changes how it renders. A
 ``TemplateContext`` (Jinja's ``Context`` without the set of its globals' names) bought
 0.6 % of ``/home`` and 2.6 % of the poll on 3.13, and was deleted.
-
-These figures predate the remembered pages (``web/remembered_pages``): ``/home``, ``GET /``
-and the countdown now run their templates once per shape, so this buys them next to
-nothing; ``/sessions`` and every page rendered in full still get what is said above.
 
 Delete when (each part on its own): Jinja compiles an include of a fixed name in place,
 calls a function without ``context.call`` when it needs no context, or starts a render's

@@ -8,14 +8,11 @@ Replaces: what a compiled template calls for an autoescaped ``{{ value }}`` (Jin
 Private names read: ``markupsafe._speedups._escape_inner`` (the C function behind
 ``escape``); without it, markupsafe's public ``escape``.
 
-Buys (``bench/instructions.py --stock-gc``: how many more instructions a request costs
-without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22): ``GET /home``
-+8.1 % / +7.3 %, ``GET /`` -0.3 % / -0.3 % (rendered once), ``GET /sessions`` +16.4 % /
-+14.6 %, the countdown poll +5.9 % / +4.8 %.
-
-These figures predate the remembered pages (``web/remembered_pages``): ``/home``, ``GET /``
-and the countdown now run their templates once per shape, so this buys them next to
-nothing; ``/sessions`` and every page rendered in full still get what is said above.
+Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
+request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
+``GET /sessions`` +14.9 % / +13.4 % (rendered in full), ``GET /home`` +3.6 % / +3.3 % and
+the countdown poll +3.6 % / +3.5 % (remembered per shape: their per-request values are
+written through ``escape_output`` by ``web/remembered_pages``), ``GET /`` +0.8 % / +0.9 %.
 
 Delete when: Jinja writes autoescaped values without making a Markup of each (3.1.6 does
 not). If markupsafe drops ``_escape_inner``, the public ``escape`` takes its place here and

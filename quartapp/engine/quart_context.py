@@ -9,11 +9,11 @@ context. Both have ``.app``, ``.request`` and ``.session``.
 
 Private names read: ``quart.globals._cv_request`` (Quart 0.22) and ``quart.globals._cv_app``.
 
-Buys (``bench/instructions.py --stock-gc``: how many more instructions a request costs
-without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22): ``GET /home``
-+20.0 % / +30.0 %, ``GET /`` +33.6 % / +50.4 %, ``GET /sessions`` +13.2 % / +19.5 %; the
-countdown poll, answered in front of Quart, nothing. A read through Werkzeug's LocalProxy
-is no longer an exception on 3.13, but still several Python calls.
+Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
+request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
+``GET /home`` +20.1 % / +31.3 %, ``GET /`` +38.4 % / +55.0 %, ``GET /sessions`` +11.1 % /
++15.8 %; the countdown poll, answered in front of Quart, nothing. A read through
+Werkzeug's LocalProxy is no longer an exception on 3.13, but still several Python calls.
 
 Delete when: reading through Quart's proxies costs under 3 % of a page (measure with the
 functions below returning ``request``, ``session`` and ``current_app``), or Quart drops

@@ -31,15 +31,16 @@ Private names read: ``quart.asgi._handle_exception`` and ``_normalise_path``;
 ``ASGIHTTPConnection.__call__`` and ``handle_request``, ``Request.blueprints``,
 ``Quart.ensure_async``, ``Headers.get`` and ``__contains__``.
 
-Buys (``bench/instructions.py --stock-gc``: how many more instructions a request costs
-without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
+Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
+request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
 
-- the cycle (one task, one body message, headers added at send): ``GET /home`` +21.7 % /
-  +22.6 %, ``GET /`` +37.5 % / +41.4 %, ``GET /sessions`` +13.6 % / +13.9 %;
-- ``ensure_async`` remembered: +7.7 % / +3.6 %, +15.8 % / +7.1 %, +4.1 % / +1.9 %;
-- ``AppRequest.blueprints``: +2.6 % / +4.7 %, +6.2 % / +8.6 %, +2.0 % / +2.6 %;
-- ``QuietHeaders``: +1.4 % / +1.7 %, +3.6 % / +3.3 %, +1.4 % / +1.9 % (the closest to the
-  3 % line: measure it again on each Werkzeug upgrade).
+- the cycle (one task, one body message, headers added at send; measured against Quart's
+  cycle with the app's headers added by an ``after_request`` hook): ``GET /home`` +35.4 % /
+  +36.7 %, ``GET /`` +60.1 % / +58.4 %, ``GET /sessions`` +15.4 % / +14.8 %;
+- ``ensure_async`` remembered: +8.8 % / +3.4 %, +14.9 % / +5.7 %, +3.7 % / +1.5 %;
+- ``AppRequest.blueprints``: +3.9 % / +6.0 %, +5.8 % / +9.2 %, +1.4 % / +2.2 %;
+- ``QuietHeaders``: +3.1 % / +2.9 %, +5.0 % / +5.3 %, +1.6 % / +1.6 % (measure it again on
+  each Werkzeug upgrade).
 
 The countdown poll is answered in front of Quart and owes none of them anything.
 

@@ -25,12 +25,12 @@ ones relied on as redis-py uses them inside: ``AbstractConnection.next_health_ch
 ``check_health``, ``should_reconnect``, ``pack_command``, ``read_response``,
 ``disconnect(nowait=...)``. The pool keeps ``_getting`` of its own.
 
-Buys (``bench/instructions.py --stock-gc``: how many more instructions a request costs
-without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22): ``GET /home``
-+17.8 % / +20.6 %, ``GET /`` +1.1 % / +0.1 % (no session), ``GET /sessions`` +20.0 % /
-+23.4 %, the countdown poll +46.4 % / +54.0 %. On 3.13 ``wait_for`` no longer starts a task,
-but redis-py's command path (its retry wrapper, the blocking pool's lock and condition)
-still costs more than the write and the read.
+Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
+request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
+``GET /home`` +20.9 % / +25.1 %, ``GET /`` nothing (no session), ``GET /sessions``
++17.2 % / +19.7 %, the countdown poll +51.6 % / +61.7 %. On 3.13 ``wait_for`` no longer
+starts a task, but redis-py's command path (its retry wrapper, the blocking pool's lock and
+condition) still costs more than the write and the read.
 
 Delete when: redis-py's ``Script`` call costs within 3 % of a page of this path (measure
 with ``Script`` always taking redis-py's way), or redis-py renames the pool's lists or
