@@ -1,18 +1,22 @@
-"""The signed-in page, its session countdown widget, and the fast answer to the widget's poll.
+"""The signed-in page, its session countdown widget, and the front door to both.
 
 Every open tab of a signed-in user asks for the widget once a second, so this one request
-outnumbers all others together. ``CountdownPoll`` answers its common case (an htmx poll
-from a page that shows a live session not yet in its warning minute) in front of Quart, with the
-same cookie check, the same single read-only Redis call, the same template, the same htmx
-reading and the same headers (``web.headers.encoded_headers``) as the Quart route, and
-without Quart's request machinery. Anything else (no cookie or a bad one, an ended
-session, the warning state with its CSRF-protected form, a JSON client, a Redis error) is
-passed on to the route ``countdown`` below, which stays the reference behaviour;
-``tests/test_countdown_poll.py`` checks that both answer alike, over http and https.
+outnumbers all others together, and /home is where every sign-in and every return lands.
+``FrontDoor`` answers the common case of each in front of Quart: an htmx poll from a page
+that shows a live session not yet in its warning minute, and a whole /home page of a live
+session. It does what the Quart route does (the same cookie check, the same single Redis
+call, the same context and remembered rendering, the same headers from
+``web.headers.encoded_headers``) without Quart's request machinery, which costs more than
+everything else such a request does. Anything else (no cookie or a bad one, an ended
+session, the warning state with its CSRF-protected form, htmx asking for /home, a query
+string, a Redis error, a page whose shape the route has not rendered yet) is passed on to
+the routes below, which stay the reference behaviour; ``tests/test_front_door.py`` checks
+that both answer alike, over http and https.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
@@ -23,7 +27,8 @@ from quartapp.accounts.sign_in_flow import offers_passkey
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
-from quartapp.infra.redis_client import REDIS_ERRORS
+from quartapp.sessions.csrf import EXTENSION as CSRF
+from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import (
     Sessions,
     current_record,
@@ -41,6 +46,7 @@ from quartapp.web.schemas import Countdown, Extended
 from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
 
 bp = Blueprint("home", __name__)
+HOME_TEMPLATE = "home/home.html"
 TEMPLATE = "home/_countdown.html"
 # What /home and the countdown show that differs from one request to the next: the
 # session, and the time left and its end. Everything else they show (the notices, the
@@ -162,13 +168,30 @@ def countdown_page(
     return Page(TEMPLATE, context=context, per_request=PER_REQUEST)
 
 
+def home_context(
+    record: SessionRecord, *, sent: str | None, widget: dict[str, Any]
+) -> dict[str, Any]:
+    """What /home shows: the same names in the same order wherever it is made (the route,
+    ``FrontDoor``), since they pick its remembered rendering. ``widget``: the countdown's
+    context (``countdown_context``)."""
+    return {
+        "record": record,
+        # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
+        "verified": not record.data.get(UNVERIFIED),
+        "sent": sent,
+        # After a password sign-in, to an account without passkeys: may offer one.
+        "offer_passkey": offers_passkey(record),
+        **widget,
+    }
+
+
 @bp.get("/home")
 @signed_in
 async def home() -> Response:
+    # Its common case, a whole page of a live session, is answered before Quart (FrontDoor,
+    # below): what this answers, that must answer alike.
     record = current_record()
     assert record is not None
-    # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
-    verified = not record.data.get(UNVERIFIED)
     sent = None
     this = current_request()
     if this.query_string:  # flags for fixed messages, only ever in the address
@@ -176,17 +199,8 @@ async def home() -> Response:
             sent = "We sent a new link."
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
-    html = await render_remembered(
-        "home/home.html",
-        PER_REQUEST,
-        record=record,
-        verified=verified,
-        sent=sent,
-        # After a password sign-in, to an account without passkeys: may offer one.
-        offer_passkey=offers_passkey(record),
-        **widget_context(record),
-    )
-    return AppResponse(html)
+    context = home_context(record, sent=sent, widget=widget_context(record))
+    return AppResponse(await render_remembered(HOME_TEMPLATE, PER_REQUEST, **context))
 
 
 @bp.get("/session/countdown")
@@ -200,7 +214,7 @@ async def countdown() -> Response:
     expired state (the widget's stops its polling), and says why when something else than
     time or its own sign-out ended the session not long ago (`ended`)."""
     # The common case, a live session's poll from htmx, is answered before Quart
-    # (CountdownPoll, below): what this answers, that must answer alike.
+    # (FrontDoor, below): what this answers, that must answer alike.
     record = current_record()
     ended = request_session().ended
 
@@ -230,17 +244,29 @@ async def extend() -> Response:
     return await respond(Outcome(answer, page=page, redirect=url_for("home.home")))
 
 
-class CountdownPoll:
-    """ASGI middleware: the countdown poll of a live session, answered before Quart."""
+class FrontDoor:
+    """ASGI middleware: the two requests a signed-in tab makes most, answered before Quart
+    in their common case. The countdown's poll of a live session not yet in its warning
+    minute, read without extending it; and /home, a whole page of a live session (no query
+    string, no htmx, no anonymous CSRF cookie left to drop), which counts as activity.
+
+    Each answers as its Quart route does (the same cookie check and single Redis call, the
+    same context and remembered rendering, the same headers) or, for anything else, steps
+    aside: a shape of the page not yet rendered by the route, a missing or bad cookie, an
+    ended session, a Redis error, a script root."""
 
     def __init__(self, app: Quart, sessions: Sessions) -> None:
         self.app = app
         self.sessions = sessions
         self.next = app.asgi_app
-        self.urls = app.url_map.bind("")  # the poll's own path is built under no script root
-        self.path = self.urls.build("home.countdown")
+        urls = app.url_map.bind("")
+        self.poll_path = urls.build("home.countdown")
+        self.home_path = urls.build("home.home")
         self.warning_at = int(app.config["SESSION_WARNING_AT"])
         self.cookie_name = str(sessions.auth.cookie_name)
+        csrf: CsrfProtection = app.extensions[CSRF]
+        self.csrf = csrf
+        self.pages: RememberedPages = app.extensions[REMEMBERED]
         self.headers = {
             https: [
                 (b"content-type", b"text/html; charset=utf-8"),
@@ -250,16 +276,15 @@ class CountdownPoll:
         }
         app.asgi_app = self  # type: ignore[method-assign]
 
-    def url_for(self, endpoint: str, **values: Any) -> str:
-        """The templates' ``url_for`` for the poll's answer (its page's URLs)."""
-        return self.urls.build(endpoint, values)
-
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         body = None
-        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "GET":
-            body = await self._answer(scope)
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
+            if scope["path"] == self.poll_path:
+                body = await self._poll(scope)
+            elif scope["path"] == self.home_path:
+                body = await self._home(scope)
         if body is None:
             await self.next(scope, receive, send)
             return
@@ -268,31 +293,60 @@ class CountdownPoll:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _answer(self, scope: HTTPScope) -> bytes | None:
-        headers: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookies.append(value.decode("latin-1"))
-            else:
-                headers[name.decode("latin-1")] = value.decode("latin-1")
+    async def _poll(self, scope: HTTPScope) -> bytes | None:
+        headers, cookies = _read(scope)
         htmx = HtmxDetails.from_headers(lambda name: headers.get(name.lower()))
         if not htmx.wants_fragment or not cookies or headers.get(SHOWN_HEADER.lower()) != "live":
-            return None  # only a page showing the live phase can stay in it
-        cookie = parse_cookie("; ".join(cookies)).get(self.cookie_name)
-        token = self.sessions.read_token(cookie) if cookie else None
-        if token is None:
-            return None
-        try:
-            record = await self.sessions.store.load(token, touch=False)
-        except REDIS_ERRORS:
-            return None  # the Quart route answers it (a 503 when Redis is unavailable)
+            return None  # only a page that shows the live phase can stay in it
+        record = await self._record(scope, cookies, touch=False)
         if record is None:
             return None
         context = countdown_context(record, warning_at=self.warning_at, shown="live")
         if context["phase"] != "live":
             return None
-        # As the route renders it (render_remembered), for the script root "" of its path.
-        pages: RememberedPages = self.app.extensions[REMEMBERED]
-        html = pages.render(TEMPLATE, "", PER_REQUEST, {**context, "url_for": self.url_for})
-        return html.encode()
+        html = self.pages.filled(TEMPLATE, "", PER_REQUEST, context, _no_form)
+        return html.encode() if html is not None else None
+
+    async def _home(self, scope: HTTPScope) -> bytes | None:
+        if scope["query_string"]:
+            return None
+        headers, cookies = _read(scope)
+        # Quart's route drops an anonymous CSRF cookie left from before the sign-in.
+        if not cookies or "hx-request" in headers or self.csrf.cookie_name in cookies:
+            return None
+        record = await self._record(scope, cookies, touch=True)
+        if record is None:
+            return None
+        widget = countdown_context(record, warning_at=self.warning_at)  # a whole page
+        context = home_context(record, sent=None, widget=widget)
+        html = self.pages.filled(
+            HOME_TEMPLATE, "", PER_REQUEST, context, lambda: self.csrf.session_token(record)
+        )
+        return html.encode() if html is not None else None
+
+    async def _record(
+        self, scope: HTTPScope, cookies: Mapping[str, str], *, touch: bool
+    ) -> SessionRecord | None:
+        """The live session of the request's cookie, loaded as its route loads it (and left
+        in the scope for the route, if the request goes on to Quart); or None."""
+        cookie = cookies.get(self.cookie_name)
+        token = self.sessions.read_token(cookie) if cookie else None
+        if token is None:
+            return None
+        return await self.sessions.load_early(scope, token, touch=touch)  # type: ignore[arg-type]
+
+
+def _read(scope: HTTPScope) -> tuple[dict[str, str], Mapping[str, str]]:
+    """A request's headers by lower-case name (but Cookie), and its cookies."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            cookies.append(value.decode("latin-1"))
+        else:
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+    return headers, parse_cookie("; ".join(cookies)) if cookies else {}
+
+
+def _no_form() -> str:
+    raise AssertionError("the live countdown has no form")

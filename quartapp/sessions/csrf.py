@@ -27,6 +27,7 @@ from werkzeug.http import http_date
 
 from quartapp.engine.quart_context import current_application, request_context
 from quartapp.sessions.extension import RequestSession, request_session
+from quartapp.sessions.store import SessionRecord
 from quartapp.web.errors import AppError
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -106,12 +107,17 @@ class CsrfProtection:
         current = request_session()
         if current.csrf_token is None:
             record = current.record
-            binding = (
-                record.key_id if record is not None else self.anonymous_nonce(current, create=True)
-            )
-            assert binding is not None
-            current.csrf_token = self.sign(binding, int(time.time()))
+            if record is not None:
+                current.csrf_token = self.session_token(record)
+            else:
+                nonce = self.anonymous_nonce(current, create=True)
+                assert nonce is not None
+                current.csrf_token = self.sign(nonce, int(time.time()))
         return current.csrf_token
+
+    def session_token(self, record: SessionRecord) -> str:
+        """A token for the forms of a page of ``record``'s session, signed now."""
+        return self.sign(record.key_id, int(time.time()))
 
     async def _check(self) -> None:
         context = request_context()
