@@ -18,7 +18,7 @@ from quartapp.blueprints import (
     passkeys,
     two_factor,
 )
-from quartapp.blueprints.home import FrontDoor
+from quartapp.blueprints.front_door import FrontDoor
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
 from quartapp.infra.database import Database

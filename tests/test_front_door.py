@@ -14,7 +14,7 @@ from quart.testing import QuartClient
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .conftest import Auth
+from .conftest import PASSWORD, Auth
 from .support.http import CSRF_FIELD
 from .test_sessions import Counter, record_pttl
 
@@ -36,7 +36,8 @@ class QuartRequests:
 
 def comparable(text: str) -> str:
     text = re.sub(r"PT\d+S\">\d+:\d\d", 'PT_S">_', text)
-    text = re.sub(r'value="[\w-]+\.\d+\.[\w-]+"', 'value="token"', text)  # signed each second
+    # CSRF tokens: signed each second, and bound to each visitor's own cookie.
+    text = re.sub(r"[\w-]+\.\d{10}\.[\w-]{43}", "token", text)
     return re.sub(
         r'datetime="[\d:TZ+-]+" data-local="time">\d\d:\d\d UTC', 'datetime="_">_ UTC', text
     )
@@ -339,3 +340,103 @@ async def test_a_redis_error_in_the_front_door_is_the_routes_503_at_once(
         response = await client.get(path, headers=headers)
         assert response.status_code == 503
     assert calls == [True, False]
+
+
+def csrf_cookie(response: Any) -> str | None:
+    """The anonymous CSRF cookie a response sets, without its value and expiry date."""
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith("quartapp_csrf="):
+            return re.sub(r"^quartapp_csrf=[^;]+; Expires=[^;]+", "quartapp_csrf=_", header)
+    return None
+
+
+@pytest.mark.parametrize("path", ["/", "/register"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_the_anonymous_pages_skip_quart_and_match_their_routes(
+    app: Quart, path: str, scheme: str
+) -> None:
+    await app.test_client().get(path, scheme=scheme)  # the route renders the page once
+    quart = QuartRequests(app)
+    visitor = app.test_client()
+    fast = await visitor.get(path, scheme=scheme)
+    assert quart.count == 0
+    # A query string: the Quart route answers (here with no message to show).
+    slow = await app.test_client().get(f"{path}?from=elsewhere", scheme=scheme)
+    assert quart.count == 1
+    assert fast.status_code == slow.status_code == 200
+    fast_text = await fast.get_data(as_text=True)
+    assert 'name="csrf_token"' in fast_text
+    assert comparable(fast_text) == comparable(await slow.get_data(as_text=True))
+    assert {k: v for k, v in headers_of(fast).items() if k != "set-cookie"} == {
+        k: v for k, v in headers_of(slow).items() if k != "set-cookie"
+    }
+    assert csrf_cookie(fast) == csrf_cookie(slow) is not None
+    assert int(fast.headers["Content-Length"]) == len(fast_text.encode())
+    # The visitor keeps its cookie: the next page is bound to it and sets none.
+    again = await visitor.get(path, scheme=scheme)
+    assert quart.count == 1
+    assert csrf_cookie(again) is None
+
+
+async def test_the_token_of_a_sign_in_page_from_the_front_door_is_good(
+    app: Quart, client: QuartClient
+) -> None:
+    await Auth(app.test_client()).sign_up()
+    await app.test_client().get("/")  # the page, remembered
+    quart = QuartRequests(app)
+    page = await client.get("/")
+    assert quart.count == 0
+    token = CSRF_FIELD.search(await page.get_data(as_text=True))
+    assert token is not None
+    signed_in = await client.post(
+        "/api/v1/signin",
+        form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
+    )
+    assert signed_in.status_code == 303
+    # Another visitor's token is refused: it is bound to this visitor's cookie.
+    stranger = await app.test_client().post(
+        "/api/v1/signin",
+        form={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
+    )
+    assert stranger.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "cookies"),
+    [
+        ("GET", "/?next=/sessions", {}, {}),
+        ("GET", "/", {"HX-Request": "true"}, {}),
+        ("GET", "/register", {"HX-Request": "true"}, {}),
+        ("HEAD", "/", {}, {}),
+        ("GET", "/", {}, {"quartapp_session": "forged"}),
+        ("GET", "/register", {}, {"quartapp_session": "forged"}),
+        ("GET", "/", {}, {"quartapp_csrf": ""}),
+    ],
+)
+async def test_other_anonymous_requests_go_to_quart(
+    app: Quart,
+    client: QuartClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    cookies: dict[str, str],
+) -> None:
+    for page in ("/", "/register"):
+        await app.test_client().get(page)  # the pages, remembered
+    for name, value in cookies.items():
+        client.set_cookie("localhost", name, value)
+    quart = QuartRequests(app)
+    await client.open(path, method=method, headers=headers)
+    assert quart.count == 1
+
+
+async def test_a_signed_in_visit_to_the_sign_in_page_goes_to_quart(
+    app: Quart, client: QuartClient, auth: Auth
+) -> None:
+    await app.test_client().get("/")  # the page, remembered
+    await auth.sign_up()
+    quart = QuartRequests(app)
+    response = await client.get("/")
+    assert quart.count == 1
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/home")

@@ -1,36 +1,22 @@
-"""The signed-in page, its session countdown widget, and the front door to both.
+"""The signed-in page and its session countdown widget.
 
-Every open tab of a signed-in user asks for the widget once a second, so this one request
-outnumbers all others together, and /home is where every sign-in and every return lands.
-``FrontDoor`` answers the common case of each in front of Quart: an htmx poll from a page
-that shows a live session not yet in its warning minute, and a whole /home page of a live
-session. It does what the Quart route does (the same cookie check, the same single Redis
-call, the same context and remembered rendering, the same headers from
-``web.headers.encoded_headers``) without Quart's request machinery, which costs more than
-everything else such a request does. Anything else (no cookie or a bad one, an ended
-session, the warning state with its CSRF-protected form, htmx asking for /home, a query
-string, a Redis error, a page whose shape the route has not rendered yet) is passed on to
-the routes below, which stay the reference behaviour; ``tests/test_front_door.py`` checks
-that both answer alike, over http and https.
+/home and the countdown's poll are the requests a signed-in tab makes most: their common
+case is answered before Quart by ``blueprints.front_door``, which builds the same context
+(``countdown_context``, ``home_context``) and fills in the pages these routes remember.
+These routes stay the reference behaviour, and answer everything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, url_for
-from werkzeug.http import parse_cookie
+from quart import Blueprint, Response, url_for
 
 from quartapp.accounts.sign_in_flow import offers_passkey
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
-from quartapp.sessions.csrf import EXTENSION as CSRF
-from quartapp.sessions.csrf import CsrfProtection
 from quartapp.sessions.extension import (
-    Sessions,
     current_record,
     request_session,
     session_access,
@@ -38,12 +24,10 @@ from quartapp.sessions.extension import (
 from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.api import MAYBE_SIGNED_IN, POST_SIGNED_IN, described
-from quartapp.web.headers import encoded_headers
-from quartapp.web.hypermedia import HtmxDetails, htmx
-from quartapp.web.remembered_pages import RememberedPages
+from quartapp.web.hypermedia import htmx
 from quartapp.web.responder import Outcome, Page, respond
 from quartapp.web.schemas import Countdown, Extended
-from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
+from quartapp.web.templating import clock_time, render_remembered
 
 bp = Blueprint("home", __name__)
 HOME_TEMPLATE = "home/home.html"
@@ -188,8 +172,8 @@ def home_context(
 @bp.get("/home")
 @signed_in
 async def home() -> Response:
-    # Its common case, a whole page of a live session, is answered before Quart (FrontDoor,
-    # below): what this answers, that must answer alike.
+    # Its common case, a whole page of a live session, is answered before Quart
+    # (blueprints.front_door): what this answers, that must answer alike.
     record = current_record()
     assert record is not None
     sent = None
@@ -214,7 +198,7 @@ async def countdown() -> Response:
     expired state (the widget's stops its polling), and says why when something else than
     time or its own sign-out ended the session not long ago (`ended`)."""
     # The common case, a live session's poll from htmx, is answered before Quart
-    # (FrontDoor, below): what this answers, that must answer alike.
+    # (blueprints.front_door): what this answers, that must answer alike.
     record = current_record()
     ended = request_session().ended
 
@@ -242,111 +226,3 @@ async def extend() -> Response:
     answer = Extended(expires_in=record.seconds_left)
     page = countdown_page(record, extending=True)
     return await respond(Outcome(answer, page=page, redirect=url_for("home.home")))
-
-
-class FrontDoor:
-    """ASGI middleware: the two requests a signed-in tab makes most, answered before Quart
-    in their common case. The countdown's poll of a live session not yet in its warning
-    minute, read without extending it; and /home, a whole page of a live session (no query
-    string, no htmx, no anonymous CSRF cookie left to drop), which counts as activity.
-
-    Each answers as its Quart route does (the same cookie check and single Redis call, the
-    same context and remembered rendering, the same headers) or, for anything else, steps
-    aside: a shape of the page not yet rendered by the route, a missing or bad cookie, an
-    ended session, a Redis error, a script root."""
-
-    def __init__(self, app: Quart, sessions: Sessions) -> None:
-        self.app = app
-        self.sessions = sessions
-        self.next = app.asgi_app
-        urls = app.url_map.bind("")
-        self.poll_path = urls.build("home.countdown")
-        self.home_path = urls.build("home.home")
-        self.warning_at = int(app.config["SESSION_WARNING_AT"])
-        self.cookie_name = str(sessions.auth.cookie_name)
-        csrf: CsrfProtection = app.extensions[CSRF]
-        self.csrf = csrf
-        self.pages: RememberedPages = app.extensions[REMEMBERED]
-        self.headers = {
-            https: [
-                (b"content-type", b"text/html; charset=utf-8"),
-                *encoded_headers(https=https, page=True),
-            ]
-            for https in (False, True)
-        }
-        app.asgi_app = self  # type: ignore[method-assign]
-
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        body = None
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
-            if scope["path"] == self.poll_path:
-                body = await self._poll(scope)
-            elif scope["path"] == self.home_path:
-                body = await self._home(scope)
-        if body is None:
-            await self.next(scope, receive, send)
-            return
-        https = scope.get("scheme") == "https"
-        headers = [*self.headers[https], (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _poll(self, scope: HTTPScope) -> bytes | None:
-        headers, cookies = _read(scope)
-        htmx = HtmxDetails.from_headers(lambda name: headers.get(name.lower()))
-        if not htmx.wants_fragment or not cookies or headers.get(SHOWN_HEADER.lower()) != "live":
-            return None  # only a page that shows the live phase can stay in it
-        record = await self._record(scope, cookies, touch=False)
-        if record is None:
-            return None
-        context = countdown_context(record, warning_at=self.warning_at, shown="live")
-        if context["phase"] != "live":
-            return None
-        html = self.pages.filled(TEMPLATE, "", PER_REQUEST, context, _no_form)
-        return html.encode() if html is not None else None
-
-    async def _home(self, scope: HTTPScope) -> bytes | None:
-        if scope["query_string"]:
-            return None
-        headers, cookies = _read(scope)
-        # Quart's route drops an anonymous CSRF cookie left from before the sign-in.
-        if not cookies or "hx-request" in headers or self.csrf.cookie_name in cookies:
-            return None
-        record = await self._record(scope, cookies, touch=True)
-        if record is None:
-            return None
-        widget = countdown_context(record, warning_at=self.warning_at)  # a whole page
-        context = home_context(record, sent=None, widget=widget)
-        html = self.pages.filled(
-            HOME_TEMPLATE, "", PER_REQUEST, context, lambda: self.csrf.session_token(record)
-        )
-        return html.encode() if html is not None else None
-
-    async def _record(
-        self, scope: HTTPScope, cookies: Mapping[str, str], *, touch: bool
-    ) -> SessionRecord | None:
-        """The live session of the request's cookie, loaded as its route loads it (and left
-        in the scope for the route, if the request goes on to Quart); or None."""
-        cookie = cookies.get(self.cookie_name)
-        token = self.sessions.read_token(cookie) if cookie else None
-        if token is None:
-            return None
-        return await self.sessions.load_early(scope, token, touch=touch)  # type: ignore[arg-type]
-
-
-def _read(scope: HTTPScope) -> tuple[dict[str, str], Mapping[str, str]]:
-    """A request's headers by lower-case name (but Cookie), and its cookies."""
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in scope["headers"]:
-        if name == b"cookie":
-            cookies.append(value.decode("latin-1"))
-        else:
-            headers[name.decode("latin-1")] = value.decode("latin-1")
-    return headers, parse_cookie("; ".join(cookies)) if cookies else {}
-
-
-def _no_form() -> str:
-    raise AssertionError("the live countdown has no form")
