@@ -18,7 +18,7 @@ from quartapp.blueprints import (
     passkeys,
     two_factor,
 )
-from quartapp.blueprints.home import CountdownPoll
+from quartapp.blueprints.front_door import FrontDoor
 from quartapp.config import load_config
 from quartapp.engine.quart_request_cycle import Application
 from quartapp.infra.database import Database
@@ -68,5 +68,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Application:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     described_api.init_app(app)
-    CountdownPoll(app, sessions)
+    FrontDoor(app, sessions)
     return app

@@ -147,6 +147,28 @@ def test_a_shape_is_rendered_once_and_filled_in_after(pages: Environment) -> Non
     assert remembered.shapes("p.html") == [True] * 7
 
 
+def test_filled_gives_only_what_a_rendering_remembered(
+    probes: tuple[RememberedPages, Environment, Tokens],
+) -> None:
+    """``filled`` (for answers made outside Quart) never renders: None until ``render``
+    has remembered the shape, and for a shape rendered in full."""
+    remembered, _, _ = probes
+
+    def token() -> str:
+        return "<given>"
+
+    context = {"v": "<x>"}
+    assert remembered.filled("token.html", "", {"v"}, dict(context), token) is None
+    remembered.render("token.html", "", {"v"}, dict(context))
+    filled = remembered.filled("token.html", "", {"v"}, {"v": "y"}, token)
+    assert filled == "&lt;given&gt;<i>&lt;given&gt;</i>y"
+    assert remembered.filled("token.html", "/root", {"v"}, {"v": "y"}, token) is None
+    remembered.render("compare.html", "", {"v"}, {"v": 5})
+    assert remembered.shapes("compare.html") == [False]
+    assert remembered.filled("compare.html", "", {"v"}, {"v": 5}, token) is None
+    assert remembered.filled("iterate.html", "", set(), {"v": ["a"]}, token) is None
+
+
 TEMPLATES = {
     # Filled in: written, attributes, fillable filters, tests of truth.
     "attributes.html": "<b title='{{ r.email }}'>{{ r.email }}</b>{{ r.missing }}{{ n | clock }}",
@@ -238,11 +260,14 @@ def test_a_shape_that_cannot_be_hashed_is_rendered_in_full(
 
 @pytest.fixture
 def spied(app: Quart, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The pages rendered from a remembered shape, each checked, in its own request,
-    against a full rendering of the same context."""
+    """The pages rendered from a remembered shape, each checked against a full rendering
+    of the same context: in its own request, or, for those the front door fills in outside
+    Quart, with the same token and URLs built under no script root."""
     names: list[str] = []
     render = RememberedPages.render
+    filled = RememberedPages.filled
     environment = templates(app)
+    urls = app.url_map.bind("localhost")
 
     def checked(self: RememberedPages, name: str, *args: Any) -> str:
         page = render(self, name, *args)
@@ -251,7 +276,29 @@ def spied(app: Quart, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         names.append(name)
         return page
 
+    def checked_filled(
+        self: RememberedPages, name: str, root_path: str, per_request: Any, context: Any, token: Any
+    ) -> str | None:
+        signed: list[str] = []
+
+        def once() -> str:  # signed to the second: the same one for the full rendering
+            if not signed:
+                signed.append(token())
+            return signed[0]
+
+        page = filled(self, name, root_path, per_request, context, once)
+        if page is not None:
+            whole = {
+                **context,
+                "csrf_token": once,
+                "url_for": lambda endpoint, **values: urls.build(endpoint, values),
+            }
+            assert page == environment.get_template(name).render(whole), name
+            names.append(name)
+        return page
+
     monkeypatch.setattr(RememberedPages, "render", checked)
+    monkeypatch.setattr(RememberedPages, "filled", checked_filled)
     return names
 
 

@@ -1,31 +1,22 @@
-"""The signed-in page, its session countdown widget, and the fast answer to the widget's poll.
+"""The signed-in page and its session countdown widget.
 
-Every open tab of a signed-in user asks for the widget once a second, so this one request
-outnumbers all others together. ``CountdownPoll`` answers its common case (an htmx poll
-from a page that shows a live session not yet in its warning minute) in front of Quart, with the
-same cookie check, the same single read-only Redis call, the same template, the same htmx
-reading and the same headers (``web.headers.encoded_headers``) as the Quart route, and
-without Quart's request machinery. Anything else (no cookie or a bad one, an ended
-session, the warning state with its CSRF-protected form, a JSON client, a Redis error) is
-passed on to the route ``countdown`` below, which stays the reference behaviour;
-``tests/test_countdown_poll.py`` checks that both answer alike, over http and https.
+/home and the countdown's poll are the requests a signed-in tab makes most: their common
+case is answered before Quart by ``blueprints.front_door``, which builds the same context
+(``countdown_context``, ``home_context``) and fills in the pages these routes remember.
+These routes stay the reference behaviour, and answer everything else.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Blueprint, Quart, Response, url_for
-from werkzeug.http import parse_cookie
+from quart import Blueprint, Response, url_for
 
 from quartapp.accounts.sign_in_flow import offers_passkey
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
 from quartapp.engine.quart_request_cycle import AppResponse
-from quartapp.infra.redis_client import REDIS_ERRORS
 from quartapp.sessions.extension import (
-    Sessions,
     current_record,
     request_session,
     session_access,
@@ -33,14 +24,13 @@ from quartapp.sessions.extension import (
 from quartapp.sessions.store import WHY_ENDED, SessionRecord
 from quartapp.web.access import public, signed_in
 from quartapp.web.api import MAYBE_SIGNED_IN, POST_SIGNED_IN, described
-from quartapp.web.headers import encoded_headers
-from quartapp.web.hypermedia import HtmxDetails, htmx
-from quartapp.web.remembered_pages import RememberedPages
+from quartapp.web.hypermedia import htmx
 from quartapp.web.responder import Outcome, Page, respond
 from quartapp.web.schemas import Countdown, Extended
-from quartapp.web.templating import REMEMBERED, clock_time, render_remembered
+from quartapp.web.templating import clock_time, render_remembered
 
 bp = Blueprint("home", __name__)
+HOME_TEMPLATE = "home/home.html"
 TEMPLATE = "home/_countdown.html"
 # What /home and the countdown show that differs from one request to the next: the
 # session, and the time left and its end. Everything else they show (the notices, the
@@ -162,13 +152,30 @@ def countdown_page(
     return Page(TEMPLATE, context=context, per_request=PER_REQUEST)
 
 
+def home_context(
+    record: SessionRecord, *, sent: str | None, widget: dict[str, Any]
+) -> dict[str, Any]:
+    """What /home shows: the same names in the same order wherever it is made (the route,
+    ``FrontDoor``), since they pick its remembered rendering. ``widget``: the countdown's
+    context (``countdown_context``)."""
+    return {
+        "record": record,
+        # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
+        "verified": not record.data.get(UNVERIFIED),
+        "sent": sent,
+        # After a password sign-in, to an account without passkeys: may offer one.
+        "offer_passkey": offers_passkey(record),
+        **widget,
+    }
+
+
 @bp.get("/home")
 @signed_in
 async def home() -> Response:
+    # Its common case, a whole page of a live session, is answered before Quart
+    # (blueprints.front_door): what this answers, that must answer alike.
     record = current_record()
     assert record is not None
-    # Noted in the session at sign-in (no MySQL here): whether to offer the link again.
-    verified = not record.data.get(UNVERIFIED)
     sent = None
     this = current_request()
     if this.query_string:  # flags for fixed messages, only ever in the address
@@ -176,17 +183,8 @@ async def home() -> Response:
             sent = "We sent a new link."
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
-    html = await render_remembered(
-        "home/home.html",
-        PER_REQUEST,
-        record=record,
-        verified=verified,
-        sent=sent,
-        # After a password sign-in, to an account without passkeys: may offer one.
-        offer_passkey=offers_passkey(record),
-        **widget_context(record),
-    )
-    return AppResponse(html)
+    context = home_context(record, sent=sent, widget=widget_context(record))
+    return AppResponse(await render_remembered(HOME_TEMPLATE, PER_REQUEST, **context))
 
 
 @bp.get("/session/countdown")
@@ -200,7 +198,7 @@ async def countdown() -> Response:
     expired state (the widget's stops its polling), and says why when something else than
     time or its own sign-out ended the session not long ago (`ended`)."""
     # The common case, a live session's poll from htmx, is answered before Quart
-    # (CountdownPoll, below): what this answers, that must answer alike.
+    # (blueprints.front_door): what this answers, that must answer alike.
     record = current_record()
     ended = request_session().ended
 
@@ -228,71 +226,3 @@ async def extend() -> Response:
     answer = Extended(expires_in=record.seconds_left)
     page = countdown_page(record, extending=True)
     return await respond(Outcome(answer, page=page, redirect=url_for("home.home")))
-
-
-class CountdownPoll:
-    """ASGI middleware: the countdown poll of a live session, answered before Quart."""
-
-    def __init__(self, app: Quart, sessions: Sessions) -> None:
-        self.app = app
-        self.sessions = sessions
-        self.next = app.asgi_app
-        self.urls = app.url_map.bind("")  # the poll's own path is built under no script root
-        self.path = self.urls.build("home.countdown")
-        self.warning_at = int(app.config["SESSION_WARNING_AT"])
-        self.cookie_name = str(sessions.auth.cookie_name)
-        self.headers = {
-            https: [
-                (b"content-type", b"text/html; charset=utf-8"),
-                *encoded_headers(https=https, page=True),
-            ]
-            for https in (False, True)
-        }
-        app.asgi_app = self  # type: ignore[method-assign]
-
-    def url_for(self, endpoint: str, **values: Any) -> str:
-        """The templates' ``url_for`` for the poll's answer (its page's URLs)."""
-        return self.urls.build(endpoint, values)
-
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        body = None
-        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "GET":
-            body = await self._answer(scope)
-        if body is None:
-            await self.next(scope, receive, send)
-            return
-        https = scope.get("scheme") == "https"
-        headers = [*self.headers[https], (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _answer(self, scope: HTTPScope) -> bytes | None:
-        headers: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookies.append(value.decode("latin-1"))
-            else:
-                headers[name.decode("latin-1")] = value.decode("latin-1")
-        htmx = HtmxDetails.from_headers(lambda name: headers.get(name.lower()))
-        if not htmx.wants_fragment or not cookies or headers.get(SHOWN_HEADER.lower()) != "live":
-            return None  # only a page showing the live phase can stay in it
-        cookie = parse_cookie("; ".join(cookies)).get(self.cookie_name)
-        token = self.sessions.read_token(cookie) if cookie else None
-        if token is None:
-            return None
-        try:
-            record = await self.sessions.store.load(token, touch=False)
-        except REDIS_ERRORS:
-            return None  # the Quart route answers it (a 503 when Redis is unavailable)
-        if record is None:
-            return None
-        context = countdown_context(record, warning_at=self.warning_at, shown="live")
-        if context["phase"] != "live":
-            return None
-        # As the route renders it (render_remembered), for the script root "" of its path.
-        pages: RememberedPages = self.app.extensions[REMEMBERED]
-        html = pages.render(TEMPLATE, "", PER_REQUEST, {**context, "url_for": self.url_for})
-        return html.encode()

@@ -27,6 +27,7 @@ from werkzeug.http import http_date
 
 from quartapp.engine.quart_context import current_application, request_context
 from quartapp.sessions.extension import RequestSession, request_session
+from quartapp.sessions.store import SessionRecord
 from quartapp.web.errors import AppError
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -97,7 +98,7 @@ class CsrfProtection:
         if current.csrf_nonce is None:
             current.csrf_nonce = current.cookies.get(self.cookie_name)
             if current.csrf_nonce is None and create:
-                current.csrf_nonce = secrets.token_urlsafe(16)
+                current.csrf_nonce = self.new_nonce()
                 current.csrf_nonce_is_new = True
         return current.csrf_nonce
 
@@ -106,12 +107,31 @@ class CsrfProtection:
         current = request_session()
         if current.csrf_token is None:
             record = current.record
-            binding = (
-                record.key_id if record is not None else self.anonymous_nonce(current, create=True)
-            )
-            assert binding is not None
-            current.csrf_token = self.sign(binding, int(time.time()))
+            if record is not None:
+                current.csrf_token = self.session_token(record)
+            else:
+                nonce = self.anonymous_nonce(current, create=True)
+                assert nonce is not None
+                current.csrf_token = self.anonymous_token(nonce)
         return current.csrf_token
+
+    @staticmethod
+    def new_nonce() -> str:
+        """A new anonymous binding, for a visitor without the cookie (``anonymous_cookie``)."""
+        return secrets.token_urlsafe(16)
+
+    def anonymous_token(self, nonce: str) -> str:
+        """A token for the forms of an anonymous page, bound to the visitor's ``nonce``."""
+        return self.sign(nonce, int(time.time()))
+
+    def anonymous_cookie(self, nonce: str) -> str:
+        """The Set-Cookie value that gives a visitor its new anonymous ``nonce``."""
+        expires = _http_date(int(time.time()) + self.max_age)
+        return f"{self.cookie_name}={nonce}; Expires={expires}; {self._cookie_attributes}"
+
+    def session_token(self, record: SessionRecord) -> str:
+        """A token for the forms of a page of ``record``'s session, signed now."""
+        return self.sign(record.key_id, int(time.time()))
 
     async def _check(self) -> None:
         context = request_context()
@@ -154,9 +174,7 @@ class CsrfProtection:
         current = request_session()
         if current.csrf_nonce_is_new:
             assert current.csrf_nonce is not None
-            expires = _http_date(int(time.time()) + self.max_age)
-            cookie = f"{self.cookie_name}={current.csrf_nonce}; Expires={expires}"
-            response.headers.add("Set-Cookie", f"{cookie}; {self._cookie_attributes}")
+            response.headers.add("Set-Cookie", self.anonymous_cookie(current.csrf_nonce))
         elif current.record is not None and self.cookie_name in current.cookies:
             # Signed in (maybe by this very request): the anonymous nonce has had its day.
             response.delete_cookie(

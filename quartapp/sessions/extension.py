@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from itsdangerous import BadData
 from quart import Quart, Response, current_app, request
@@ -22,12 +22,16 @@ from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 from werkzeug.datastructures import CallbackDict
 
 from quartapp.engine.quart_context import current_application, request_context
-from quartapp.infra.redis_client import get_redis
+from quartapp.infra.redis_client import REDIS_ERRORS, get_redis
 from quartapp.sessions.devices import describe_device
 from quartapp.sessions.store import ENDED_BY_DELETION, SessionRecord, SessionStore
 from quartapp.web.client_address import client_ip, trusted_networks
 
 EXTENSION = "quartapp.sessions"
+# The ASGI scope's key under which a handler in front of Quart (``blueprints.home.FrontDoor``)
+# leaves what it loaded before it passed the request on (``Loaded``), so that the request's
+# session is not loaded a second time.
+LOADED = "quartapp.session_loaded"
 
 SessionAccess = Literal["touch", "read", "none"]
 View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
@@ -42,6 +46,16 @@ def session_access(mode: SessionAccess) -> Callable[[View], View]:
         return view
 
     return decorate
+
+
+class Loaded(NamedTuple):  # made on every such request: a tuple costs less than a dataclass
+    """What ``Sessions.load_early`` found for a token: its record (None for an ended
+    session), or the Redis error that stopped it, and whether the load slid the session."""
+
+    token: str
+    touch: bool
+    record: SessionRecord | None
+    error: Exception | None = None
 
 
 def _mark_modified(session: CallbackDict[str, Any]) -> None:
@@ -193,6 +207,34 @@ class Sessions:
             raise RuntimeError("sessions are used before the app started serving")
         return self._store
 
+    async def load_early(
+        self, scope: MutableMapping[str, Any], token: str, *, touch: bool
+    ) -> SessionRecord | None:
+        """The record of ``token`` (None when its session has ended, or on a Redis error),
+        loaded before Quart sees the request whose ASGI ``scope`` this is, as its route
+        would load it (``touch``: slide the idle deadline). What it found is left in the
+        scope: if the request goes on to Quart, its session comes from there, with no second
+        round trip (and a Redis error is raised there, and answered as every one is)."""
+        try:
+            record = await self.store.load(token, touch=touch)
+        except REDIS_ERRORS as error:
+            scope[LOADED] = Loaded(token, touch, None, error)
+            return None
+        scope[LOADED] = Loaded(token, touch, record)
+        return record
+
+    async def _record(
+        self, scope: Mapping[str, Any], token: str, touch: bool
+    ) -> SessionRecord | None:
+        """The record of ``token``, as ``load_early`` left it in the scope or from Redis."""
+        loaded = scope.get(LOADED)
+        # A session slid already needs no second slide; one read without sliding may.
+        if type(loaded) is Loaded and loaded.token == token and (loaded.touch or not touch):
+            if loaded.error is not None:
+                raise loaded.error
+            return loaded.record
+        return await self.store.load(token, touch=touch)
+
     async def _load_current(self) -> None:
         context = request_context()
         assert context is not None, "only while a request is handled"
@@ -215,7 +257,7 @@ class Sessions:
             return
         if current.token is not None:
             token = current.token
-            record = await self.store.load(token, touch=access == "touch")
+            record = await self._record(this.scope, token, access == "touch")
             current.attach(token if record else None, record)
             if record is None:  # a dead cookie: one more read, once per browser or so
                 current.ended = await self.store.ended_reason(token)

@@ -245,6 +245,23 @@ class Skeleton:
         return value
 
 
+def _shape(
+    name: str, root_path: str, per_request: Collection[str], context: dict[str, Any]
+) -> tuple[Any, ...]:
+    """What picks a remembered rendering: the template, the script root and every value of
+    ``context`` but those ``per_request``; a per-request value that is false (None, "") is
+    written as it is, not filled in, so it is part of the shape too."""
+    shape: tuple[Any, ...] = (name, root_path)
+    if context:
+        shape += tuple(
+            [
+                (key, type(value), value) if key not in per_request or not value else key
+                for key, value in context.items()
+            ]
+        )
+    return shape
+
+
 def _no_token() -> str:
     raise NotFillable("csrf_token() without CSRF protection")
 
@@ -285,15 +302,7 @@ class RememberedPages:
         environment = self.environment
         if environment.auto_reload:
             return self._in_full(name, root_path, context)
-        # A per-request value that is false (None, "") is written as it is, not filled in.
-        shape: tuple[Any, ...] = (name, root_path)
-        if context:
-            shape += tuple(
-                [
-                    (key, type(value), value) if key not in per_request or not value else key
-                    for key, value in context.items()
-                ]
-            )
+        shape = _shape(name, root_path, per_request, context)
         skeletons = self._skeletons
         try:
             skeleton = skeletons[shape]
@@ -312,6 +321,26 @@ class RememberedPages:
         if skeleton is None:
             return self._in_full(name, root_path, context)
         return skeleton.fill(context, self._token or self._csrf_token())
+
+    def filled(
+        self,
+        name: str,
+        root_path: str,
+        per_request: Collection[str],
+        context: dict[str, Any],
+        token: Callable[[], str],
+    ) -> str | None:
+        """What ``render`` gives for the same arguments, with ``token`` for ``csrf_token()``,
+        when a request handled before has remembered this shape; else None (a shape not yet
+        rendered, or one rendered in full, or templates that reload). For an answer made
+        outside Quart's request cycle, which cannot run a template that reads the request."""
+        if self.environment.auto_reload:
+            return None
+        try:
+            skeleton = self._skeletons.get(_shape(name, root_path, per_request, context))
+        except TypeError:  # a value of the shape that cannot be hashed
+            return None
+        return skeleton.fill(context, token) if skeleton is not None else None
 
     def _csrf_token(self) -> Callable[[], str]:
         token = self._token
