@@ -665,8 +665,11 @@ async def test_the_offer_needs_a_fresh_password_sign_in(
     # A password sign-in, but longer ago than a challenge lives.
     browser = Auth(app.test_client())
     assert (await browser.sign_in()).status_code == 303
-    monkeypatch.setattr("quartapp.accounts.passkeys.CHALLENGE_SECONDS", -1)
+    assert await offers_passkey(browser.client)
+    monkeypatch.setattr("quartapp.accounts.sign_in_flow.FRESH_SIGN_IN_SECONDS", -1)
     assert (await conditional_options(browser.client)).status_code == 403
+    # And /home no longer offers what would be refused.
+    assert not await offers_passkey(browser.client)
     monkeypatch.undo()
     # Without the conditional options, presence and verification are required.
     _answer, options = await registration_options(browser.client)

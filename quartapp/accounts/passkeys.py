@@ -72,11 +72,11 @@ from quartapp.accounts.service import (
     queue_notice,
 )
 from quartapp.accounts.sign_in_flow import (
-    PASSWORD_WAYS,
+    FRESH_SIGN_IN_SECONDS,
     Way,
+    fresh_password_sign_in,
     note_passkey_added,
     start_session,
-    way_of,
 )
 from quartapp.accounts.throttle import get_throttle, too_many_attempts
 from quartapp.infra.redis_client import get_redis
@@ -88,7 +88,7 @@ from quartapp.web.errors import AppError, InvalidFields
 log = logging.getLogger(__name__)
 
 # How long a challenge waits for its answer (seconds); the browser is given the same time.
-CHALLENGE_SECONDS = 300
+CHALLENGE_SECONDS = FRESH_SIGN_IN_SECONDS
 # The most passkeys one account may have.
 MAX_PASSKEYS = 20
 NAME_MAX = 64
@@ -242,16 +242,6 @@ async def remove_passkey(user_id: int, passkey_id: int) -> tuple[Passkey, list[P
 
 
 # --- adding a passkey ----------------------------------------------------------------------
-
-
-def fresh_password_sign_in(record: SessionRecord) -> bool:
-    """Whether ``record``'s session was signed in with a password moments ago (as long as
-    a challenge lives): the password has just been typed, so it need not be asked again
-    for the browser's offer to add a passkey."""
-    return (
-        way_of(record) in PASSWORD_WAYS
-        and record.read_at - record.created_at <= CHALLENGE_SECONDS * 1000
-    )
 
 
 async def registration_options(

@@ -65,6 +65,9 @@ WAY_KEY = "way"
 # The key, in the data of a session signed in with a password, that says the account had
 # a passkey then, or has had one added since in this session (absent: it had none).
 HAS_PASSKEY_KEY = "has_passkey"
+# How long after a password sign-in the browser may add a passkey without the password typed
+# again (as long as a passkey challenge lives).
+FRESH_SIGN_IN_SECONDS = 300
 
 
 class Way(StrEnum):
@@ -94,13 +97,23 @@ WAY_LABELS = {
 PASSWORD_WAYS = frozenset({Way.PASSWORD, Way.PASSWORD_AND_CODE})
 
 
+def fresh_password_sign_in(record: SessionRecord) -> bool:
+    """Whether ``record``'s session was signed in with a password moments ago (within
+    ``FRESH_SIGN_IN_SECONDS``): the password has just been typed, so it need not be asked
+    again for the browser's offer to add a passkey."""
+    return (
+        way_of(record) in PASSWORD_WAYS
+        and record.read_at - record.created_at <= FRESH_SIGN_IN_SECONDS * 1000
+    )
+
+
 def offers_passkey(record: SessionRecord) -> bool:
-    """Whether ``record``'s session started with the password typed, for an account that
-    had no passkey then and has had none added in this session: /home may offer to add one
-    (static/passkeys.js). Read from the session's data alone, as /home does not ask MySQL;
-    the server refuses the offer, 409, to an account that has a passkey all the same (one
-    added in another session since)."""
-    return way_of(record) in PASSWORD_WAYS and not record.data.get(HAS_PASSKEY_KEY)
+    """Whether /home may offer to add a passkey (static/passkeys.js): the session was
+    signed in with a password moments ago, to an account that had no passkey then and has
+    had none added in this session. Read from the session alone, as /home does not ask
+    MySQL; the server refuses the offer, 409, to an account that has a passkey all the same
+    (one added in another session since)."""
+    return fresh_password_sign_in(record) and not record.data.get(HAS_PASSKEY_KEY)
 
 
 def note_passkey_added(user_id: int) -> None:
