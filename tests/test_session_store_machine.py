@@ -282,9 +282,22 @@ class SessionStoreMachine(RedisMachine):
 
     def check_the_cap(self, earlier: list[ModelSession], before: int) -> None:
         """After a create: the user's sessions that vanished although surely alive were
-        ended by the cap, and each was older than every one that stayed."""
-        after = self.redis_now()
-        alive = {s.key_id: bool(self.run(self.redis.exists(self.record_key(s)))) for s in earlier}
+        ended by the cap, and each was older than every one that stayed.
+
+        "Surely alive" must hold until the records were looked at, so Redis's clock is read
+        after them, in the same transaction: read before them, a session that expired by its
+        idle deadline while this process waited for the CPU passed for one the cap ended."""
+
+        async def look() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for session in earlier:
+                    pipe.exists(self.record_key(session))
+                pipe.time()
+                return list(await pipe.execute())
+
+        *found, (seconds, microseconds) = self.run(look())
+        after = int(seconds) * 1000 + int(microseconds) // 1000
+        alive = {s.key_id: bool(exists) for s, exists in zip(earlier, found, strict=True)}
         capped = [
             s
             for s in earlier
@@ -455,8 +468,8 @@ class SessionStoreMachine(RedisMachine):
                 assert abs(record.expires_at - session.expires_at) <= SAME_DEADLINE_MS
         # Pruned as it was read: the bucket now holds what was listed of this user's
         # sessions (unless the whole bucket expired since, with its last absolute deadline).
-        now = self.redis_now()
         members = self.index_entries(user_id)
+        now = self.redis_now()  # after the index was read, so that "by now" covers that read
         assert members <= set(listed), f"ended sessions left in the index: {members - set(listed)}"
         for key_id in set(listed) - members:
             assert listed[key_id].absolute_deadline <= now + MARGIN_MS, f"{key_id} left the index"
