@@ -15,10 +15,12 @@ after another in one process (--one-process), a route pays for collecting the ga
 routes before it left (GET / counted 771k instructions after /home, 594k alone).
 
 Routes: home (GET /home signed in), signin (GET /, anonymous), sessions (GET /sessions
-with 5 live sessions), poll (GET /session/countdown from htmx), healthz (the app's lightest
-route: its request cycle with no Redis and no template), ceiling (one Redis PTTL) and
-constant (no Redis). Needs valgrind and a C compiler (a 3-line helper issues the
-client requests), Redis and MariaDB as script/bootstrap sets them up.
+with 5 live sessions), poll (GET /session/countdown from htmx), password (GET
+/account/password signed in: a light page that goes through Quart, as every page does but
+the front door's), healthz (the app's lightest route: its request cycle with no Redis and
+no template), ceiling (one Redis PTTL) and constant (no Redis). Needs valgrind and a C
+compiler (a 3-line helper issues the client requests), Redis and MariaDB as
+script/bootstrap sets them up.
 
 The app is made as ``quartapp serve`` makes it (``quartapp.serve.served_app``: its heap
 settled once it serves), unless --stock-gc; with --concurrency 50 the requests are in flight
@@ -42,7 +44,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-ROUTES = ("home", "signin", "sessions", "poll", "healthz", "ceiling", "constant")
+ROUTES = ("home", "signin", "sessions", "poll", "password", "healthz", "ceiling", "constant")
 HELPER = """
 #include <valgrind/callgrind.h>
 void start(void) {
@@ -179,6 +181,7 @@ async def measure(args: argparse.Namespace, helper: Any) -> None:
                 "home": (app, scope("/home", [accept, cookie])),
                 "signin": (app, scope("/", [accept])),
                 "sessions": (app, scope("/sessions", [accept, cookie])),
+                "password": (app, scope("/account/password", [accept, cookie])),
                 "poll": (app, scope("/session/countdown", [cookie, *htmx])),
                 "healthz": (app, scope("/healthz", [])),
                 "ceiling": (ceiling, scope("/ceiling", [accept])),
