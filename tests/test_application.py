@@ -12,9 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from quart import Quart, request
 from quart.wrappers import Request
-from werkzeug.datastructures import Headers
 
-from quartapp.engine.quart_request_cycle import QuietHeaders
 from quartapp.serve import APP, YOUNG_COLLECTION_THRESHOLD, served_app
 from quartapp.web.access import public
 from quartapp.web.headers import finish_headers, response_headers
@@ -200,29 +198,6 @@ def test_finish_headers_for_static_files_and_plain_http() -> None:
     not_found = encoded(("content-type", "text/html"))
     finish_headers(FakeRequest("http", None), not_found)  # type: ignore[arg-type]
     assert (b"cache-control", b"no-store") in not_found
-
-
-names = st.sampled_from(["Content-Length", "content-length", "X-Thing", "Accept", "HX-Request"])
-
-
-@given(
-    present=st.lists(st.tuples(names, st.sampled_from(["12", "abc", "", "7"])), max_size=4),
-    asked=names,
-)
-def test_quiet_headers_answer_as_werkzeug_s_do(present: list[tuple[str, str]], asked: str) -> None:
-    quiet, plain = QuietHeaders(present), Headers(present)
-    assert (asked in quiet) == (asked in plain)
-    assert quiet.get(asked) == plain.get(asked)
-    assert quiet.get(asked, "none") == plain.get(asked, "none")
-    assert quiet.get(asked, type=int) == plain.get(asked, type=int)
-
-
-@pytest.mark.parametrize("key", [0, slice(0, 1)])
-def test_quiet_headers_index_as_werkzeug_s_do(key: Any) -> None:
-    quiet, plain = QuietHeaders([("A", "1"), ("B", "2")]), Headers([("A", "1"), ("B", "2")])
-    assert list(quiet[key] if isinstance(key, slice) else [quiet[key]]) == list(
-        plain[key] if isinstance(key, slice) else [plain[key]]
-    )
 
 
 async def test_a_served_worker_settles_its_heap_when_it_starts_serving(

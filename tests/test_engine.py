@@ -127,16 +127,9 @@ READS = [
             "send_push_promise",
         ),
     ),
-    Reads("quart_request_cycle", "quart.wrappers:Request", "blueprints"),
     Reads("quart_request_cycle", "quart:Quart", "ensure_async", ("self", "func")),
     Reads("quart_request_cycle", "quart.wrappers.response:DataBody", "__init__", ("self", "data")),
     Reads("quart_request_cycle", "werkzeug.datastructures:Headers", "_list", instance=_headers),
-    Reads(
-        "quart_request_cycle",
-        "werkzeug.datastructures:Headers",
-        "get",
-        ("self", "key", "default", "type"),
-    ),
     # The request's context objects
     Reads("quart_context", "quart.globals", "_cv_app"),
     # Jinja's compiler, context and template
@@ -287,7 +280,6 @@ READS = [
 # Names the engine's modules keep on library objects (module, library class, name).
 OWN_NAMES = [
     ("quart_request_cycle", "quart:Quart", "_async_versions"),
-    ("quart_request_cycle", "quart.wrappers:Request", "_blueprint_paths"),
     ("jinja_pages", "jinja2.compiler:CodeGenerator", "_inlining"),
     ("jinja_pages", "jinja2:Environment", "escape_output"),
     ("redis_scripts", "redis.asyncio:BlockingConnectionPool", "_getting"),

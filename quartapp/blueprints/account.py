@@ -17,7 +17,6 @@ from quartapp.accounts import email_change, service
 from quartapp.accounts.queries import count_passkeys, find_user_by_id
 from quartapp.accounts.sign_in_flow import way_of
 from quartapp.engine.quart_context import current_request
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.devices import UNKNOWN_BROWSER
 from quartapp.sessions.extension import current_record, get_sessions, session_access
@@ -172,7 +171,7 @@ async def sessions_list() -> Response:
     current = signed_in_record()
     records = this_device_first(await get_sessions().store.list_sessions(current.user_id), current)
     if current_request().headers.get(SHOWN_HEADER) == list_version(records, current):
-        return AppResponse("", status=204)
+        return Response("", status=204)
     view = sessions_view(records, current, focus_heading=False)
     return await render(view.template, view.fragment or view.template, **view.context)
 
@@ -385,4 +384,4 @@ async def delete_account() -> Response:
 @session_access("none")
 async def deleted_page() -> Response:
     """Where a deleted account's browser lands; it shows nothing personal."""
-    return AppResponse(await render_template("account/deleted.html"))
+    return Response(await render_template("account/deleted.html"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify
 
 from quartapp.engine.quart_context import current_application
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.web.access import public
 from quartapp.web.api import openapi_document
 from quartapp.web.templating import render_template
@@ -25,4 +24,4 @@ async def openapi() -> Response:
 @public
 async def reference() -> Response:
     """The API reference: the document shown by Swagger UI, served from this app."""
-    return AppResponse(await render_template("api/docs.html"))
+    return Response(await render_template("api/docs.html"))

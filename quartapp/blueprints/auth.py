@@ -11,7 +11,6 @@ from quartapp.accounts.sign_in_flow import ENDED as SECOND_STEP_ENDED
 from quartapp.accounts.sign_in_flow import SecondStepPending
 from quartapp.blueprints import two_factor
 from quartapp.engine.quart_context import current_request
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import (
     current_record,
@@ -243,7 +242,7 @@ async def sign_in() -> Response:
 async def sign_out_page() -> Response:
     if current_record() is None:
         return navigate(url_for("auth.sign_in_page"))
-    return AppResponse(await render_template("auth/sign_out.html"))
+    return Response(await render_template("auth/sign_out.html"))
 
 
 @bp.post("/logout")

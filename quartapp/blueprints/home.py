@@ -15,7 +15,6 @@ from quart import Blueprint, Response, url_for
 from quartapp.accounts.sign_in_flow import offers_passkey
 from quartapp.accounts.verification import UNVERIFIED
 from quartapp.engine.quart_context import current_request, request_context
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.extension import (
     current_record,
     request_session,
@@ -184,7 +183,7 @@ async def home() -> Response:
         if this.args.get("verified") == "1":
             sent = "Your email address is verified. Thank you."
     context = home_context(record, sent=sent, widget=widget_context(record))
-    return AppResponse(await render_remembered(HOME_TEMPLATE, PER_REQUEST, **context))
+    return Response(await render_remembered(HOME_TEMPLATE, PER_REQUEST, **context))
 
 
 @bp.get("/session/countdown")

@@ -14,7 +14,6 @@ from quartapp.accounts.models import User
 from quartapp.accounts.queries import find_user_by_id
 from quartapp.accounts.sign_in_flow import SecondStepEnded, SecondStepPending, keep_pending
 from quartapp.engine.quart_context import current_request
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.sessions.csrf import csrf_token
 from quartapp.sessions.extension import current_record
 from quartapp.sessions.store import SessionRecord
@@ -239,7 +238,7 @@ async def download_recovery_codes() -> Response:
         "Recovery codes for your quartapp account. Each works once, in place of a code from\n"
         "your authenticator app. Keep them somewhere safe.\n\n" + "\n".join(lines) + "\n"
     )
-    response = AppResponse(text, mimetype="text/plain")
+    response = Response(text, mimetype="text/plain")
     response.headers["Content-Disposition"] = f'attachment; filename="{DOWNLOAD_NAME}"'
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,7 +1,7 @@
 """The app's Quart class: Quart's request cycle without the parts this app does not use.
 
-Replaces Quart's ``ASGIHTTPConnection`` (``Quart.asgi_http_class``), its request and
-response classes (``request_class``, ``response_class``) and ``Quart.ensure_async``.
+Replaces Quart's ``ASGIHTTPConnection`` (``Quart.asgi_http_class``) and
+``Quart.ensure_async``.
 
 Quart handles every HTTP request in two tasks (one reads the body and watches for the
 client going away, one runs the view), sends the body in chunks followed by an empty one
@@ -18,18 +18,15 @@ Here:
   ``RESPONSE_TIMEOUT``, as Quart sends it, by ``asyncio.timeout`` (which needs no task).
 - the headers every response carries are added to the ASGI message as it is sent
   (``finish_headers``), not merged into Werkzeug's headers by an ``after_request`` hook.
-- request and response headers answer an absent name without raising and catching an
-  exception (``QuietHeaders``), and a request works out its blueprints once
-  (``AppRequest``), not for every hook run.
 - ``ensure_async`` remembers what it found for each function.
 
 Everything else (contexts, routing, hooks, error handlers, signals) is Quart's own.
 
 Private names read: ``quart.asgi._handle_exception`` and ``_normalise_path``;
 ``ASGIHTTPConnection._create_request_from_scope`` (replaced) and ``_send_push_promise``;
-``werkzeug.datastructures.Headers._list``. Public names whose behaviour is replaced:
-``ASGIHTTPConnection.__call__`` and ``handle_request``, ``Request.blueprints``,
-``Quart.ensure_async``, ``Headers.get`` and ``__contains__``.
+``werkzeug.datastructures.Headers._list`` (a request's headers filled in one step). Public
+names whose behaviour is replaced: ``ASGIHTTPConnection.__call__`` and ``handle_request``,
+``Quart.ensure_async``.
 
 Buys (``bench/instructions.py --stock-gc``, 2026-12-07: how many more instructions a
 request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 0.22):
@@ -37,12 +34,17 @@ request costs without it, on Python 3.13 with Quart 0.23.1 / on 3.11 with Quart 
 - the cycle (one task, one body message, headers added at send; measured against Quart's
   cycle with the app's headers added by an ``after_request`` hook): ``GET /home`` +35.4 % /
   +36.7 %, ``GET /`` +60.1 % / +58.4 %, ``GET /sessions`` +15.4 % / +14.8 %;
-- ``ensure_async`` remembered: +8.8 % / +3.4 %, +14.9 % / +5.7 %, +3.7 % / +1.5 %;
-- ``AppRequest.blueprints``: +3.9 % / +6.0 %, +5.8 % / +9.2 %, +1.4 % / +2.2 %;
-- ``QuietHeaders``: +3.1 % / +2.9 %, +5.0 % / +5.3 %, +1.6 % / +1.6 % (measure it again on
-  each Werkzeug upgrade).
+- ``ensure_async`` remembered: +8.8 % / +3.4 %, +14.9 % / +5.7 %, +3.7 % / +1.5 %, and
+  ``GET /account/password`` +6.6 % / +2.3 %.
 
-The countdown poll is answered in front of Quart and owes none of them anything.
+These ``GET /home`` and ``GET /`` figures were measured before the front door
+(``blueprints/front_door``), which now answers both pages' common case, as it does the
+countdown's poll, without Quart: they owe these parts only their other requests, and every
+other page what ``/sessions`` and ``/account/password`` show. Two parts bought under 3 % of
+every page that goes through Quart once the front door came, on 3.13, and were deleted
+(docs/benchmarks.md): a request's blueprints worked out once (``AppRequest``: 2.5 % of
+``/account/password``, 1.4 % of ``/sessions``) and headers that answer an absent name
+without an exception (``QuietHeaders``: 1.9 % and 1.6 %).
 
 Delete when (each part on its own):
 
@@ -50,11 +52,7 @@ Delete when (each part on its own):
   memory as one message (0.23.1 runs two tasks in a task group per request and sends
   chunks and an empty last message under ``wait_for``);
 - ``ensure_async``: when Quart's remembers what it found (0.23.1 asks
-  ``iscoroutinefunction`` on every hook call);
-- ``AppRequest``: when ``Request.blueprints`` stops importing a helper on every call
-  (0.23.1 still does);
-- ``QuietHeaders``: when Werkzeug's ``Headers.get`` and ``in`` stop raising and catching a
-  KeyError for an absent name, or it buys under 3 % of every page.
+  ``iscoroutinefunction`` on every hook call), or it buys under 3 % of every page.
 """
 
 from __future__ import annotations
@@ -63,7 +61,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -94,42 +92,16 @@ HeaderFinisher = Callable[[Request, list[tuple[bytes, bytes]]], None]
 BODILESS_METHODS = frozenset({"GET", "HEAD"})
 
 
-class QuietHeaders(Headers):
-    """Headers looked up without raising and catching an exception for each absent one, as
-    Werkzeug's ``get`` and ``in`` do (and most headers asked about are absent:
-    ``Content-Length`` on every GET, ``Content-Type`` on every new response)."""
-
-    def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
-        if not isinstance(key, str):
-            return super().get(key, default, type)
-        wanted = key.lower()
-        for name, value in self._list:
-            if name.lower() == wanted:
-                if type is None:
-                    return value
-                try:
-                    return type(value)
-                except ValueError:
-                    return default
-        return default
-
-    def __contains__(self, key: Any) -> bool:
-        if not isinstance(key, str):
-            return super().__contains__(key)
-        wanted = key.lower()
-        return any(name.lower() == wanted for name, _ in self._list)
-
-
 class HTTPConnection(ASGIHTTPConnection):
     """One HTTP request: body-less ones in the connection's own task (see the module)."""
 
     app: Application
 
     def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
-        # Quart's own, but for the headers' class, filled in one step: the server has
-        # parsed them already (no line breaks in a name or value can reach here).
+        # Quart's own, but for the headers, filled in one step: the server has parsed them
+        # already (no line breaks in a name or value can reach here).
         scope = self.scope
-        headers = QuietHeaders()
+        headers = Headers()
         headers._list = [
             ("Remote-Addr", (scope.get("client") or ["<local>"])[0]),
             *(
@@ -208,45 +180,10 @@ class HTTPConnection(ASGIHTTPConnection):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class AppRequest(Request):
-    """Quart's request, whose ``blueprints`` (asked for by every hook run) is worked out
-    once per blueprint while the app runs: Quart's runs an import statement on each call."""
-
-    _blueprint_paths: ClassVar[dict[str, list[str]]] = {}
-
-    @property
-    def blueprints(self) -> list[str]:
-        name = self.blueprint
-        if name is None:
-            return []
-        path = self._blueprint_paths.get(name)
-        if path is None:  # one entry per blueprint of the app, at most
-            path = self._blueprint_paths[name] = super().blueprints
-        return path
-
-
-class AppResponse(Response):
-    """Quart's response, with ``QuietHeaders``."""
-
-    def __init__(
-        self,
-        response: Any = None,
-        status: Any = None,
-        headers: Any = None,
-        mimetype: str | None = None,
-        content_type: str | None = None,
-    ) -> None:
-        if not isinstance(headers, Headers):
-            headers = QuietHeaders(headers) if headers else QuietHeaders()
-        super().__init__(response, status, headers, mimetype, content_type)
-
-
 class Application(Quart):
     """Quart, with the request cycle of ``HTTPConnection`` and a remembering ``ensure_async``."""
 
     asgi_http_class = HTTPConnection
-    request_class = AppRequest
-    response_class = AppResponse
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

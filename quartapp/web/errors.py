@@ -16,7 +16,6 @@ from tortoise.exceptions import DBConnectionError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from quartapp.engine.quart_context import request_context
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.infra.redis_client import redis_unavailable
 from quartapp.sessions.extension import RequestSession
 from quartapp.web.error_body import API_MESSAGES
@@ -114,10 +113,10 @@ async def render_error(error: AppError) -> Response:
         response = jsonify(error.body())
     elif htmx().request:
         # Shown in the page's alert region; the element that asked is left as it was.
-        response = AppResponse(await render_template("errors/alert.html", error=error))
+        response = Response(await render_template("errors/alert.html", error=error))
         response.headers["HX-Reswap"] = "none"
     else:
-        response = AppResponse(
+        response = Response(
             await render_template("errors/page.html", error=error, signed_in=signed_in_so_far())
         )
     response.status_code = error.status

@@ -9,7 +9,6 @@ from typing import Any
 from quart import Response, redirect, url_for
 
 from quartapp.engine.quart_context import current_request, request_context
-from quartapp.engine.quart_request_cycle import AppResponse
 from quartapp.web.templating import render_once as render_template_once
 from quartapp.web.templating import render_remembered as render_remembered_template
 from quartapp.web.templating import render_template
@@ -83,7 +82,7 @@ def wants_json() -> bool:
 def navigate(location: str) -> Response:
     """Send the browser to ``location``: HX-Redirect for htmx, a 303 for everything else."""
     if htmx().request:
-        response = AppResponse("", status=204)
+        response = Response("", status=204)
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, code=303)  # type: ignore[return-value]
@@ -97,7 +96,7 @@ def signed_out_url() -> str:
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
     """``fragment`` alone for an htmx swap, else the whole ``page``, which includes it."""
     template = fragment if htmx().wants_fragment else page
-    response = AppResponse(await render_template(template, **context), status=status)
+    response = Response(await render_template(template, **context), status=status)
     return _with_error_headers(response, context)
 
 
@@ -107,14 +106,14 @@ async def render_remembered(
     """``render`` of a page asked for often, from a rendering remembered per shape, with
     the values named in ``per_request`` filled in (``templating.render_remembered``)."""
     template = fragment if htmx().wants_fragment else page
-    return AppResponse(await render_remembered_template(template, per_request, **context))
+    return Response(await render_remembered_template(template, per_request, **context))
 
 
 async def render_once(page: str, fragment: str) -> Response:
     """``render`` of a page (or its fragment) that is the same for every visitor but for
     its CSRF token: rendered once and remembered (``templating.render_once``)."""
     template = fragment if htmx().wants_fragment else page
-    return AppResponse(await render_template_once(template))
+    return Response(await render_template_once(template))
 
 
 def _with_error_headers(response: Response, context: dict[str, Any]) -> Response:
