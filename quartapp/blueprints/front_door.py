@@ -61,7 +61,6 @@ class FrontDoor:
     """ASGI middleware: the common case of the pages asked for most, before Quart."""
 
     def __init__(self, app: Quart, sessions: Sessions) -> None:
-        self.app = app
         self.sessions = sessions
         self.next = app.asgi_app
         urls = app.url_map.bind("")
