@@ -1,5 +1,5 @@
-"""The front door (``blueprints.home.FrontDoor``) answers the countdown's poll and /home
-exactly as their Quart routes would, or steps aside."""
+"""The front door (``blueprints.front_door``) answers the countdown's poll, /home and the
+sign-in and sign-up pages exactly as their Quart routes would, or steps aside."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from quartapp.sessions.store import ENDED_BY_DELETION, SessionRecord, SessionSto
 from quartapp.web.client_address import client_ip, trusted_networks
 
 EXTENSION = "quartapp.sessions"
-# The ASGI scope's key under which a handler in front of Quart (``blueprints.home.FrontDoor``)
+# The ASGI scope's key under which a handler in front of Quart (``blueprints.front_door``)
 # leaves what it loaded before it passed the request on (``Loaded``), so that the request's
 # session is not loaded a second time.
 LOADED = "quartapp.session_loaded"
